@@ -1,0 +1,416 @@
+
+/*
+ * The access-phase check of "Authorization: Bearer <token>" (RFC 6750).
+ *
+ * The flow:
+ *   ngx_http_auth_pat_access_handler()
+ *     -> ngx_http_auth_pat_parse_authorization(): scheme, b64token syntax
+ *     -> pat_token_verify(): prefix, length, CRC32 checksum; no Redis
+ *     -> ngx_http_auth_pat_store_digest(): HMAC-SHA256 of the token
+ *     -> ngx_http_auth_pat_store_lookup(): one HMGET, pipelined on the
+ *        worker's Redis connection; the handler returns NGX_DONE with
+ *        r->main->count raised, so the request waits without blocking
+ *   ngx_http_auth_pat_access_reply() (from the Redis connection's event)
+ *     -> ngx_http_auth_pat_store_lookup_result(): record, expiry
+ *     -> the verdict goes into the ctx; the phases run again, so the
+ *        access handler is re-entered and returns the verdict
+ *
+ * A request cleanup detaches the pending command: the command's memory
+ * belongs to the Redis layer, and its late reply is dropped there.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_auth_pat_module.h"
+#include "ngx_http_auth_pat_store.h"
+
+
+struct ngx_http_auth_pat_lookup_s {
+    ngx_http_request_t              *request;
+    ngx_http_auth_pat_redis_cmd_t   *cmd;
+};
+
+
+static ngx_int_t ngx_http_auth_pat_verdict(ngx_http_request_t *r,
+    ngx_http_auth_pat_ctx_t *ctx);
+
+
+/*
+ * Authorization: Bearer b64token.  The scheme is case-insensitive
+ * (RFC 7235).  Another scheme means "no bearer credentials"; a Bearer
+ * scheme with no token, or a token outside the b64token syntax, is a
+ * malformed request.
+ */
+
+static ngx_int_t
+ngx_http_auth_pat_parse_authorization(ngx_http_request_t *r, ngx_str_t *token)
+{
+    u_char           *p, *last, *start;
+    ngx_table_elt_t  *h;
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL) {
+        return NGX_HTTP_AUTH_PAT_NO_CREDENTIALS;
+    }
+
+    p = h->value.data;
+    last = p + h->value.len;
+
+    if (h->value.len < sizeof("Bearer") - 1
+        || ngx_strncasecmp(p, (u_char *) "Bearer", sizeof("Bearer") - 1)
+           != 0)
+    {
+        return NGX_HTTP_AUTH_PAT_NO_CREDENTIALS;
+    }
+
+    p += sizeof("Bearer") - 1;
+
+    if (p < last && *p != ' ') {
+        /* "Bearerish ...": another scheme */
+        return NGX_HTTP_AUTH_PAT_NO_CREDENTIALS;
+    }
+
+    while (p < last && *p == ' ') {
+        p++;
+    }
+
+    start = p;
+
+    while (p < last) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'
+            || *p == '_' || *p == '~' || *p == '+' || *p == '/')
+        {
+            p++;
+            continue;
+        }
+
+        break;
+    }
+
+    while (p < last && *p == '=') {
+        p++;
+    }
+
+    if (p == start || p != last) {
+        return NGX_HTTP_AUTH_PAT_INVALID_REQUEST;
+    }
+
+    token->data = start;
+    token->len = p - start;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_auth_pat_lookup_cleanup(void *data)
+{
+    ngx_http_auth_pat_lookup_t  *lk = data;
+
+    if (lk->cmd) {
+        ngx_http_auth_pat_redis_cancel(lk->cmd);
+        lk->cmd = NULL;
+    }
+}
+
+
+static void
+ngx_http_auth_pat_access_reply(void *data, redisReply *reply, ngx_int_t rc)
+{
+    ngx_http_auth_pat_lookup_t  *lk = data;
+
+    ngx_int_t                       res;
+    ngx_time_t                     *tp;
+    ngx_connection_t               *c;
+    ngx_http_request_t             *r;
+    ngx_http_auth_pat_ctx_t        *ctx;
+
+    r = lk->request;
+    c = r->connection;
+    lk->cmd = NULL;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+
+    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
+
+    if (rc != NGX_OK) {
+        ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
+
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "auth_pat: redis error: %s", reply->str);
+        ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
+
+    } else {
+        tp = ngx_timeofday();
+        res = ngx_http_auth_pat_store_lookup_result(reply, r->pool,
+                  (int64_t) tp->sec * 1000 + tp->msec, &ctx->identity);
+
+        switch (res) {
+
+        case NGX_OK:
+            ctx->verdict = NGX_OK;
+            ctx->identified = 1;
+            break;
+
+        case NGX_DECLINED:
+            ctx->verdict = NGX_HTTP_AUTH_PAT_INVALID_TOKEN;
+            break;
+
+        default:
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "auth_pat: unexpected validation record");
+            ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
+        }
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "auth_pat lookup done: %i", ctx->verdict);
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+
+    /* drop the reference taken when the lookup started */
+    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* a copy of the request header list without Authorization */
+
+static ngx_int_t
+ngx_http_auth_pat_hide_credentials(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_t        headers;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *nh;
+
+    if (r->headers_in.authorization == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Authorization") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
+                               sizeof("Authorization") - 1) == 0)
+        {
+            continue;
+        }
+
+        nh = ngx_list_push(&headers);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        *nh = h[i];
+    }
+
+    /* known-header pointers keep pointing at the old, intact elements */
+    r->headers_in.headers = headers;
+    r->headers_in.authorization = NULL;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_verdict(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                     *challenge;
+    const char                    *code, *message;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    switch (ctx->verdict) {
+
+    case NGX_OK:
+        if (plcf->hide_credentials
+            && ngx_http_auth_pat_hide_credentials(r) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_OK;
+
+    case NGX_HTTP_AUTH_PAT_NO_CREDENTIALS:
+        challenge = &plcf->challenge;
+        code = "unauthorized";
+        message = "a bearer token is required";
+        break;
+
+    case NGX_HTTP_AUTH_PAT_INVALID_TOKEN:
+        challenge = &plcf->challenge_invalid_token;
+        code = "unauthorized";
+        message = "the token is invalid, expired or revoked";
+        break;
+
+    case NGX_HTTP_AUTH_PAT_INVALID_REQUEST:
+        rc = ngx_http_auth_pat_send_error(r, NGX_HTTP_BAD_REQUEST,
+                 "invalid_request", "malformed Authorization header",
+                 &plcf->challenge_invalid_request);
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+
+    default: /* NGX_HTTP_AUTH_PAT_UNAVAILABLE */
+        rc = ngx_http_auth_pat_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                 "unavailable", "the token store is unavailable", NULL);
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->satisfy != NGX_HTTP_SATISFY_ALL) {
+        /* another access module may still let the request in */
+        r->headers_out.www_authenticate = ngx_list_push(
+                                                  &r->headers_out.headers);
+        if (r->headers_out.www_authenticate == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        r->headers_out.www_authenticate->hash = 1;
+        ngx_str_set(&r->headers_out.www_authenticate->key,
+                    "WWW-Authenticate");
+        r->headers_out.www_authenticate->value = *challenge;
+
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    rc = ngx_http_auth_pat_send_error(r, NGX_HTTP_UNAUTHORIZED, code, message,
+                                      challenge);
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_access_handler(ngx_http_request_t *r)
+{
+    u_char                          hex[PAT_DIGEST_HEX_LEN];
+    ngx_int_t                       rc;
+    ngx_str_t                       token;
+    ngx_http_cleanup_t             *hcln;
+    ngx_http_auth_pat_ctx_t        *ctx;
+    ngx_http_auth_pat_lookup_t     *lk;
+    ngx_http_auth_pat_loc_conf_t   *plcf;
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    if (!plcf->enabled) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_auth_pat_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    switch (ctx->state) {
+
+    case NGX_HTTP_AUTH_PAT_CHECK_DONE:
+        return ngx_http_auth_pat_verdict(r, ctx);
+
+    case NGX_HTTP_AUTH_PAT_CHECK_PENDING:
+        return NGX_DONE;
+
+    default:
+        break;
+    }
+
+    rc = ngx_http_auth_pat_parse_authorization(r, &token);
+
+    if (rc != NGX_OK) {
+        ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
+        ctx->verdict = rc;
+
+        if (rc == NGX_HTTP_AUTH_PAT_INVALID_REQUEST) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "auth_pat: malformed Authorization header");
+        }
+
+        return ngx_http_auth_pat_verdict(r, ctx);
+    }
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
+
+    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
+
+    if (!pat_token_verify((char *) token.data, token.len,
+                          (char *) pmcf->prefix.data, pmcf->prefix.len))
+    {
+        /* never log the token, not even a malformed one */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "auth_pat: token with a bad format or checksum");
+        ctx->verdict = NGX_HTTP_AUTH_PAT_INVALID_TOKEN;
+        return ngx_http_auth_pat_verdict(r, ctx);
+    }
+
+    if (ngx_http_auth_pat_store_digest(pmcf, token.data, token.len, hex)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lk = ngx_palloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
+    if (lk == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    hcln = ngx_http_cleanup_add(r, 0);
+    if (hcln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lk->request = r;
+    lk->cmd = ngx_http_auth_pat_store_lookup(pmcf, hex,
+                                             ngx_http_auth_pat_access_reply,
+                                             lk);
+
+    hcln->handler = ngx_http_auth_pat_lookup_cleanup;
+    hcln->data = lk;
+
+    if (lk->cmd == NULL) {
+        /* Redis is down: fail closed, at once */
+        ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
+        return ngx_http_auth_pat_verdict(r, ctx);
+    }
+
+    ctx->lookup = lk;
+    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_PENDING;
+
+    r->main->count++;
+
+    return NGX_DONE;
+}

@@ -1,0 +1,832 @@
+
+/*
+ * ngx_http_auth_pat_module: directives, configuration, process hooks,
+ * variables and the JSON error response shared by the access check and
+ * the admin API.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+
+#include "ngx_http_auth_pat_module.h"
+#include "ngx_http_auth_pat_store.h"
+
+
+#define NGX_HTTP_AUTH_PAT_KEY_MIN   32
+#define NGX_HTTP_AUTH_PAT_KEY_MAX   4096
+
+
+static ngx_int_t ngx_http_auth_pat_add_variables(ngx_conf_t *cf);
+static void *ngx_http_auth_pat_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_auth_pat_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_auth_pat_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_auth_pat_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_auth_pat_init_process(ngx_cycle_t *cycle);
+static void ngx_http_auth_pat_exit_process(ngx_cycle_t *cycle);
+
+static char *ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_auth_pat_token_prefix(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_auth_pat(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+static ngx_int_t ngx_http_auth_pat_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_command_t  ngx_http_auth_pat_commands[] = {
+
+    { ngx_string("auth_pat_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_auth_pat_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_auth_pat_key_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat_token_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_auth_pat_token_prefix,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LMT_CONF
+                        |NGX_CONF_TAKE1,
+      ngx_http_auth_pat,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat_hide_credentials"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_loc_conf_t, hide_credentials),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_auth_pat_module_ctx = {
+    ngx_http_auth_pat_add_variables,       /* preconfiguration */
+    ngx_http_auth_pat_init,                /* postconfiguration */
+
+    ngx_http_auth_pat_create_main_conf,    /* create main configuration */
+    ngx_http_auth_pat_init_main_conf,      /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_auth_pat_create_loc_conf,     /* create location configuration */
+    ngx_http_auth_pat_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_auth_pat_module = {
+    NGX_MODULE_V1,
+    &ngx_http_auth_pat_module_ctx,         /* module context */
+    ngx_http_auth_pat_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_auth_pat_init_process,        /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_auth_pat_exit_process,        /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_auth_pat_vars[] = {
+
+    { ngx_string("pat_user_id"), NULL, ngx_http_auth_pat_variable,
+      offsetof(ngx_http_auth_pat_identity_t, user_id),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("pat_token_id"), NULL, ngx_http_auth_pat_variable,
+      offsetof(ngx_http_auth_pat_identity_t, token_id),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("pat_token_name"), NULL, ngx_http_auth_pat_variable,
+      offsetof(ngx_http_auth_pat_identity_t, token_name),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+/* ------------------------------------------------------------ runtime */
+
+
+ngx_http_auth_pat_ctx_t *
+ngx_http_auth_pat_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_auth_pat_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_auth_pat_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_auth_pat_module);
+    }
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_auth_pat_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_auth_pat_module);
+
+    if (ctx == NULL || !ctx->identified) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) &ctx->identity + data);
+
+    v->len = s->len;
+    v->data = s->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Every error, from the access check and the API alike:
+ * {"error": code, "message": text}, built with jansson.
+ */
+
+ngx_int_t
+ngx_http_auth_pat_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message, ngx_str_t *www_authenticate)
+{
+    char             *json;
+    size_t            len;
+    json_t           *obj;
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    obj = json_pack("{s:s, s:s}", "error", code, "message", message);
+    if (obj == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    json = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(json);
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        free(json);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, json, len);
+    *b->last++ = '\n';
+    free(json);
+
+    ngx_http_clear_content_length(r);
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (www_authenticate != NULL && www_authenticate->len) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        h->value = *www_authenticate;
+        r->headers_out.www_authenticate = h;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* ----------------------------------------------------- configuration */
+
+
+static ngx_int_t
+ngx_http_auth_pat_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_auth_pat_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_auth_pat_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    pmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_auth_pat_main_conf_t));
+    if (pmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     pmcf->redis = NULL;
+     *     pmcf->key = { 0, NULL };
+     *     pmcf->key_file = { 0, NULL };
+     *     pmcf->prefix = { 0, NULL };
+     *     pmcf->used = 0;
+     */
+
+    return pmcf;
+}
+
+
+static char *
+ngx_http_auth_pat_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = conf;
+
+    if (pmcf->prefix.data == NULL) {
+        ngx_str_set(&pmcf->prefix, "pat_");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_auth_pat_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_auth_pat_loc_conf_t));
+    if (plcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     plcf->realm = { 0, NULL };
+     *     plcf->challenge* = { 0, NULL };
+     */
+
+    plcf->enabled = NGX_CONF_UNSET;
+    plcf->hide_credentials = NGX_CONF_UNSET;
+
+    return plcf;
+}
+
+
+/* Bearer realm="...", with '"' and '\' escaped (RFC 7230 quoted-string) */
+
+static ngx_int_t
+ngx_http_auth_pat_challenge(ngx_conf_t *cf, ngx_str_t *realm,
+    const char *error, ngx_str_t *out)
+{
+    u_char  *p;
+    size_t   len, i;
+
+    len = sizeof("Bearer realm=\"\"") - 1 + 2 * realm->len;
+
+    if (error) {
+        len += sizeof(", error=\"\"") - 1 + ngx_strlen(error);
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+    p = ngx_cpymem(p, "Bearer realm=\"", sizeof("Bearer realm=\"") - 1);
+
+    for (i = 0; i < realm->len; i++) {
+        if (realm->data[i] == '"' || realm->data[i] == '\\') {
+            *p++ = '\\';
+        }
+
+        *p++ = realm->data[i];
+    }
+
+    *p++ = '"';
+
+    if (error) {
+        p = ngx_sprintf(p, ", error=\"%s\"", error);
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_auth_pat_loc_conf_t  *prev = parent;
+    ngx_http_auth_pat_loc_conf_t  *conf = child;
+
+    if (conf->enabled == NGX_CONF_UNSET) {
+        conf->enabled = prev->enabled;
+        conf->realm = prev->realm;
+        conf->challenge = prev->challenge;
+        conf->challenge_invalid_token = prev->challenge_invalid_token;
+        conf->challenge_invalid_request = prev->challenge_invalid_request;
+    }
+
+    ngx_conf_init_value(conf->enabled, 0);
+    ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 0);
+
+    if (conf->enabled && conf->challenge.data == NULL) {
+        if (ngx_http_auth_pat_challenge(cf, &conf->realm, NULL,
+                                        &conf->challenge)
+            != NGX_OK
+            || ngx_http_auth_pat_challenge(cf, &conf->realm, "invalid_token",
+                                           &conf->challenge_invalid_token)
+               != NGX_OK
+            || ngx_http_auth_pat_challenge(cf, &conf->realm,
+                                           "invalid_request",
+                                           &conf->challenge_invalid_request)
+               != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt            *h;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_auth_pat_module);
+
+    if (!pmcf->used) {
+        return NGX_OK;
+    }
+
+    if (pmcf->redis == NULL || pmcf->key.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"auth_pat\" needs \"auth_pat_redis\" and "
+                      "\"auth_pat_key_file\" in the http block");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_auth_pat_store_init_conf(cf, pmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_auth_pat_access_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    pmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_auth_pat_module);
+
+    if (pmcf == NULL || !pmcf->used) {
+        return NGX_OK;
+    }
+
+    return ngx_http_auth_pat_store_init_process(cycle, pmcf);
+}
+
+
+static void
+ngx_http_auth_pat_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_auth_pat_store_exit_process(cycle);
+}
+
+
+/* ---------------------------------------------------------- directives */
+
+
+static char *
+ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = conf;
+
+    u_char                          *p;
+    ngx_int_t                        n;
+    ngx_str_t                       *value, s;
+    ngx_url_t                        u;
+    ngx_uint_t                       i;
+    struct sockaddr_un              *sun;
+    ngx_http_auth_pat_redis_conf_t  *rcf;
+
+    if (pmcf->redis) {
+        return "is duplicate";
+    }
+
+    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_auth_pat_redis_conf_t));
+    if (rcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    rcf->addr_text = value[1];
+    rcf->timeout = 1000;
+    ngx_str_set(&rcf->ns, "pat:");
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = value[1];
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in redis address \"%V\"", u.err, &u.url);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.uri.len && u.family != AF_UNIX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid redis address \"%V\": expected "
+                           "\"host:port\" or \"unix:/path\"", &u.url);
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis host \"%V\" not found", &u.host);
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.family == AF_UNIX) {
+        sun = (struct sockaddr_un *) u.addrs[0].sockaddr;
+        rcf->unix_path.len = ngx_strlen(sun->sun_path);
+        rcf->unix_path.data = ngx_pnalloc(cf->pool, rcf->unix_path.len + 1);
+        if (rcf->unix_path.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(rcf->unix_path.data, (u_char *) sun->sun_path,
+                    rcf->unix_path.len + 1);
+
+    } else {
+        /* hiredis connects by name; give it the numeric address, so
+         * that no worker ever calls a resolver */
+        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rcf->host.data = p;
+        rcf->host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
+                                      u.addrs[0].socklen, p,
+                                      NGX_SOCKADDR_STRLEN, 0);
+        p[rcf->host.len] = '\0';
+        rcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR || n > 65535) {
+                goto invalid;
+            }
+
+            rcf->db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            rcf->password.data = value[i].data + 9;
+            rcf->password.len = value[i].len - 9;
+
+            if (rcf->password.len == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
+            rcf->user.data = value[i].data + 5;
+            rcf->user.len = value[i].len - 5;
+
+            if (rcf->user.len == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            rcf->timeout = ngx_parse_time(&s, 0);
+            if (rcf->timeout == (ngx_msec_t) NGX_ERROR || rcf->timeout == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "namespace=", 10) == 0) {
+            rcf->ns.data = value[i].data + 10;
+            rcf->ns.len = value[i].len - 10;
+
+            if (rcf->ns.len == 0 || rcf->ns.len > NGX_HTTP_AUTH_PAT_NS_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid redis namespace \"%V\": use "
+                                   "1 to %d bytes", &rcf->ns,
+                                   NGX_HTTP_AUTH_PAT_NS_MAX);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (rcf->user.len && rcf->password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis \"user=\" needs \"password=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    pmcf->redis = rcf;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = conf;
+
+    u_char           *buf;
+    size_t            size;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t        *value, name;
+    ngx_file_info_t   fi;
+
+    if (pmcf->key_file.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed", name.data);
+        return NGX_CONF_ERROR;
+    }
+
+    buf = NULL;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", name.data);
+        goto failed;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    if (size > NGX_HTTP_AUTH_PAT_KEY_MAX + 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "key file \"%s\" is too large: the key must be "
+                           "%d to %d bytes", name.data,
+                           NGX_HTTP_AUTH_PAT_KEY_MIN,
+                           NGX_HTTP_AUTH_PAT_KEY_MAX);
+        goto failed;
+    }
+
+    buf = ngx_pnalloc(cf->pool, size + 1);
+    if (buf == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_fd(fd, buf, size);
+    if (n == -1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_read_fd_n " \"%s\" failed", name.data);
+        goto failed;
+    }
+
+    ngx_close_file(fd);
+    fd = NGX_INVALID_FILE;
+
+    /* the key is the content with one trailing newline removed */
+    size = n;
+
+    if (size && buf[size - 1] == '\n') {
+        size--;
+
+        if (size && buf[size - 1] == '\r') {
+            size--;
+        }
+    }
+
+    if (size < NGX_HTTP_AUTH_PAT_KEY_MIN || size > NGX_HTTP_AUTH_PAT_KEY_MAX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "key file \"%s\" holds a %uz-byte key: the key "
+                           "must be %d to %d bytes", name.data, size,
+                           NGX_HTTP_AUTH_PAT_KEY_MIN,
+                           NGX_HTTP_AUTH_PAT_KEY_MAX);
+        ngx_explicit_memzero(buf, n);
+        return NGX_CONF_ERROR;
+    }
+
+    pmcf->key_file = name;
+    pmcf->key.data = buf;
+    pmcf->key.len = size;
+
+    return NGX_CONF_OK;
+
+failed:
+
+    if (fd != NGX_INVALID_FILE) {
+        ngx_close_file(fd);
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_auth_pat_token_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (pmcf->prefix.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (!pat_prefix_valid((char *) value[1].data, value[1].len)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid token prefix \"%V\": use 1 to %d "
+                           "letters, digits and \"_\"", &value[1],
+                           PAT_TOKEN_PREFIX_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    pmcf->prefix = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_auth_pat(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf = conf;
+
+    ngx_str_t                      *value;
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    if (plcf->enabled != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        plcf->enabled = 0;
+        return NGX_CONF_OK;
+    }
+
+    plcf->enabled = 1;
+    plcf->realm = value[1];
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_auth_pat_module);
+    pmcf->used = 1;
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,102 @@
+
+/*
+ * ngx_http_auth_pat_module: personal access tokens issued and checked
+ * inside nginx, stored in Redis.
+ */
+
+
+#ifndef _NGX_HTTP_AUTH_PAT_MODULE_H_INCLUDED_
+#define _NGX_HTTP_AUTH_PAT_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "pat_token.h"
+
+
+#define NGX_HTTP_AUTH_PAT_USER_MAX     256
+
+
+typedef struct {
+    ngx_str_t                      addr_text;  /* as configured */
+    ngx_str_t                      host;       /* numeric, NUL-terminated */
+    ngx_int_t                      port;
+    ngx_str_t                      unix_path;  /* NUL-terminated, or empty */
+    ngx_int_t                      db;
+    ngx_str_t                      password;
+    ngx_str_t                      user;
+    ngx_msec_t                     timeout;
+    ngx_str_t                      ns;         /* key namespace */
+} ngx_http_auth_pat_redis_conf_t;
+
+
+typedef struct {
+    ngx_http_auth_pat_redis_conf_t  *redis;
+    ngx_str_t                      key;        /* HMAC key */
+    ngx_str_t                      key_file;
+    ngx_str_t                      prefix;     /* token prefix */
+    ngx_flag_t                     used;       /* auth_pat somewhere */
+} ngx_http_auth_pat_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                      realm;      /* unset: NULL data */
+    ngx_flag_t                     enabled;
+    ngx_flag_t                     hide_credentials;
+
+    /* precomputed WWW-Authenticate values */
+    ngx_str_t                      challenge;
+    ngx_str_t                      challenge_invalid_token;
+    ngx_str_t                      challenge_invalid_request;
+} ngx_http_auth_pat_loc_conf_t;
+
+
+/* the verified identity of a request, once known */
+typedef struct {
+    ngx_str_t                      user_id;
+    ngx_str_t                      token_id;
+    ngx_str_t                      token_name;
+    int64_t                        expires;    /* ms, 0: never */
+} ngx_http_auth_pat_identity_t;
+
+
+typedef enum {
+    NGX_HTTP_AUTH_PAT_CHECK_NONE = 0,
+    NGX_HTTP_AUTH_PAT_CHECK_PENDING,
+    NGX_HTTP_AUTH_PAT_CHECK_DONE
+} ngx_http_auth_pat_check_state_e;
+
+
+typedef struct ngx_http_auth_pat_lookup_s  ngx_http_auth_pat_lookup_t;
+
+
+typedef struct {
+    ngx_http_auth_pat_check_state_e  state;
+    ngx_int_t                      verdict;    /* NGX_OK or an error code */
+    ngx_http_auth_pat_identity_t   identity;
+    unsigned                       identified:1;
+    ngx_http_auth_pat_lookup_t    *lookup;
+} ngx_http_auth_pat_ctx_t;
+
+
+/* verdicts of a token check, beyond NGX_OK */
+#define NGX_HTTP_AUTH_PAT_NO_CREDENTIALS    1
+#define NGX_HTTP_AUTH_PAT_INVALID_TOKEN     2
+#define NGX_HTTP_AUTH_PAT_INVALID_REQUEST   3
+#define NGX_HTTP_AUTH_PAT_UNAVAILABLE       4
+
+
+extern ngx_module_t  ngx_http_auth_pat_module;
+
+
+ngx_http_auth_pat_ctx_t *ngx_http_auth_pat_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_auth_pat_access_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_auth_pat_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message,
+    ngx_str_t *www_authenticate);
+
+
+#endif /* _NGX_HTTP_AUTH_PAT_MODULE_H_INCLUDED_ */

@@ -1,0 +1,925 @@
+
+/*
+ * hiredis async on nginx's event loop.
+ *
+ * One connection per worker, made at init_process and kept: commands of
+ * concurrent requests are pipelined on it.  The hiredis socket is wrapped
+ * in an ngx_connection_t; hiredis' addRead/addWrite/delRead/delWrite
+ * hooks map onto ngx_add_event()/ngx_del_event().  The events are
+ * registered level-triggered (NGX_LEVEL_EVENT) even under epoll, as
+ * hiredis expects: redisBufferRead() reads at most 16k per call and a
+ * level-triggered event fires again while data is left, so nothing is
+ * lost without an edge-triggered drain loop.
+ *
+ * hiredis 0.14 has no async timeouts: every command carries an nginx
+ * timer.  When it fires, the caller is told at once and the connection
+ * is reset (a hung Redis gives no more replies on it); the reply that
+ * arrives late, or the NULL reply hiredis hands out when it frees the
+ * context, only releases the command.
+ *
+ * Every (re)connect runs a handshake before the connection serves
+ * requests: AUTH, SELECT, SCRIPT LOAD of each script and a probe of the
+ * command used by the access check.  A failure there is logged once per
+ * attempt and retried with exponential backoff and jitter (capped at
+ * 2 s).  While the connection is not ready, commands fail at once.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include <hiredis/async.h>
+#include <openssl/sha.h>
+
+#include "ngx_http_auth_pat_redis.h"
+
+
+#define NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MIN   100
+#define NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MAX   2000
+#define NGX_HTTP_AUTH_PAT_REDIS_FREE_CMDS     1024
+
+
+typedef enum {
+    NGX_HTTP_AUTH_PAT_REDIS_DOWN = 0,
+    NGX_HTTP_AUTH_PAT_REDIS_HANDSHAKE,
+    NGX_HTTP_AUTH_PAT_REDIS_READY
+} ngx_http_auth_pat_redis_state_e;
+
+
+typedef struct {
+    ngx_http_auth_pat_redis_conf_t   *conf;
+    redisAsyncContext                *ac;
+    ngx_connection_t                 *c;
+    ngx_log_t                        *log;
+
+    ngx_http_auth_pat_redis_state_e   state;
+    ngx_uint_t                        failures;
+    ngx_uint_t                        handshake_pending;
+    ngx_uint_t                        handshake_failed;
+    ngx_uint_t                        was_ready;
+    ngx_uint_t                        exiting;
+
+    ngx_event_t                       reconnect;
+
+    ngx_http_auth_pat_redis_script_t *scripts;
+    ngx_uint_t                        nscripts;
+    int                               probe_argc;
+    const char                      **probe_argv;
+    size_t                           *probe_argvlen;
+
+    ngx_queue_t                       free_cmds;
+    ngx_uint_t                        nfree;
+} ngx_http_auth_pat_redis_conn_t;
+
+
+struct ngx_http_auth_pat_redis_cmd_s {
+    ngx_http_auth_pat_redis_handler_pt  handler;
+    void                             *data;
+    ngx_http_auth_pat_redis_conn_t   *conn;
+    ngx_event_t                       timer;
+    ngx_queue_t                       queue;
+
+    /* EVALSHA: a copy of the arguments, to retry with EVAL */
+    ngx_uint_t                        script;
+    int                               argc;
+    const char                      **argv;
+    size_t                           *argvlen;
+
+    unsigned                          done:1;
+    unsigned                          retried:1;
+};
+
+
+static void ngx_http_auth_pat_redis_connect(
+    ngx_http_auth_pat_redis_conn_t *conn);
+static void ngx_http_auth_pat_redis_reset(
+    ngx_http_auth_pat_redis_conn_t *conn);
+static void ngx_http_auth_pat_redis_schedule(
+    ngx_http_auth_pat_redis_conn_t *conn);
+static void ngx_http_auth_pat_redis_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_send(
+    ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data,
+    int argc, const char **argv, const size_t *argvlen);
+
+
+/* per-worker state */
+static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_conn;
+
+
+/* ------------------------------------------------------------ events */
+
+
+static void
+ngx_http_auth_pat_redis_add_event(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_event_t *ev, ngx_int_t event)
+{
+    if (ev->active || conn->c == NULL) {
+        return;
+    }
+
+    if (ngx_add_event(ev, event, NGX_LEVEL_EVENT) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, conn->log, 0,
+                      "auth_pat: redis: adding an event failed");
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_del_event(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_event_t *ev, ngx_int_t event)
+{
+    if (!ev->active || conn->c == NULL) {
+        return;
+    }
+
+    if (ngx_del_event(ev, event, 0) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, conn->log, 0,
+                      "auth_pat: redis: deleting an event failed");
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_add_read(void *privdata)
+{
+    ngx_http_auth_pat_redis_conn_t *conn = privdata;
+
+    ngx_http_auth_pat_redis_add_event(conn, conn->c->read, NGX_READ_EVENT);
+}
+
+
+static void
+ngx_http_auth_pat_redis_del_read(void *privdata)
+{
+    ngx_http_auth_pat_redis_conn_t *conn = privdata;
+
+    ngx_http_auth_pat_redis_del_event(conn, conn->c->read, NGX_READ_EVENT);
+}
+
+
+static void
+ngx_http_auth_pat_redis_add_write(void *privdata)
+{
+    ngx_http_auth_pat_redis_conn_t *conn = privdata;
+
+    ngx_http_auth_pat_redis_add_event(conn, conn->c->write, NGX_WRITE_EVENT);
+}
+
+
+static void
+ngx_http_auth_pat_redis_del_write(void *privdata)
+{
+    ngx_http_auth_pat_redis_conn_t *conn = privdata;
+
+    ngx_http_auth_pat_redis_del_event(conn, conn->c->write, NGX_WRITE_EVENT);
+}
+
+
+/*
+ * hiredis is freeing the context (an error, or our redisAsyncFree()): it
+ * has already run every pending callback, and closes the fd after this.
+ */
+
+static void
+ngx_http_auth_pat_redis_cleanup(void *privdata)
+{
+    ngx_http_auth_pat_redis_conn_t *conn = privdata;
+
+    ngx_connection_t  *c;
+
+    c = conn->c;
+
+    if (c != NULL) {
+        ngx_http_auth_pat_redis_del_event(conn, c->read, NGX_READ_EVENT);
+        ngx_http_auth_pat_redis_del_event(conn, c->write, NGX_WRITE_EVENT);
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
+        conn->c = NULL;
+    }
+
+    if (conn->ac != NULL && conn->ac->err && !conn->exiting
+        && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY)
+    {
+        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                      "auth_pat: redis connection to \"%V\" lost: %s",
+                      &conn->conf->addr_text, conn->ac->errstr);
+    }
+
+    conn->ac = NULL;
+    conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
+
+    ngx_http_auth_pat_redis_schedule(conn);
+}
+
+
+static void
+ngx_http_auth_pat_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t                *c = ev->data;
+    ngx_http_auth_pat_redis_conn_t  *conn = c->data;
+
+    if (conn->ac != NULL) {
+        redisAsyncHandleRead(conn->ac);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t                *c = ev->data;
+    ngx_http_auth_pat_redis_conn_t  *conn = c->data;
+
+    if (conn->ac != NULL) {
+        redisAsyncHandleWrite(conn->ac);
+    }
+}
+
+
+/* ------------------------------------------------------ connection */
+
+
+static void
+ngx_http_auth_pat_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = ac->data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context right after this */
+        conn->failures++;
+        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                      "auth_pat: connecting to redis \"%V\" failed: %s",
+                      &conn->conf->addr_text, ac->errstr);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_handshake_done(void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = data;
+
+    u_char  *err;
+
+    err = NULL;
+
+    if (rc != NGX_OK) {
+        /* connect failure or timeout: logged where it was seen */
+        conn->handshake_failed = 1;
+
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        err = (u_char *) reply->str;
+    }
+
+    if (err != NULL && !conn->handshake_failed) {
+        conn->handshake_failed = 1;
+        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                      "auth_pat: redis \"%V\" refused the connection "
+                      "setup: %s", &conn->conf->addr_text, err);
+    }
+
+    if (--conn->handshake_pending > 0) {
+        return;
+    }
+
+    if (conn->handshake_failed) {
+        conn->failures++;
+        ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
+
+    conn->state = NGX_HTTP_AUTH_PAT_REDIS_READY;
+
+    if (conn->was_ready) {
+        ngx_log_error(NGX_LOG_NOTICE, conn->log, 0,
+                      "auth_pat: redis \"%V\" connection restored",
+                      &conn->conf->addr_text);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, conn->log, 0,
+                      "auth_pat: redis \"%V\" connected",
+                      &conn->conf->addr_text);
+    }
+
+    conn->failures = 0;
+    conn->was_ready = 1;
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    int                              argc;
+    u_char                           dbbuf[NGX_INT_T_LEN];
+    size_t                           argvlen[4];
+    ngx_uint_t                       i;
+    const char                      *argv[4];
+    ngx_http_auth_pat_redis_conf_t  *rcf;
+
+    rcf = conn->conf;
+    conn->handshake_pending = 0;
+    conn->handshake_failed = 0;
+
+#define ngx_http_auth_pat_redis_hs(n)                                        \
+    if (ngx_http_auth_pat_redis_send(conn,                                   \
+            ngx_http_auth_pat_redis_handshake_done, conn, n, argv, argvlen)  \
+        == NULL)                                                             \
+    {                                                                        \
+        return NGX_ERROR;                                                    \
+    }                                                                        \
+    conn->handshake_pending++
+
+    if (rcf->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH"; argvlen[argc++] = 4;
+
+        if (rcf->user.len) {
+            argv[argc] = (char *) rcf->user.data;
+            argvlen[argc++] = rcf->user.len;
+        }
+
+        argv[argc] = (char *) rcf->password.data;
+        argvlen[argc++] = rcf->password.len;
+
+        ngx_http_auth_pat_redis_hs(argc);
+    }
+
+    if (rcf->db > 0) {
+        argv[0] = "SELECT"; argvlen[0] = 6;
+        argv[1] = (char *) dbbuf;
+        argvlen[1] = ngx_sprintf(dbbuf, "%i", rcf->db) - dbbuf;
+
+        ngx_http_auth_pat_redis_hs(2);
+    }
+
+    for (i = 0; i < conn->nscripts; i++) {
+        argv[0] = "SCRIPT"; argvlen[0] = 6;
+        argv[1] = "LOAD"; argvlen[1] = 4;
+        argv[2] = (char *) conn->scripts[i].body.data;
+        argvlen[2] = conn->scripts[i].body.len;
+
+        ngx_http_auth_pat_redis_hs(3);
+    }
+
+    if (conn->probe_argc) {
+        if (ngx_http_auth_pat_redis_send(conn,
+                ngx_http_auth_pat_redis_handshake_done, conn,
+                conn->probe_argc, conn->probe_argv, conn->probe_argvlen)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        conn->handshake_pending++;
+    }
+
+    if (conn->handshake_pending == 0) {
+        argv[0] = "PING"; argvlen[0] = 4;
+        ngx_http_auth_pat_redis_hs(1);
+    }
+
+#undef ngx_http_auth_pat_redis_hs
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_connection_t                *c;
+    redisAsyncContext               *ac;
+    ngx_http_auth_pat_redis_conf_t  *rcf;
+
+    rcf = conn->conf;
+
+    if (rcf->unix_path.len) {
+        ac = redisAsyncConnectUnix((char *) rcf->unix_path.data);
+
+    } else {
+        /* a numeric address, resolved when the configuration was read */
+        ac = redisAsyncConnect((char *) rcf->host.data, (int) rcf->port);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                      "auth_pat: redis: out of memory");
+        conn->failures++;
+        ngx_http_auth_pat_redis_schedule(conn);
+        return;
+    }
+
+    if (ac->err) {
+        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                      "auth_pat: connecting to redis \"%V\" failed: %s",
+                      &rcf->addr_text, ac->errstr);
+        redisAsyncFree(ac);
+        conn->failures++;
+        ngx_http_auth_pat_redis_schedule(conn);
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, conn->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        conn->failures++;
+        ngx_http_auth_pat_redis_schedule(conn);
+        return;
+    }
+
+    c->data = conn;
+    c->read->handler = ngx_http_auth_pat_redis_read_handler;
+    c->write->handler = ngx_http_auth_pat_redis_write_handler;
+    c->read->log = conn->log;
+    c->write->log = conn->log;
+
+    conn->c = c;
+    conn->ac = ac;
+    conn->state = NGX_HTTP_AUTH_PAT_REDIS_HANDSHAKE;
+
+    ac->data = conn;
+    ac->ev.data = conn;
+    ac->ev.addRead = ngx_http_auth_pat_redis_add_read;
+    ac->ev.delRead = ngx_http_auth_pat_redis_del_read;
+    ac->ev.addWrite = ngx_http_auth_pat_redis_add_write;
+    ac->ev.delWrite = ngx_http_auth_pat_redis_del_write;
+    ac->ev.cleanup = ngx_http_auth_pat_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_auth_pat_redis_on_connect);
+
+    /* queued now, written once connect() completes */
+    if (ngx_http_auth_pat_redis_handshake(conn) != NGX_OK) {
+        conn->failures++;
+        ngx_http_auth_pat_redis_reset(conn);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = ev->data;
+
+    if (conn->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (conn->ac == NULL) {
+        ngx_http_auth_pat_redis_connect(conn);
+    }
+}
+
+
+/* exponential backoff with jitter: [d/2, d], d = 100 ms << failures */
+
+static void
+ngx_http_auth_pat_redis_schedule(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_msec_t  delay;
+
+    if (conn->exiting || conn->reconnect.timer_set) {
+        return;
+    }
+
+    delay = NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MIN
+            << ngx_min(conn->failures, 5);
+    delay = ngx_min(delay, NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MAX);
+    delay = delay / 2 + (ngx_msec_t) ngx_random() % (delay / 2 + 1);
+
+    ngx_add_timer(&conn->reconnect, delay);
+}
+
+
+/* frees the context; hiredis defers this while inside a callback */
+
+static void
+ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    if (conn->ac == NULL) {
+        return;
+    }
+
+    conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
+    redisAsyncFree(conn->ac);
+}
+
+
+/* -------------------------------------------------------- commands */
+
+
+static ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_redis_cmd_alloc(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_queue_t                    *q;
+    ngx_http_auth_pat_redis_cmd_t  *cmd;
+
+    if (!ngx_queue_empty(&conn->free_cmds)) {
+        q = ngx_queue_head(&conn->free_cmds);
+        ngx_queue_remove(q);
+        conn->nfree--;
+        cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
+
+    } else {
+        cmd = ngx_alloc(sizeof(ngx_http_auth_pat_redis_cmd_t), conn->log);
+        if (cmd == NULL) {
+            return NULL;
+        }
+    }
+
+    ngx_memzero(cmd, sizeof(ngx_http_auth_pat_redis_cmd_t));
+
+    cmd->conn = conn;
+    cmd->script = NGX_CONF_UNSET_UINT;
+
+    return cmd;
+}
+
+
+static void
+ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+
+    if (cmd->argv != NULL) {
+        ngx_free(cmd->argv);
+        cmd->argv = NULL;
+    }
+
+    if (conn->nfree < NGX_HTTP_AUTH_PAT_REDIS_FREE_CMDS && !conn->exiting) {
+        ngx_queue_insert_head(&conn->free_cmds, &cmd->queue);
+        conn->nfree++;
+        return;
+    }
+
+    ngx_free(cmd);
+}
+
+
+static void
+ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_cmd_t   *cmd = ev->data;
+    ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
+
+    ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                  "auth_pat: redis \"%V\" did not answer within %M ms, "
+                  "reconnecting", &conn->conf->addr_text,
+                  conn->conf->timeout);
+
+    /* the reply, if it ever comes, or the NULL reply frees cmd */
+    cmd->done = 1;
+
+    if (cmd->handler) {
+        cmd->handler(cmd->data, NULL, NGX_ERROR);
+        cmd->handler = NULL;
+    }
+
+    conn->failures++;
+    ngx_http_auth_pat_redis_reset(conn);
+}
+
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_fatal_error(redisReply *reply)
+{
+    static const char  *fatal[] = {
+        "NOPERM", "NOAUTH", "WRONGPASS", "LOADING", "READONLY",
+        "MASTERDOWN", "MISCONF", NULL
+    };
+
+    size_t       len;
+    const char **p;
+
+    for (p = fatal; *p; p++) {
+        len = ngx_strlen(*p);
+
+        if (reply->len >= len && ngx_strncmp(reply->str, *p, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
+{
+    int                               argc, i;
+    size_t                            argvlen[64];
+    const char                       *argv[64];
+    ngx_http_auth_pat_redis_conn_t   *conn = cmd->conn;
+    ngx_http_auth_pat_redis_script_t *script;
+
+    if (conn->ac == NULL || cmd->argc + 2 > 64) {
+        return NGX_ERROR;
+    }
+
+    script = &conn->scripts[cmd->script];
+
+    argv[0] = "EVAL"; argvlen[0] = 4;
+    argv[1] = (char *) script->body.data; argvlen[1] = script->body.len;
+    argc = 2;
+
+    for (i = 0; i < cmd->argc; i++) {
+        argv[argc] = cmd->argv[i];
+        argvlen[argc++] = cmd->argvlen[i];
+    }
+
+    cmd->retried = 1;
+
+    if (redisAsyncCommandArgv(conn->ac, ngx_http_auth_pat_redis_reply, cmd,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_auth_pat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply                      *reply = r;
+    ngx_http_auth_pat_redis_cmd_t   *cmd = privdata;
+    ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
+
+    if (cmd->done || cmd->handler == NULL) {
+        /* timed out or cancelled: a late reply, dropped */
+        ngx_http_auth_pat_redis_cmd_free(cmd);
+        return;
+    }
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+
+        if (cmd->script != NGX_CONF_UNSET_UINT && !cmd->retried
+            && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+        {
+            ngx_log_error(NGX_LOG_NOTICE, conn->log, 0,
+                          "auth_pat: redis lost script %s, sending it again",
+                          conn->scripts[cmd->script].sha);
+
+            if (ngx_http_auth_pat_redis_retry_eval(cmd) == NGX_OK) {
+                return;
+            }
+
+            reply = NULL;
+
+        } else if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY
+                   && ngx_http_auth_pat_redis_fatal_error(reply))
+        {
+            /* the server cannot serve us (ACL, auth, loading, replica):
+             * one log line, then the handshake logs each retry */
+            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                          "auth_pat: redis \"%V\" error: %s, reconnecting",
+                          &conn->conf->addr_text, reply->str);
+            conn->failures++;
+            ngx_http_auth_pat_redis_reset(conn);
+            reply = NULL;
+        }
+    }
+
+    cmd->done = 1;
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+
+    cmd->handler(cmd->data, reply, reply ? NGX_OK : NGX_ERROR);
+
+    ngx_http_auth_pat_redis_cmd_free(cmd);
+}
+
+
+static ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data,
+    int argc, const char **argv, const size_t *argvlen)
+{
+    ngx_http_auth_pat_redis_cmd_t  *cmd;
+
+    if (conn->ac == NULL) {
+        return NULL;
+    }
+
+    cmd = ngx_http_auth_pat_redis_cmd_alloc(conn);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    cmd->handler = handler;
+    cmd->data = data;
+
+    if (redisAsyncCommandArgv(conn->ac, ngx_http_auth_pat_redis_reply, cmd,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_http_auth_pat_redis_cmd_free(cmd);
+        return NULL;
+    }
+
+    cmd->timer.handler = ngx_http_auth_pat_redis_timeout;
+    cmd->timer.data = cmd;
+    cmd->timer.log = conn->log;
+
+    ngx_add_timer(&cmd->timer, conn->conf->timeout);
+
+    return cmd;
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_redis_command(ngx_http_auth_pat_redis_handler_pt handler,
+    void *data, int argc, const char **argv, const size_t *argvlen)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
+
+    if (conn == NULL || conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
+        return NULL;
+    }
+
+    return ngx_http_auth_pat_redis_send(conn, handler, data, argc, argv,
+                                        argvlen);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
+    void *data, ngx_uint_t script, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int                              i;
+    u_char                          *p;
+    size_t                           size, full_len[64];
+    const char                      *full[64];
+    ngx_http_auth_pat_redis_cmd_t   *cmd;
+    ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
+
+    if (conn == NULL || conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY
+        || script >= conn->nscripts || argc + 2 > 64)
+    {
+        return NULL;
+    }
+
+    full[0] = "EVALSHA"; full_len[0] = 7;
+    full[1] = (char *) conn->scripts[script].sha; full_len[1] = 40;
+
+    /* one block: argv[], argvlen[], then the bytes */
+    size = argc * (sizeof(char *) + sizeof(size_t));
+
+    for (i = 0; i < argc; i++) {
+        full[i + 2] = argv[i];
+        full_len[i + 2] = argvlen[i];
+        size += argvlen[i];
+    }
+
+    cmd = ngx_http_auth_pat_redis_send(conn, handler, data, argc + 2, full,
+                                       full_len);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    cmd->argv = ngx_alloc(size, conn->log);
+    if (cmd->argv == NULL) {
+        /* the command is sent; it only cannot be retried with EVAL */
+        return cmd;
+    }
+
+    cmd->script = script;
+    cmd->argc = argc;
+    cmd->argvlen = (size_t *) (cmd->argv + argc);
+    p = (u_char *) (cmd->argvlen + argc);
+
+    for (i = 0; i < argc; i++) {
+        cmd->argv[i] = (char *) p;
+        cmd->argvlen[i] = argvlen[i];
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+    }
+
+    return cmd;
+}
+
+
+void
+ngx_http_auth_pat_redis_cancel(ngx_http_auth_pat_redis_cmd_t *cmd)
+{
+    /* the timer stays: a command that never completes still means a
+     * hung server, and its timeout resets the connection */
+    cmd->handler = NULL;
+}
+
+
+ngx_uint_t
+ngx_http_auth_pat_redis_ready(void)
+{
+    return ngx_http_auth_pat_redis_conn != NULL
+           && ngx_http_auth_pat_redis_conn->state
+              == NGX_HTTP_AUTH_PAT_REDIS_READY;
+}
+
+
+/* -------------------------------------------------------- lifecycle */
+
+
+ngx_int_t
+ngx_http_auth_pat_redis_script_init(ngx_conf_t *cf,
+    ngx_http_auth_pat_redis_script_t *script, const char *body)
+{
+    u_char  md[SHA_DIGEST_LENGTH];
+
+    script->body.data = (u_char *) body;
+    script->body.len = ngx_strlen(body);
+
+    SHA1(script->body.data, script->body.len, md);
+    ngx_hex_dump(script->sha, md, SHA_DIGEST_LENGTH);
+    script->sha[40] = '\0';
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conf_t *rcf,
+    ngx_http_auth_pat_redis_script_t *scripts, ngx_uint_t n,
+    int probe_argc, const char **probe_argv, size_t *probe_argvlen)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn;
+
+    conn = ngx_pcalloc(cycle->pool, sizeof(ngx_http_auth_pat_redis_conn_t));
+    if (conn == NULL) {
+        return NGX_ERROR;
+    }
+
+    conn->conf = rcf;
+    conn->log = cycle->log;
+    conn->scripts = scripts;
+    conn->nscripts = n;
+    conn->probe_argc = probe_argc;
+    conn->probe_argv = probe_argv;
+    conn->probe_argvlen = probe_argvlen;
+
+    ngx_queue_init(&conn->free_cmds);
+
+    conn->reconnect.handler = ngx_http_auth_pat_redis_reconnect_handler;
+    conn->reconnect.data = conn;
+    conn->reconnect.log = cycle->log;
+    conn->reconnect.cancelable = 1;
+
+    ngx_http_auth_pat_redis_conn = conn;
+
+    ngx_http_auth_pat_redis_connect(conn);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_queue_t                     *q;
+    ngx_http_auth_pat_redis_cmd_t   *cmd;
+    ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
+
+    if (conn == NULL) {
+        return;
+    }
+
+    conn->exiting = 1;
+
+    if (conn->reconnect.timer_set) {
+        ngx_del_timer(&conn->reconnect);
+    }
+
+    if (conn->ac != NULL) {
+        redisAsyncFree(conn->ac);
+    }
+
+    while (!ngx_queue_empty(&conn->free_cmds)) {
+        q = ngx_queue_head(&conn->free_cmds);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
+        ngx_free(cmd);
+    }
+
+    ngx_http_auth_pat_redis_conn = NULL;
+}

@@ -1,0 +1,75 @@
+
+/*
+ * hiredis async on nginx's event loop.
+ *
+ * Each worker keeps one pipelined connection: the commands of all
+ * concurrent requests share its socket.  Every command has a deadline
+ * (an nginx timer).  A reply, a timeout or a lost connection each
+ * complete a command exactly once; a late reply is dropped.
+ */
+
+
+#ifndef _NGX_HTTP_AUTH_PAT_REDIS_H_INCLUDED_
+#define _NGX_HTTP_AUTH_PAT_REDIS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ngx_http_auth_pat_module.h"
+
+
+typedef struct ngx_http_auth_pat_redis_cmd_s  ngx_http_auth_pat_redis_cmd_t;
+
+/*
+ * Called once per command.  rc is NGX_OK with a reply (which may be a
+ * Redis error reply), or NGX_ERROR with reply NULL when the connection
+ * failed or the deadline passed.  The reply is freed by the caller
+ * right after the handler returns.
+ */
+typedef void (*ngx_http_auth_pat_redis_handler_pt)(void *data,
+    redisReply *reply, ngx_int_t rc);
+
+
+typedef struct {
+    ngx_str_t                      body;
+    u_char                         sha[41];
+} ngx_http_auth_pat_redis_script_t;
+
+
+ngx_int_t ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conf_t *rcf,
+    ngx_http_auth_pat_redis_script_t *scripts, ngx_uint_t n,
+    int probe_argc, const char **probe_argv, size_t *probe_argvlen);
+void ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle);
+
+ngx_int_t ngx_http_auth_pat_redis_script_init(ngx_conf_t *cf,
+    ngx_http_auth_pat_redis_script_t *script, const char *body);
+
+/*
+ * Sends a command.  Returns NULL when Redis is not available right now
+ * (not connected, or the command could not be queued): the caller fails
+ * at once, without waiting.
+ */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_command(
+    ngx_http_auth_pat_redis_handler_pt handler, void *data,
+    int argc, const char **argv, const size_t *argvlen);
+
+/*
+ * EVALSHA of a script registered at init; on NOSCRIPT the script is sent
+ * again with EVAL (which loads it) and the command retried once.
+ * argv holds numkeys, the keys and the arguments (without the sha).
+ */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_eval(
+    ngx_http_auth_pat_redis_handler_pt handler, void *data,
+    ngx_uint_t script, int argc, const char **argv, const size_t *argvlen);
+
+/* the handler will not be called; the command may still complete */
+void ngx_http_auth_pat_redis_cancel(ngx_http_auth_pat_redis_cmd_t *cmd);
+
+ngx_uint_t ngx_http_auth_pat_redis_ready(void);
+
+
+#endif /* _NGX_HTTP_AUTH_PAT_REDIS_H_INCLUDED_ */
