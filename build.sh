@@ -105,6 +105,20 @@ run_tests() {
 
 # ---------------------------------------------------------------- run
 
+print_next_steps() {
+    cat <<EOF
+
+nginx is listening on http://127.0.0.1:8080 (Redis: .run/redis.sock).
+Logs: .run/error.log.  Ctrl-C stops both.
+
+Try, in another terminal:
+
+  # the gateway refuses a request without a token
+  curl -i http://127.0.0.1:8080/api/hello
+
+EOF
+}
+
 run_local() {
     ensure_pkgs "${PKGS_RUN[@]}"
     local rd=$ROOT/.run
@@ -168,32 +182,7 @@ EOF
         sleep 0.05
     done
 
-    local pw
-    pw=$(cat "$rd/password")
-    cat <<EOF
-
-nginx is listening on http://127.0.0.1:8080 (Redis: $rd/redis.sock).
-Bootstrap user: alice, password $pw (auth_basic on the admin API).
-Logs: $rd/error.log.  Ctrl-C stops both.
-
-Try, in another terminal:
-
-  # 1. create alice's first token (the plaintext is shown only here)
-  TOKEN=\$(curl -s -u alice:$pw -H 'Content-Type: application/json' \\
-      -d '{"name":"laptop"}' http://127.0.0.1:8080/v1/personal-access-tokens \\
-      | sed -E 's/.*"token": *"([^"]+)".*/\1/'); echo "\$TOKEN"
-
-  # 2. call the protected upstream with it
-  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/api/hello
-
-  # 3. list alice's tokens, using the token itself as the credential
-  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/v1/personal-access-tokens
-
-  # 4. rotate it, 5. revoke a token by id (see the list for ids)
-  curl -s -X POST -u alice:$pw http://127.0.0.1:8080/v1/personal-access-tokens/ID/rotate
-  curl -s -X DELETE -u alice:$pw http://127.0.0.1:8080/v1/personal-access-tokens/ID
-
-EOF
+    print_next_steps
     wait "$nginx_pid"
 }
 

@@ -684,16 +684,24 @@ ngx_http_auth_pat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
             reply = NULL;
 
-        } else if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY
+        } else if (cmd->handler != ngx_http_auth_pat_redis_handshake_done
                    && ngx_http_auth_pat_redis_fatal_error(reply))
         {
-            /* the server cannot serve us (ACL, auth, loading, replica):
-             * one log line, then the handshake logs each retry */
-            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                          "auth_pat: redis \"%V\" error: %s, reconnecting",
-                          &conn->conf->addr_text, reply->str);
-            conn->failures++;
-            ngx_http_auth_pat_redis_reset(conn);
+            /*
+             * The server cannot serve us (ACL, auth, loading, replica).
+             * The caller sees an unavailable store; the log gets one line
+             * here, then one per reconnect from the handshake, never one
+             * per request.
+             */
+            if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
+                ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                              "auth_pat: redis \"%V\" error: %s, "
+                              "reconnecting", &conn->conf->addr_text,
+                              reply->str);
+                conn->failures++;
+                ngx_http_auth_pat_redis_reset(conn);
+            }
+
             reply = NULL;
         }
     }
@@ -753,7 +761,8 @@ ngx_http_auth_pat_redis_command(ngx_http_auth_pat_redis_handler_pt handler,
 {
     ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
 
-    if (conn == NULL || conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
+    /* during the handshake, commands queue behind AUTH and SELECT */
+    if (conn == NULL || conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN) {
         return NULL;
     }
 
@@ -774,7 +783,7 @@ ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
     ngx_http_auth_pat_redis_cmd_t   *cmd;
     ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
 
-    if (conn == NULL || conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY
+    if (conn == NULL || conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN
         || script >= conn->nscripts || argc + 2 > 64)
     {
         return NULL;

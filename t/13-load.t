@@ -1,0 +1,130 @@
+# Load: 2,000 requests over 200 connections, valid and invalid tokens
+# mixed, every answer right; the same under `nginx -s reload`; clients
+# that disconnect while their lookup is in flight.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use PatTest;
+use PatToken qw(seed_token make_token now_ms);
+use PatLoad qw(burst);
+
+my $t = PatTest->new;
+my $redis = $t->start_redis;
+$t->nginx_conf(http => <<'EOF2');
+auth_pat_redis %%REDIS%% timeout=2s;
+auth_pat_key_file %%KEY%%;
+server {
+    listen 127.0.0.1:%%PORT%% backlog=1024;
+    location / {
+        auth_pat "t";
+        proxy_set_header X-User-Id $pat_user_id;
+        proxy_pass http://127.0.0.1:%%PORT2%%;
+    }
+}
+server {
+    listen 127.0.0.1:%%PORT2%%;
+    location / { return 200 "user=$http_x_user_id\n"; }
+}
+EOF2
+$t->start_nginx;
+
+my @valid = map { seed_token($t, user => "user$_", expires => now_ms() + 3600_000) } 1..20;
+my @revoked = map { make_token() } 1..20;
+
+sub mixed {
+    my ($n) = @_;
+    my (@reqs, @want);
+    for my $i (0 .. $n - 1) {
+        my $k = $i % 4;
+        if ($k == 0 || $k == 1) {
+            my $v = $valid[$i % @valid];
+            push @reqs, { path => "/r$i", headers => { Authorization => "Bearer $v->{token}" } };
+            push @want, [200, 'user=user' . (($i % @valid) + 1)];
+        } elsif ($k == 2) {
+            push @reqs, { path => "/r$i", headers => { Authorization => "Bearer $revoked[$i % @revoked]" } };
+            push @want, [401, 'invalid_token'];
+        } else {
+            push @reqs, { path => "/r$i", headers => { Authorization => "Bearer not-a-token-$i" } };
+            push @want, [401, 'unauthorized'];
+        }
+    }
+    return (\@reqs, \@want);
+}
+
+sub check {
+    my ($name, $res, $want) = @_;
+    my $wrong = 0;
+    for my $i (0 .. $#$res) {
+        my ($st, $body) = @{ $want->[$i] };
+        my $ok = $res->[$i]{status} == $st
+            && ($st != 200 || $res->[$i]{body} eq "$body\n");
+        if (!$ok) {
+            diag "$name #$i: got $res->[$i]{status} " . ($res->[$i]{error} // '') . " want $st" if $wrong < 5;
+            $wrong++;
+        }
+    }
+    is($wrong, 0, "$name: every one of " . scalar(@$res) . " answers is right");
+}
+
+my ($reqs, $want) = mixed(2000);
+my $res = burst(port => $t->port, requests => $reqs, concurrency => 200, timeout => 20);
+check('burst', $res, $want);
+
+# the same burst with a reload in the middle
+my $reloaded = 0;
+my @old = $t->worker_pids;
+$res = burst(port => $t->port, requests => $reqs, concurrency => 200, timeout => 20,
+    on_progress => sub { if ($_[0] == 600 && !$reloaded++) { $t->reload } });
+check('burst with reload', $res, $want);
+my %old = map { $_ => 1 } @old;
+ok(!grep({ $old{$_} } $t->worker_pids), 'new workers serve after the reload');
+
+# clients that go away while their lookup waits on a hung Redis
+$t->kill_redis($redis, 'STOP');
+for (1..50) {
+    $t->raw_http("GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $valid[0]{token}\r\n\r\n",
+                 close_after_send => 1);
+}
+# and while Redis answers
+$t->kill_redis($redis, 'CONT');
+sleep 3;   # let the hung lookups time out and the connection come back
+for (1..100) {
+    $t->raw_http("GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $valid[$_ % 20]{token}\r\n\r\n",
+                 close_after_send => 1);
+}
+my $ok = 0;
+for (1..60) {
+    my $r = $t->get('/after', { Authorization => "Bearer $valid[1]{token}" });
+    if ($r->{status} == 200) { $ok = 1; last }
+    select undef, undef, undef, 0.1;
+}
+ok($ok, 'requests after the disconnects are served');
+($reqs, $want) = mixed(400);
+$res = burst(port => $t->port, requests => $reqs, concurrency => 100, timeout => 20);
+check('burst after disconnects', $res, $want);
+
+# `nginx -s quit` with lookups in flight on a hung Redis: the workers
+# answer them (503 at the deadline) and exit; nothing hangs
+$t->kill_redis($redis, 'STOP');
+my $pid = fork // die;
+if ($pid == 0) {
+    burst(port => $t->port, concurrency => 20, timeout => 10,
+          requests => [ map { { path => '/q', headers => { Authorization => "Bearer $valid[0]{token}" } } } 1..20 ]);
+    POSIX::_exit(0);
+}
+select undef, undef, undef, 0.3;
+my $master = $t->nginx_pid;
+my @workers = $t->worker_pids;
+kill 'QUIT', $master;
+my $gone = 0;
+for (1..100) {
+    if (!grep { PatTest::pid_alive($_) } $master, @workers) { $gone = 1; last }
+    select undef, undef, undef, 0.05;
+}
+ok($gone, 'nginx -s quit with lookups in flight: all processes exit within 5 s');
+waitpid $pid, 0;
+$t->kill_redis($redis, 'CONT');
+
+$t->done;
+done_testing;
