@@ -31,11 +31,13 @@
 struct ngx_http_auth_pat_lookup_s {
     ngx_http_request_t              *request;
     ngx_http_auth_pat_redis_cmd_t   *cmd;
+    ngx_http_auth_pat_check_done_pt  done;
 };
 
 
 static ngx_int_t ngx_http_auth_pat_verdict(ngx_http_request_t *r,
     ngx_http_auth_pat_ctx_t *ctx);
+static void ngx_http_auth_pat_access_resume(ngx_http_request_t *r);
 
 
 /*
@@ -172,12 +174,21 @@ ngx_http_auth_pat_access_reply(void *data, redisReply *reply, ngx_int_t rc)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "auth_pat lookup done: %i", ctx->verdict);
 
+    lk->done(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the access phase resumes: the handler runs again and finds the verdict */
+
+static void
+ngx_http_auth_pat_access_resume(ngx_http_request_t *r)
+{
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
 
     /* drop the reference taken when the lookup started */
     ngx_http_finalize_request(r, NGX_DONE);
-    ngx_http_run_posted_requests(c);
 }
 
 
@@ -313,18 +324,94 @@ ngx_http_auth_pat_verdict(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx)
 }
 
 
+/*
+ * Checks the request's bearer token.  NGX_OK: the verdict is in the ctx
+ * now.  NGX_AGAIN: a Redis lookup is in flight, and done(r) is called
+ * with the verdict in the ctx.  NGX_ERROR: out of memory.
+ */
+
 ngx_int_t
-ngx_http_auth_pat_access_handler(ngx_http_request_t *r)
+ngx_http_auth_pat_check_token(ngx_http_request_t *r,
+    ngx_http_auth_pat_ctx_t *ctx, ngx_http_auth_pat_check_done_pt done)
 {
     u_char                          hex[PAT_DIGEST_HEX_LEN];
     ngx_int_t                       rc;
     ngx_str_t                       token;
     ngx_http_cleanup_t             *hcln;
-    ngx_http_auth_pat_ctx_t        *ctx;
     ngx_http_auth_pat_lookup_t     *lk;
-    ngx_http_auth_pat_loc_conf_t   *plcf;
     ngx_http_auth_pat_main_conf_t  *pmcf;
 
+    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
+
+    rc = ngx_http_auth_pat_parse_authorization(r, &token);
+
+    if (rc != NGX_OK) {
+        ctx->verdict = rc;
+
+        if (rc == NGX_HTTP_AUTH_PAT_INVALID_REQUEST) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "auth_pat: malformed Authorization header");
+        }
+
+        return NGX_OK;
+    }
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
+
+    if (!pat_token_verify((char *) token.data, token.len,
+                          (char *) pmcf->prefix.data, pmcf->prefix.len))
+    {
+        /* never log the token, not even a malformed one */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "auth_pat: token with a bad format or checksum");
+        ctx->verdict = NGX_HTTP_AUTH_PAT_INVALID_TOKEN;
+        return NGX_OK;
+    }
+
+    if (ngx_http_auth_pat_store_digest(pmcf, token.data, token.len, hex)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    lk = ngx_palloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
+    if (lk == NULL) {
+        return NGX_ERROR;
+    }
+
+    hcln = ngx_http_cleanup_add(r, 0);
+    if (hcln == NULL) {
+        return NGX_ERROR;
+    }
+
+    lk->request = r;
+    lk->done = done;
+    lk->cmd = ngx_http_auth_pat_store_lookup(pmcf, hex,
+                                             ngx_http_auth_pat_access_reply,
+                                             lk);
+
+    hcln->handler = ngx_http_auth_pat_lookup_cleanup;
+    hcln->data = lk;
+
+    if (lk->cmd == NULL) {
+        /* Redis is down: fail closed, at once */
+        ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
+        return NGX_OK;
+    }
+
+    ctx->lookup = lk;
+    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_PENDING;
+
+    return NGX_AGAIN;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_http_auth_pat_ctx_t       *ctx;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
 
@@ -349,68 +436,19 @@ ngx_http_auth_pat_access_handler(ngx_http_request_t *r)
         break;
     }
 
-    rc = ngx_http_auth_pat_parse_authorization(r, &token);
+    rc = ngx_http_auth_pat_check_token(r, ctx,
+                                       ngx_http_auth_pat_access_resume);
 
-    if (rc != NGX_OK) {
-        ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
-        ctx->verdict = rc;
+    switch (rc) {
 
-        if (rc == NGX_HTTP_AUTH_PAT_INVALID_REQUEST) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "auth_pat: malformed Authorization header");
-        }
-
+    case NGX_OK:
         return ngx_http_auth_pat_verdict(r, ctx);
-    }
 
-    pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
+    case NGX_AGAIN:
+        r->main->count++;
+        return NGX_DONE;
 
-    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
-
-    if (!pat_token_verify((char *) token.data, token.len,
-                          (char *) pmcf->prefix.data, pmcf->prefix.len))
-    {
-        /* never log the token, not even a malformed one */
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "auth_pat: token with a bad format or checksum");
-        ctx->verdict = NGX_HTTP_AUTH_PAT_INVALID_TOKEN;
-        return ngx_http_auth_pat_verdict(r, ctx);
-    }
-
-    if (ngx_http_auth_pat_store_digest(pmcf, token.data, token.len, hex)
-        != NGX_OK)
-    {
+    default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    lk = ngx_palloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
-    if (lk == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    hcln = ngx_http_cleanup_add(r, 0);
-    if (hcln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    lk->request = r;
-    lk->cmd = ngx_http_auth_pat_store_lookup(pmcf, hex,
-                                             ngx_http_auth_pat_access_reply,
-                                             lk);
-
-    hcln->handler = ngx_http_auth_pat_lookup_cleanup;
-    hcln->data = lk;
-
-    if (lk->cmd == NULL) {
-        /* Redis is down: fail closed, at once */
-        ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
-        return ngx_http_auth_pat_verdict(r, ctx);
-    }
-
-    ctx->lookup = lk;
-    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_PENDING;
-
-    r->main->count++;
-
-    return NGX_DONE;
 }

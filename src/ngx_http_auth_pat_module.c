@@ -38,6 +38,13 @@ static char *ngx_http_auth_pat_token_prefix(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_auth_pat(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+static ngx_conf_num_bounds_t  ngx_http_auth_pat_max_tokens_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000000
+};
 
 static ngx_int_t ngx_http_auth_pat_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -80,6 +87,41 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_auth_pat_loc_conf_t, hide_credentials),
       NULL },
+
+    { ngx_string("auth_pat_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_auth_pat_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat_api_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_loc_conf_t, api_user),
+      NULL },
+
+    { ngx_string("auth_pat_default_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_loc_conf_t, default_lifetime),
+      NULL },
+
+    { ngx_string("auth_pat_max_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_loc_conf_t, max_lifetime),
+      NULL },
+
+    { ngx_string("auth_pat_max_tokens"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_loc_conf_t, max_tokens),
+      &ngx_http_auth_pat_max_tokens_bounds },
 
       ngx_null_command
 };
@@ -183,6 +225,19 @@ ngx_http_auth_pat_variable(ngx_http_request_t *r,
 }
 
 
+/* nginx 1.22 has no reason phrase for 422 */
+
+void
+ngx_http_auth_pat_set_status(ngx_http_request_t *r, ngx_uint_t status)
+{
+    r->headers_out.status = status;
+
+    if (status == NGX_HTTP_UNPROCESSABLE_ENTITY) {
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Entity");
+    }
+}
+
+
 /*
  * Every error, from the access check and the API alike:
  * {"error": code, "message": text}, built with jansson.
@@ -192,17 +247,25 @@ ngx_int_t
 ngx_http_auth_pat_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message, ngx_str_t *www_authenticate)
 {
-    char             *json;
-    size_t            len;
-    json_t           *obj;
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_chain_t       out;
-    ngx_table_elt_t  *h;
+    char                     *json;
+    size_t                    len;
+    json_t                   *obj;
+    ngx_int_t                 rc;
+    ngx_buf_t                *b;
+    ngx_chain_t               out;
+    ngx_table_elt_t          *h;
+    ngx_http_auth_pat_ctx_t  *ctx;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         r->keepalive = 0;
     }
+
+    ctx = ngx_http_auth_pat_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->responded = 1;
 
     obj = json_pack("{s:s, s:s}", "error", code, "message", message);
     if (obj == NULL) {
@@ -233,7 +296,7 @@ ngx_http_auth_pat_send_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_http_clear_last_modified(r);
     ngx_http_clear_etag(r);
 
-    r->headers_out.status = status;
+    ngx_http_auth_pat_set_status(r, status);
     r->headers_out.content_length_n = b->last - b->pos;
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -354,6 +417,10 @@ ngx_http_auth_pat_create_loc_conf(ngx_conf_t *cf)
 
     plcf->enabled = NGX_CONF_UNSET;
     plcf->hide_credentials = NGX_CONF_UNSET;
+    plcf->api_user = NGX_CONF_UNSET_PTR;
+    plcf->default_lifetime = NGX_CONF_UNSET;
+    plcf->max_lifetime = NGX_CONF_UNSET;
+    plcf->max_tokens = NGX_CONF_UNSET;
 
     return plcf;
 }
@@ -418,8 +485,25 @@ ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_init_value(conf->enabled, 0);
     ngx_conf_merge_value(conf->hide_credentials, prev->hide_credentials, 0);
+    ngx_conf_merge_ptr_value(conf->api_user, prev->api_user, NULL);
+    ngx_conf_merge_sec_value(conf->default_lifetime, prev->default_lifetime,
+                             0);
+    ngx_conf_merge_sec_value(conf->max_lifetime, prev->max_lifetime, 0);
+    ngx_conf_merge_value(conf->max_tokens, prev->max_tokens, 100);
 
-    if (conf->enabled && conf->challenge.data == NULL) {
+    if (conf->max_lifetime && conf->default_lifetime > conf->max_lifetime) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"auth_pat_default_lifetime\" is longer than "
+                           "\"auth_pat_max_lifetime\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->realm.data == NULL) {
+        /* the realm of the API's own 401 answers */
+        ngx_str_set(&conf->realm, "api");
+    }
+
+    if ((conf->enabled || conf->api) && conf->challenge.data == NULL) {
         if (ngx_http_auth_pat_challenge(cf, &conf->realm, NULL,
                                         &conf->challenge)
             != NGX_OK
@@ -456,6 +540,10 @@ ngx_http_auth_pat_init(ngx_conf_t *cf)
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "\"auth_pat\" needs \"auth_pat_redis\" and "
                       "\"auth_pat_key_file\" in the http block");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_auth_pat_api_init_filters(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -824,6 +912,43 @@ ngx_http_auth_pat(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     plcf->enabled = 1;
     plcf->realm = value[1];
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_auth_pat_module);
+    pmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf = conf;
+
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    if (plcf->api) {
+        return "is duplicate";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->named
+#if (NGX_PCRE)
+        || clcf->regex
+#endif
+        || clcf->noname)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"auth_pat_api\" needs a prefix location, "
+                           "such as \"location /v1/personal-access-tokens\"");
+        return NGX_CONF_ERROR;
+    }
+
+    plcf->api = 1;
+    plcf->api_prefix = clcf->name;
+    clcf->handler = ngx_http_auth_pat_api_handler;
 
     pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_auth_pat_module);
     pmcf->used = 1;

@@ -18,6 +18,10 @@
 
 #define NGX_HTTP_AUTH_PAT_USER_MAX     256
 
+#ifndef NGX_HTTP_UNPROCESSABLE_ENTITY
+#define NGX_HTTP_UNPROCESSABLE_ENTITY  422
+#endif
+
 
 typedef struct {
     ngx_str_t                      addr_text;  /* as configured */
@@ -45,6 +49,14 @@ typedef struct {
     ngx_str_t                      realm;      /* unset: NULL data */
     ngx_flag_t                     enabled;
     ngx_flag_t                     hide_credentials;
+
+    /* auth_pat_api */
+    ngx_flag_t                     api;
+    ngx_str_t                      api_prefix;
+    ngx_http_complex_value_t      *api_user;
+    time_t                         default_lifetime;
+    time_t                         max_lifetime;
+    ngx_int_t                      max_tokens;
 
     /* precomputed WWW-Authenticate values */
     ngx_str_t                      challenge;
@@ -76,8 +88,12 @@ typedef struct {
     ngx_http_auth_pat_check_state_e  state;
     ngx_int_t                      verdict;    /* NGX_OK or an error code */
     ngx_http_auth_pat_identity_t   identity;
-    unsigned                       identified:1;
     ngx_http_auth_pat_lookup_t    *lookup;
+    void                          *api;        /* ngx_http_auth_pat_api_t */
+    ngx_buf_t                     *error_body; /* JSON for nginx's errors */
+    unsigned                       identified:1;
+    unsigned                       responded:1; /* our own JSON answer */
+    unsigned                       error_body_sent:1;
 } ngx_http_auth_pat_ctx_t;
 
 
@@ -91,9 +107,17 @@ typedef struct {
 extern ngx_module_t  ngx_http_auth_pat_module;
 
 
+typedef void (*ngx_http_auth_pat_check_done_pt)(ngx_http_request_t *r);
+
+
 ngx_http_auth_pat_ctx_t *ngx_http_auth_pat_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_auth_pat_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_auth_pat_check_token(ngx_http_request_t *r,
+    ngx_http_auth_pat_ctx_t *ctx, ngx_http_auth_pat_check_done_pt done);
+ngx_int_t ngx_http_auth_pat_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_auth_pat_api_init_filters(ngx_conf_t *cf);
 
+void ngx_http_auth_pat_set_status(ngx_http_request_t *r, ngx_uint_t status);
 ngx_int_t ngx_http_auth_pat_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message,
     ngx_str_t *www_authenticate);

@@ -54,12 +54,6 @@ static const char  *ngx_http_auth_pat_store_fields[] = { "u", "i", "n", "e" };
 static const size_t  ngx_http_auth_pat_store_fields_len[] = { 1, 1, 1, 1 };
 
 
-ngx_int_t
-ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
-    ngx_http_auth_pat_main_conf_t *pmcf)
-{
-    return NGX_OK;
-}
 
 
 ngx_int_t
@@ -197,6 +191,488 @@ ngx_http_auth_pat_store_lookup_result(redisReply *reply, ngx_pool_t *pool,
 }
 
 
+/* ------------------------------------------------------- admin API */
+
+/*
+ * Lua scripts, run with EVALSHA.  Each touches the keys of one user, all
+ * in the {u:UID} slot: KEYS[1] = m (metadata), KEYS[2] = a (active),
+ * KEYS[3] = x (end of life: revokedAt or expiresAt, for retention).
+ * Times come from nginx in ARGV, so scripts stay deterministic.
+ */
+
+enum {
+    NGX_HTTP_AUTH_PAT_SCRIPT_CREATE = 0,
+    NGX_HTTP_AUTH_PAT_SCRIPT_ACTIVATE,
+    NGX_HTTP_AUTH_PAT_SCRIPT_REVOKE,
+    NGX_HTTP_AUTH_PAT_SCRIPT_CLAIM,
+    NGX_HTTP_AUTH_PAT_SCRIPT_ROTATE,
+    NGX_HTTP_AUTH_PAT_SCRIPT_LIST,
+    NGX_HTTP_AUTH_PAT_NSCRIPTS
+};
+
+
+/* drops metadata past retention, and inactive records beyond the cap */
+#define NGX_HTTP_AUTH_PAT_LUA_PURGE                                          \
+    "local function drop(ids)\n"                                             \
+    "  for _, id in ipairs(ids) do\n"                                        \
+    "    redis.call('HDEL', KEYS[1], id)\n"                                  \
+    "    redis.call('ZREM', KEYS[2], id)\n"                                  \
+    "    redis.call('ZREM', KEYS[3], id)\n"                                  \
+    "  end\n"                                                                \
+    "end\n"                                                                  \
+    "local function purge(now, cutoff, cap, batch)\n"                        \
+    "  drop(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', cutoff,"            \
+    "                  'LIMIT', 0, batch))\n"                                \
+    "  local over = redis.call('ZCOUNT', KEYS[3], '-inf', now) - cap\n"      \
+    "  if over > 0 then\n"                                                   \
+    "    drop(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now,"             \
+    "                    'LIMIT', 0, math.min(over, batch)))\n"              \
+    "  end\n"                                                                \
+    "end\n"
+
+/* adds a new token's metadata: ARGV id, record, now, expires, cutoff, cap */
+#define NGX_HTTP_AUTH_PAT_LUA_ADD                                            \
+    "local function add(id, rec, exp)\n"                                     \
+    "  redis.call('HSET', KEYS[1], id, rec)\n"                               \
+    "  if exp == '' then\n"                                                  \
+    "    redis.call('ZADD', KEYS[2], '+inf', id)\n"                          \
+    "  else\n"                                                              \
+    "    redis.call('ZADD', KEYS[2], exp, id)\n"                             \
+    "    redis.call('ZADD', KEYS[3], exp, id)\n"                             \
+    "  end\n"                                                                \
+    "end\n"
+
+
+static const char *ngx_http_auth_pat_store_lua[] = {
+
+    /* CREATE: ARGV id, record, now, expires|'', max, cutoff, cap -> 1|0 */
+    NGX_HTTP_AUTH_PAT_LUA_PURGE
+    NGX_HTTP_AUTH_PAT_LUA_ADD
+    "local now = tonumber(ARGV[3])\n"
+    "purge(now, ARGV[6], tonumber(ARGV[7]), 100)\n"
+    "if redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[3], '+inf')\n"
+    "   >= tonumber(ARGV[5]) then\n"
+    "  return 0\n"
+    "end\n"
+    "add(ARGV[1], ARGV[2], ARGV[4])\n"
+    "return 1\n",
+
+    /* ACTIVATE: KEYS[1] = v:DIGEST; ARGV user, id, name, expires|'' */
+    "redis.call('HSET', KEYS[1], 'u', ARGV[1], 'i', ARGV[2],"
+    "           'n', ARGV[3], 'e', ARGV[4])\n"
+    "if ARGV[4] ~= '' then\n"
+    "  redis.call('PEXPIREAT', KEYS[1], ARGV[4])\n"
+    "end\n"
+    "return 1\n",
+
+    /* REVOKE: ARGV id, now -> record | nil; idempotent */
+    "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not rec then return false end\n"
+    "local t = cjson.decode(rec)\n"
+    "if t.r == cjson.null then\n"
+    "  local now = tonumber(ARGV[2])\n"
+    "  t.r = now\n"
+    "  t.k = cjson.null\n"
+    "  rec = cjson.encode(t)\n"
+    "  redis.call('HSET', KEYS[1], ARGV[1], rec)\n"
+    "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "  local e = redis.call('ZSCORE', KEYS[3], ARGV[1])\n"
+    "  if not e or tonumber(e) > now then\n"
+    "    redis.call('ZADD', KEYS[3], now, ARGV[1])\n"
+    "  end\n"
+    "end\n"
+    "return rec\n",
+
+    /* CLAIM: ARGV id, now, ttl -> {0} | {409, why} | {1, record} */
+    "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not rec then return {0} end\n"
+    "local t = cjson.decode(rec)\n"
+    "local now = tonumber(ARGV[2])\n"
+    "if t.r ~= cjson.null then return {409, 'revoked'} end\n"
+    "if t.e ~= cjson.null and t.e <= now then return {409, 'expired'} end\n"
+    "if t.k ~= nil and t.k ~= cjson.null\n"
+    "   and t.k > now - tonumber(ARGV[3]) then\n"
+    "  return {409, 'rotating'}\n"
+    "end\n"
+    "t.k = now\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))\n"
+    "return {1, rec}\n",
+
+    /* ROTATE: ARGV old id, claim, new id, new record, now, expires|'' */
+    NGX_HTTP_AUTH_PAT_LUA_ADD
+    "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not rec then return 0 end\n"
+    "local t = cjson.decode(rec)\n"
+    "if t.r ~= cjson.null or t.k == nil or t.k == cjson.null\n"
+    "   or t.k ~= tonumber(ARGV[2]) then\n"
+    "  return 0\n"
+    "end\n"
+    "local now = tonumber(ARGV[5])\n"
+    "t.r = now\n"
+    "t.rt = ARGV[3]\n"
+    "t.k = cjson.null\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))\n"
+    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "redis.call('ZADD', KEYS[3], now, ARGV[1])\n"
+    "add(ARGV[3], ARGV[4], ARGV[6])\n"
+    "return 1\n",
+
+    /* LIST: ARGV now, status|'', search|'', sort (c|name|e|l), asc|desc,
+     * offset, limit, cutoff, cap -> {total, active, expired, revoked,
+     * record...} */
+    NGX_HTTP_AUTH_PAT_LUA_PURGE
+    "local now = tonumber(ARGV[1])\n"
+    "purge(now, ARGV[8], tonumber(ARGV[9]), 1000)\n"
+    "local status, search, by = ARGV[2], ARGV[3], ARGV[4]\n"
+    "local all = redis.call('HVALS', KEYS[1])\n"
+    "local na, ne, nr = 0, 0, 0\n"
+    "local sel = {}\n"
+    "local null = cjson.null\n"
+    "for i = 1, #all do\n"
+    "  local t = cjson.decode(all[i])\n"
+    "  local st\n"
+    "  if t.r ~= null then st = 'revoked'; nr = nr + 1\n"
+    "  elseif t.e ~= null and t.e <= now then st = 'expired'; ne = ne + 1\n"
+    "  else st = 'active'; na = na + 1 end\n"
+    "  if (status == '' or status == st) and (search == ''\n"
+    "      or string.find(string.lower(t.name), search, 1, true)) then\n"
+    "    local k\n"
+    "    if by == 'name' then k = string.lower(t.name)\n"
+    "    elseif by == 'c' then k = t.c\n"
+    "    elseif t[by] ~= null then k = t[by] end\n"
+    "    sel[#sel + 1] = { k = k, c = t.c, id = t.id, raw = all[i] }\n"
+    "  end\n"
+    "end\n"
+    "local desc = ARGV[5] == 'desc'\n"
+    "table.sort(sel, function(a, b)\n"
+    "  local ka, kb = a.k, b.k\n"
+    "  if ka ~= kb then\n"
+    "    if ka == nil then return false end\n"
+    "    if kb == nil then return true end\n"
+    "    if desc then return ka > kb end\n"
+    "    return ka < kb\n"
+    "  end\n"
+    "  if a.c ~= b.c then return a.c > b.c end\n"
+    "  return a.id < b.id\n"
+    "end)\n"
+    "local out = { #sel, na, ne, nr }\n"
+    "local first = tonumber(ARGV[6]) + 1\n"
+    "local last = math.min(#sel, first + tonumber(ARGV[7]) - 1)\n"
+    "for i = first, last do out[#out + 1] = sel[i].raw end\n"
+    "return out\n"
+};
+
+
+static ngx_http_auth_pat_redis_script_t
+    ngx_http_auth_pat_store_scripts[NGX_HTTP_AUTH_PAT_NSCRIPTS];
+
+
+#define NGX_HTTP_AUTH_PAT_ARGS_MAX  16
+
+typedef struct {
+    ngx_pool_t                    *pool;
+    int                            argc;
+    ngx_uint_t                     failed;
+    const char                    *argv[NGX_HTTP_AUTH_PAT_ARGS_MAX];
+    size_t                         argvlen[NGX_HTTP_AUTH_PAT_ARGS_MAX];
+} ngx_http_auth_pat_args_t;
+
+
+static void
+ngx_http_auth_pat_args_add(ngx_http_auth_pat_args_t *a, const void *p,
+    size_t len)
+{
+    if (a->argc == NGX_HTTP_AUTH_PAT_ARGS_MAX) {
+        a->failed = 1;
+        return;
+    }
+
+    a->argv[a->argc] = p;
+    a->argvlen[a->argc++] = len;
+}
+
+
+static void
+ngx_http_auth_pat_args_str(ngx_http_auth_pat_args_t *a, ngx_str_t *s)
+{
+    ngx_http_auth_pat_args_add(a, s->data, s->len);
+}
+
+
+static void
+ngx_http_auth_pat_args_num(ngx_http_auth_pat_args_t *a, int64_t n)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(a->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    ngx_http_auth_pat_args_add(a, p, ngx_sprintf(p, "%L", n) - p);
+}
+
+
+/* an expiry in ms, or "" for never (0) */
+static void
+ngx_http_auth_pat_args_expiry(ngx_http_auth_pat_args_t *a, int64_t ms)
+{
+    if (ms == 0) {
+        ngx_http_auth_pat_args_add(a, "", 0);
+        return;
+    }
+
+    ngx_http_auth_pat_args_num(a, ms);
+}
+
+
+/* NS {u:UID}:SUFFIX */
+static void
+ngx_http_auth_pat_args_ukey(ngx_http_auth_pat_args_t *a, ngx_str_t *user,
+    const char *suffix)
+{
+    u_char     *p, *key;
+    ngx_str_t  *ns;
+
+    ns = &ngx_http_auth_pat_store_mcf->redis->ns;
+
+    key = ngx_pnalloc(a->pool, ns->len + user->len + 8);
+    if (key == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    p = ngx_cpymem(key, ns->data, ns->len);
+    p = ngx_cpymem(p, "{u:", 3);
+    p = ngx_cpymem(p, user->data, user->len);
+    p = ngx_cpymem(p, "}:", 2);
+    *p++ = suffix[0];
+
+    ngx_http_auth_pat_args_add(a, key, p - key);
+}
+
+
+static void
+ngx_http_auth_pat_args_vkey(ngx_http_auth_pat_args_t *a, u_char *hex)
+{
+    u_char  *key;
+
+    key = ngx_pnalloc(a->pool, NGX_HTTP_AUTH_PAT_NS_MAX + 2
+                               + PAT_DIGEST_HEX_LEN);
+    if (key == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    ngx_http_auth_pat_args_add(a, key,
+        ngx_http_auth_pat_store_vkey(ngx_http_auth_pat_store_mcf, key, hex,
+                                     PAT_DIGEST_HEX_LEN));
+}
+
+
+/* numkeys and the three user keys, as every user script starts */
+static void
+ngx_http_auth_pat_args_user(ngx_http_auth_pat_args_t *a, ngx_str_t *user,
+    ngx_uint_t nkeys)
+{
+    ngx_http_auth_pat_args_add(a, nkeys == 1 ? "1" : "3", 1);
+    ngx_http_auth_pat_args_ukey(a, user, "m");
+
+    if (nkeys == 3) {
+        ngx_http_auth_pat_args_ukey(a, user, "a");
+        ngx_http_auth_pat_args_ukey(a, user, "x");
+    }
+}
+
+
+static ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_args_eval(ngx_http_auth_pat_args_t *a, ngx_uint_t script,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
+{
+    if (a->failed) {
+        return NULL;
+    }
+
+    return ngx_http_auth_pat_redis_eval(handler, data, script, a->argc,
+                                        a->argv, a->argvlen);
+}
+
+
+static ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_args_command(ngx_http_auth_pat_args_t *a,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
+{
+    if (a->failed) {
+        return NULL;
+    }
+
+    return ngx_http_auth_pat_redis_command(handler, data, a->argc, a->argv,
+                                           a->argvlen);
+}
+
+
+#define ngx_http_auth_pat_args_init(a, p)                                    \
+    (a)->pool = p; (a)->argc = 0; (a)->failed = 0
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_create(ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *id, ngx_str_t *record, int64_t now, int64_t expires,
+    ngx_uint_t max_tokens, ngx_http_auth_pat_redis_handler_pt handler,
+    void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_user(&a, user, 3);
+    ngx_http_auth_pat_args_str(&a, id);
+    ngx_http_auth_pat_args_str(&a, record);
+    ngx_http_auth_pat_args_num(&a, now);
+    ngx_http_auth_pat_args_expiry(&a, expires);
+    ngx_http_auth_pat_args_num(&a, max_tokens ? max_tokens : 1);
+    ngx_http_auth_pat_args_num(&a, now - NGX_HTTP_AUTH_PAT_RETENTION);
+    ngx_http_auth_pat_args_num(&a, NGX_HTTP_AUTH_PAT_INACTIVE_MAX);
+
+    return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_CREATE,
+                                       handler, data);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_activate(ngx_pool_t *pool, u_char *hex,
+    ngx_str_t *user, ngx_str_t *id, ngx_str_t *name, int64_t expires,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_add(&a, "1", 1);
+    ngx_http_auth_pat_args_vkey(&a, hex);
+    ngx_http_auth_pat_args_str(&a, user);
+    ngx_http_auth_pat_args_str(&a, id);
+    ngx_http_auth_pat_args_str(&a, name);
+    ngx_http_auth_pat_args_expiry(&a, expires);
+
+    return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_ACTIVATE,
+                                       handler, data);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_get(ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_add(&a, "HGET", 4);
+    ngx_http_auth_pat_args_ukey(&a, user, "m");
+    ngx_http_auth_pat_args_str(&a, id);
+
+    return ngx_http_auth_pat_args_command(&a, handler, data);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_deactivate(ngx_pool_t *pool, u_char *hex,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_add(&a, "DEL", 3);
+    ngx_http_auth_pat_args_vkey(&a, hex);
+
+    return ngx_http_auth_pat_args_command(&a, handler, data);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_revoke(ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *id, int64_t now, ngx_http_auth_pat_redis_handler_pt handler,
+    void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_user(&a, user, 3);
+    ngx_http_auth_pat_args_str(&a, id);
+    ngx_http_auth_pat_args_num(&a, now);
+
+    return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_REVOKE,
+                                       handler, data);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_claim(ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *id, int64_t now, ngx_http_auth_pat_redis_handler_pt handler,
+    void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_user(&a, user, 1);
+    ngx_http_auth_pat_args_str(&a, id);
+    ngx_http_auth_pat_args_num(&a, now);
+
+    /* a claim left by a crash between the steps of a rotation goes
+     * stale after all of them could have timed out */
+    ngx_http_auth_pat_args_num(&a,
+        4 * ngx_http_auth_pat_store_mcf->redis->timeout + 1000);
+
+    return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_CLAIM,
+                                       handler, data);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_rotate(ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *old_id, int64_t claim, ngx_str_t *new_id, ngx_str_t *record,
+    int64_t now, int64_t expires, ngx_http_auth_pat_redis_handler_pt handler,
+    void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_user(&a, user, 3);
+    ngx_http_auth_pat_args_str(&a, old_id);
+    ngx_http_auth_pat_args_num(&a, claim);
+    ngx_http_auth_pat_args_str(&a, new_id);
+    ngx_http_auth_pat_args_str(&a, record);
+    ngx_http_auth_pat_args_num(&a, now);
+    ngx_http_auth_pat_args_expiry(&a, expires);
+
+    return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_ROTATE,
+                                       handler, data);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_list(ngx_pool_t *pool,
+    ngx_http_auth_pat_list_query_t *q, int64_t now,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_user(&a, &q->user, 3);
+    ngx_http_auth_pat_args_num(&a, now);
+    ngx_http_auth_pat_args_str(&a, &q->status);
+    ngx_http_auth_pat_args_str(&a, &q->search);
+    ngx_http_auth_pat_args_str(&a, &q->sort_by);
+    ngx_http_auth_pat_args_str(&a, &q->direction);
+    ngx_http_auth_pat_args_num(&a, q->offset);
+    ngx_http_auth_pat_args_num(&a, q->limit);
+    ngx_http_auth_pat_args_num(&a, now - NGX_HTTP_AUTH_PAT_RETENTION);
+    ngx_http_auth_pat_args_num(&a, NGX_HTTP_AUTH_PAT_INACTIVE_MAX);
+
+    return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_LIST,
+                                       handler, data);
+}
+
+
 ngx_int_t
 ngx_http_auth_pat_store_init_process(ngx_cycle_t *cycle,
     ngx_http_auth_pat_main_conf_t *pmcf)
@@ -222,8 +698,10 @@ ngx_http_auth_pat_store_init_process(ngx_cycle_t *cycle,
                                               (u_char *) "probe", 5);
     argv[2] = "u"; argvlen[2] = 1;
 
-    return ngx_http_auth_pat_redis_init_process(cycle, pmcf->redis, NULL, 0,
-                                                3, argv, argvlen);
+    return ngx_http_auth_pat_redis_init_process(cycle, pmcf->redis,
+                                     ngx_http_auth_pat_store_scripts,
+                                     NGX_HTTP_AUTH_PAT_NSCRIPTS,
+                                     3, argv, argvlen);
 }
 
 
@@ -232,4 +710,24 @@ ngx_http_auth_pat_store_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_auth_pat_redis_exit_process(cycle);
     ngx_http_auth_pat_store_mcf = NULL;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
+    ngx_http_auth_pat_main_conf_t *pmcf)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_AUTH_PAT_NSCRIPTS; i++) {
+        if (ngx_http_auth_pat_redis_script_init(cf,
+                &ngx_http_auth_pat_store_scripts[i],
+                ngx_http_auth_pat_store_lua[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }

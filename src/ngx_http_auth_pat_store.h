@@ -43,4 +43,65 @@ ngx_int_t ngx_http_auth_pat_store_lookup_result(redisReply *reply,
     ngx_pool_t *pool, int64_t now, ngx_http_auth_pat_identity_t *id);
 
 
+/* ------------------------------------------------------- admin API */
+
+#define NGX_HTTP_AUTH_PAT_RETENTION      (30 * 86400 * 1000LL)
+#define NGX_HTTP_AUTH_PAT_INACTIVE_MAX   10000
+
+
+typedef struct {
+    ngx_str_t                      user;
+    ngx_str_t                      status;     /* "" or a status */
+    ngx_str_t                      search;     /* lowercased, or "" */
+    ngx_str_t                      sort_by;    /* c, name, e, l */
+    ngx_str_t                      direction;  /* asc, desc */
+    ngx_uint_t                     offset;
+    ngx_uint_t                     limit;
+} ngx_http_auth_pat_list_query_t;
+
+
+/* create: the metadata (checking auth_pat_max_tokens), in the user slot */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_create(
+    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, ngx_str_t *record,
+    int64_t now, int64_t expires, ngx_uint_t max_tokens,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+
+/* the validation record of a new token, with PEXPIREAT */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_activate(
+    ngx_pool_t *pool, u_char *hex, ngx_str_t *user, ngx_str_t *id,
+    ngx_str_t *name, int64_t expires,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+
+/* the metadata record of one token, or nil */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_get(ngx_pool_t *pool,
+    ngx_str_t *user, ngx_str_t *id,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+
+/* deletes the validation record: the token stops working here */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_deactivate(
+    ngx_pool_t *pool, u_char *hex,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+
+/* marks the metadata revoked (idempotent); the record, or nil */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_revoke(
+    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, int64_t now,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+
+/* claims a token for rotation: {0} unknown, {409, why}, {1, record} */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_claim(
+    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, int64_t now,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+
+/* revokes the claimed token and adds its successor: 1, or 0 */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_rotate(
+    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *old_id, int64_t claim,
+    ngx_str_t *new_id, ngx_str_t *record, int64_t now, int64_t expires,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+
+/* {totalCount, active, expired, revoked, record...} */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_list(
+    ngx_pool_t *pool, ngx_http_auth_pat_list_query_t *q, int64_t now,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+
+
 #endif /* _NGX_HTTP_AUTH_PAT_STORE_H_INCLUDED_ */

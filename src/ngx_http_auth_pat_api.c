@@ -1,0 +1,1898 @@
+
+/*
+ * The token admin API (auth_pat_api): routing, caller identity, request
+ * bodies, validation, and the JSON answers.  Each route is a short chain
+ * of Redis commands (see ngx_http_auth_pat_store.c); every step is an
+ * asynchronous reply, and the request is finalized once, by the last.
+ *
+ *   POST   PREFIX              create     CREATE -> ACTIVATE
+ *   GET    PREFIX              list       LIST
+ *   DELETE PREFIX/ID           revoke     GET -> DEACTIVATE -> REVOKE
+ *   POST   PREFIX/ID/rotate    rotate     GET -> CLAIM -> DEACTIVATE
+ *                                         -> ROTATE -> ACTIVATE
+ *
+ * The plaintext of a new token lives in the request's memory only, is
+ * sent once in the response, and is wiped when the request ends.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "ngx_http_auth_pat_module.h"
+#include "ngx_http_auth_pat_store.h"
+
+
+#define NGX_HTTP_AUTH_PAT_NAME_MAX       200
+#define NGX_HTTP_AUTH_PAT_SEARCH_MAX     200
+#define NGX_HTTP_AUTH_PAT_ARGS_LEN_MAX   4096
+#define NGX_HTTP_AUTH_PAT_PAGE_SIZE      25
+#define NGX_HTTP_AUTH_PAT_PAGE_SIZE_MAX  100
+#define NGX_HTTP_AUTH_PAT_PAGE_INDEX_MAX 1000000
+
+
+typedef enum {
+    NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION = 0,
+    NGX_HTTP_AUTH_PAT_ROUTE_ITEM,
+    NGX_HTTP_AUTH_PAT_ROUTE_ROTATE
+} ngx_http_auth_pat_route_e;
+
+
+typedef enum {
+    NGX_HTTP_AUTH_PAT_STEP_LIST = 0,
+    NGX_HTTP_AUTH_PAT_STEP_CREATE,
+    NGX_HTTP_AUTH_PAT_STEP_ACTIVATE,
+    NGX_HTTP_AUTH_PAT_STEP_GET,
+    NGX_HTTP_AUTH_PAT_STEP_DEACTIVATE,
+    NGX_HTTP_AUTH_PAT_STEP_REVOKE,
+    NGX_HTTP_AUTH_PAT_STEP_CLAIM,
+    NGX_HTTP_AUTH_PAT_STEP_ROTATE
+} ngx_http_auth_pat_step_e;
+
+
+typedef struct {
+    ngx_http_request_t              *request;
+    ngx_http_auth_pat_redis_cmd_t   *cmd;
+    ngx_http_auth_pat_route_e        route;
+    ngx_http_auth_pat_step_e         step;
+
+    ngx_str_t                        user;
+    ngx_str_t                        id;        /* of the route */
+    json_t                          *body;
+    json_t                          *old;       /* rotate: old record */
+    int64_t                          now;
+
+    /* the token being issued */
+    ngx_str_t                        name;
+    int64_t                          expires;   /* 0: never */
+    u_char                           token[PAT_TOKEN_MAX_LEN + 1];
+    size_t                           token_len;
+    u_char                           hex[PAT_DIGEST_HEX_LEN];
+    u_char                           new_id[PAT_UUID_LEN + 1];
+    ngx_str_t                        new_id_str;
+    ngx_str_t                        record;
+
+    u_char                           old_hex[PAT_DIGEST_HEX_LEN];
+
+    ngx_http_auth_pat_list_query_t   query;
+} ngx_http_auth_pat_api_t;
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+static void ngx_http_auth_pat_api_start(ngx_http_request_t *r);
+static void ngx_http_auth_pat_api_reply(void *data, redisReply *reply,
+    ngx_int_t rc);
+
+
+/* ------------------------------------------------------------ answers */
+
+
+static void
+ngx_http_auth_pat_api_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ngx_str_t                     *challenge;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    challenge = NULL;
+
+    if (status == NGX_HTTP_UNAUTHORIZED) {
+        plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+        challenge = &plcf->challenge;
+    }
+
+    ngx_http_finalize_request(r,
+        ngx_http_auth_pat_send_error(r, status, code, message, challenge));
+}
+
+
+static void
+ngx_http_auth_pat_api_unavailable(ngx_http_request_t *r)
+{
+    ngx_http_auth_pat_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "unavailable",
+                                "the token store is unavailable");
+}
+
+
+static void
+ngx_http_auth_pat_api_internal(ngx_http_request_t *r)
+{
+    ngx_http_auth_pat_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "internal", "internal error");
+}
+
+
+static void
+ngx_http_auth_pat_api_send(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *obj)
+{
+    char                     *json;
+    size_t                    len;
+    ngx_int_t                 rc;
+    ngx_buf_t                *b;
+    ngx_chain_t               out;
+    ngx_table_elt_t          *h;
+    ngx_http_auth_pat_ctx_t  *ctx;
+
+    if (obj == NULL) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    json = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+
+    if (json == NULL) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    len = ngx_strlen(json);
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        OPENSSL_cleanse(json, len);
+        free(json);
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    b->last = ngx_cpymem(b->last, json, len);
+    *b->last++ = '\n';
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    /* it may hold a plaintext token */
+    OPENSSL_cleanse(json, len);
+    free(json);
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx->responded = 1;
+
+    ngx_http_auth_pat_set_status(r, status);
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+}
+
+
+static int64_t
+ngx_http_auth_pat_json_ms(json_t *t, const char *key)
+{
+    json_t  *v;
+
+    v = json_object_get(t, key);
+
+    if (json_is_integer(v)) {
+        return json_integer_value(v);
+    }
+
+    if (json_is_real(v)) {
+        return (int64_t) json_real_value(v);
+    }
+
+    return 0;
+}
+
+
+static json_t *
+ngx_http_auth_pat_json_time(int64_t ms)
+{
+    char  buf[PAT_RFC3339_LEN + 1];
+
+    if (ms == 0 || pat_rfc3339_format(ms, buf) == 0) {
+        return json_null();
+    }
+
+    return json_string(buf);
+}
+
+
+/* the public token object, from a metadata record */
+
+static json_t *
+ngx_http_auth_pat_api_token(json_t *rec, int64_t now)
+{
+    json_t      *t, *rf;
+    int64_t      e, rv;
+    const char  *status;
+
+    e = ngx_http_auth_pat_json_ms(rec, "e");
+    rv = ngx_http_auth_pat_json_ms(rec, "r");
+
+    if (rv) {
+        status = "revoked";
+
+    } else if (e && e <= now) {
+        status = "expired";
+
+    } else {
+        status = "active";
+    }
+
+    t = json_object();
+    if (t == NULL) {
+        return NULL;
+    }
+
+    json_object_set(t, "id", json_object_get(rec, "id"));
+    json_object_set(t, "name", json_object_get(rec, "name"));
+    json_object_set(t, "prefix", json_object_get(rec, "prefix"));
+    json_object_set_new(t, "createdAt",
+        ngx_http_auth_pat_json_time(ngx_http_auth_pat_json_ms(rec, "c")));
+    json_object_set_new(t, "expiresAt", ngx_http_auth_pat_json_time(e));
+    json_object_set_new(t, "lastUsedAt",
+        ngx_http_auth_pat_json_time(ngx_http_auth_pat_json_ms(rec, "l")));
+    json_object_set_new(t, "revokedAt", ngx_http_auth_pat_json_time(rv));
+    json_object_set_new(t, "status", json_string(status));
+
+    rf = json_object_get(rec, "rf");
+    if (json_is_string(rf)) {
+        json_object_set(t, "rotatedFrom", rf);
+    }
+
+    return t;
+}
+
+
+/* {"data": token} or, with the plaintext, {"data": token + "token"} */
+
+static void
+ngx_http_auth_pat_api_send_token(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *rec, ngx_http_auth_pat_api_t *api, ngx_uint_t with_plaintext)
+{
+    json_t  *t;
+
+    t = ngx_http_auth_pat_api_token(rec, api->now);
+    if (t == NULL) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    if (with_plaintext) {
+        json_object_set_new(t, "token",
+            json_stringn((char *) api->token, api->token_len));
+    }
+
+    ngx_http_auth_pat_api_send(r, status, json_pack("{s:o}", "data", t));
+}
+
+
+static json_t *
+ngx_http_auth_pat_api_parse_record(const char *s, size_t len)
+{
+    json_t  *rec;
+
+    rec = json_loadb(s, len, 0, NULL);
+
+    if (rec != NULL && !json_is_object(rec)) {
+        json_decref(rec);
+        return NULL;
+    }
+
+    return rec;
+}
+
+
+/* ------------------------------------------------------------ lifecycle */
+
+
+static void
+ngx_http_auth_pat_api_cleanup(void *data)
+{
+    ngx_http_auth_pat_api_t  *api = data;
+
+    if (api->cmd) {
+        ngx_http_auth_pat_redis_cancel(api->cmd);
+        api->cmd = NULL;
+    }
+
+    if (api->body) {
+        json_decref(api->body);
+        api->body = NULL;
+    }
+
+    if (api->old) {
+        json_decref(api->old);
+        api->old = NULL;
+    }
+
+    OPENSSL_cleanse(api->token, sizeof(api->token));
+}
+
+
+/* sends the next command of the chain; NULL means Redis is unavailable */
+
+static void
+ngx_http_auth_pat_api_next(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, ngx_http_auth_pat_step_e step,
+    ngx_http_auth_pat_redis_cmd_t *cmd)
+{
+    api->step = step;
+    api->cmd = cmd;
+
+    if (cmd == NULL) {
+        ngx_http_auth_pat_api_unavailable(r);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_noop(void *data, redisReply *reply, ngx_int_t rc)
+{
+}
+
+
+/* ----------------------------------------------------------- validation */
+
+
+static ngx_uint_t
+ngx_http_auth_pat_is_space(u_char *p, u_char *last, size_t *n)
+{
+    /* ASCII space, and the Unicode spaces that are not control characters:
+     * U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F,
+     * U+3000, U+FEFF */
+
+    if (*p == ' ') {
+        *n = 1;
+        return 1;
+    }
+
+    if (last - p >= 2 && p[0] == 0xc2 && p[1] == 0xa0) {
+        *n = 2;
+        return 1;
+    }
+
+    if (last - p >= 3) {
+        if ((p[0] == 0xe1 && p[1] == 0x9a && p[2] == 0x80)
+            || (p[0] == 0xe2 && p[1] == 0x80
+                && (p[2] <= 0x8a || p[2] == 0xa8 || p[2] == 0xa9
+                    || p[2] == 0xaf))
+            || (p[0] == 0xe2 && p[1] == 0x81 && p[2] == 0x9f)
+            || (p[0] == 0xe3 && p[1] == 0x80 && p[2] == 0x80)
+            || (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf))
+        {
+            *n = 3;
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_auth_pat_is_space_before(u_char *start, u_char *p, size_t *n)
+{
+    size_t  k;
+
+    for (k = 1; k <= 3 && p - k >= start; k++) {
+        if (ngx_http_auth_pat_is_space(p - k, p, n) && *n == k) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * "name": a string of 1 to 200 characters after trimming, valid UTF-8,
+ * no control characters.  Returns NULL, or the (status, message) of the
+ * problem.
+ */
+
+static const char *
+ngx_http_auth_pat_api_name(ngx_http_auth_pat_api_t *api, ngx_uint_t *status)
+{
+    u_char   *p, *last;
+    size_t    n, nchars;
+    json_t   *v;
+
+    v = json_object_get(api->body, "name");
+
+    if (v == NULL) {
+        *status = NGX_HTTP_UNPROCESSABLE_ENTITY;
+        return "name is required";
+    }
+
+    if (!json_is_string(v)) {
+        *status = NGX_HTTP_BAD_REQUEST;
+        return "name must be a string";
+    }
+
+    p = (u_char *) json_string_value(v);
+    last = p + json_string_length(v);
+
+    while (p < last && ngx_http_auth_pat_is_space(p, last, &n)) {
+        p += n;
+    }
+
+    while (last > p && ngx_http_auth_pat_is_space_before(p, last, &n)) {
+        last -= n;
+    }
+
+    *status = NGX_HTTP_UNPROCESSABLE_ENTITY;
+
+    if (pat_utf8_check((char *) p, last - p, &nchars, 1) != 0) {
+        return "name must be valid UTF-8 without control characters";
+    }
+
+    if (nchars == 0) {
+        return "name must not be empty";
+    }
+
+    if (nchars > NGX_HTTP_AUTH_PAT_NAME_MAX) {
+        return "name must be at most 200 characters";
+    }
+
+    api->name.data = ngx_pnalloc(api->request->pool, last - p);
+    if (api->name.data == NULL) {
+        *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return "internal error";
+    }
+
+    api->name.len = last - p;
+    ngx_memcpy(api->name.data, p, last - p);
+
+    return NULL;
+}
+
+
+/*
+ * "expiresAt": RFC 3339 with any offset, or null; absent means the given
+ * default (0: never).  It must lie in the future and within
+ * auth_pat_max_lifetime.
+ */
+
+static const char *
+ngx_http_auth_pat_api_expires(ngx_http_auth_pat_api_t *api,
+    int64_t dflt, ngx_uint_t *status)
+{
+    json_t                        *v;
+    int64_t                        ms, max;
+    const char                    *s;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(api->request,
+                                        ngx_http_auth_pat_module);
+
+    v = api->body ? json_object_get(api->body, "expiresAt") : NULL;
+    *status = NGX_HTTP_UNPROCESSABLE_ENTITY;
+
+    if (v == NULL) {
+        ms = dflt;
+
+    } else if (json_is_null(v)) {
+        ms = 0;
+
+    } else if (json_is_string(v)) {
+        s = json_string_value(v);
+
+        if (pat_rfc3339_parse(s, json_string_length(v), &ms) != 0) {
+            return "expiresAt must be an RFC 3339 date-time, "
+                   "e.g. 2026-12-31T23:59:59Z";
+        }
+
+        if (ms <= api->now) {
+            return "expiresAt must be in the future";
+        }
+
+    } else {
+        *status = NGX_HTTP_BAD_REQUEST;
+        return "expiresAt must be a string or null";
+    }
+
+    if (plcf->max_lifetime > 0) {
+        max = api->now + (int64_t) plcf->max_lifetime * 1000;
+
+        if (ms == 0) {
+            return "expiresAt cannot be null: tokens here expire within "
+                   "auth_pat_max_lifetime";
+        }
+
+        if (ms > max) {
+            return "expiresAt is beyond the longest lifetime allowed";
+        }
+    }
+
+    api->expires = ms;
+
+    return NULL;
+}
+
+
+/* the metadata record of the token being issued */
+
+static ngx_int_t
+ngx_http_auth_pat_api_new_token(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, ngx_str_t *rotated_from)
+{
+    int                             n;
+    char                           *s;
+    json_t                         *rec;
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
+
+    n = pat_token_generate((char *) pmcf->prefix.data, pmcf->prefix.len,
+                           (char *) api->token, sizeof(api->token));
+    if (n < 0 || pat_uuid_v4((char *) api->new_id) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "auth_pat: RAND_bytes() failed");
+        return NGX_ERROR;
+    }
+
+    api->token_len = n;
+    api->new_id_str.data = api->new_id;
+    api->new_id_str.len = PAT_UUID_LEN;
+
+    if (ngx_http_auth_pat_store_digest(pmcf, api->token, api->token_len,
+                                       api->hex)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rec = json_pack("{s:s, s:s#, s:s#, s:I, s:o, s:n, s:n, s:s#, s:o, s:n,"
+                    " s:n}",
+                    "id", (char *) api->new_id,
+                    "name", (char *) api->name.data, (int) api->name.len,
+                    "prefix", (char *) api->token, (int) pmcf->prefix.len + 4,
+                    "c", (json_int_t) api->now,
+                    "e", api->expires ? json_integer(api->expires)
+                                      : json_null(),
+                    "l",
+                    "r",
+                    "d", (char *) api->hex, PAT_DIGEST_HEX_LEN,
+                    "rf", rotated_from ? json_stringn(
+                                             (char *) rotated_from->data,
+                                             rotated_from->len)
+                                       : json_null(),
+                    "rt",
+                    "k");
+    if (rec == NULL) {
+        return NGX_ERROR;
+    }
+
+    s = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    api->record.len = ngx_strlen(s);
+    api->record.data = ngx_pnalloc(r->pool, api->record.len);
+    if (api->record.data == NULL) {
+        free(s);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(api->record.data, s, api->record.len);
+    free(s);
+
+    return NGX_OK;
+}
+
+
+/* ------------------------------------------------------------- routes */
+
+
+static void
+ngx_http_auth_pat_api_create(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    int64_t                        dflt;
+    ngx_uint_t                     status;
+    const char                    *err;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    err = ngx_http_auth_pat_api_name(api, &status);
+
+    if (err == NULL) {
+        dflt = 0;
+
+        if (plcf->default_lifetime > 0) {
+            dflt = api->now + (int64_t) plcf->default_lifetime * 1000;
+
+        } else if (plcf->max_lifetime > 0) {
+            dflt = api->now + (int64_t) plcf->max_lifetime * 1000;
+        }
+
+        err = ngx_http_auth_pat_api_expires(api, dflt, &status);
+    }
+
+    if (err) {
+        ngx_http_auth_pat_api_error(r, status,
+            status == NGX_HTTP_BAD_REQUEST ? "invalid_request"
+                                           : "validation_error", err);
+        return;
+    }
+
+    if (ngx_http_auth_pat_api_new_token(r, api, NULL) != NGX_OK) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_CREATE,
+        ngx_http_auth_pat_store_create(r->pool, &api->user, &api->new_id_str,
+                                       &api->record, api->now, api->expires,
+                                       plcf->max_tokens,
+                                       ngx_http_auth_pat_api_reply, api));
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_api_arg(ngx_http_request_t *r, const char *snake,
+    const char *camel, ngx_str_t *value)
+{
+    if (ngx_http_arg(r, (u_char *) snake, ngx_strlen(snake), value)
+        == NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_arg(r, (u_char *) camel, ngx_strlen(camel), value);
+}
+
+
+static const char *
+ngx_http_auth_pat_api_query(ngx_http_request_t *r,
+    ngx_http_auth_pat_list_query_t *q)
+{
+    u_char     *p, *dst, *src;
+    size_t      nchars, i;
+    ngx_int_t   n;
+    ngx_str_t   v;
+
+    q->offset = 0;
+    q->limit = NGX_HTTP_AUTH_PAT_PAGE_SIZE;
+    ngx_str_set(&q->status, "");
+    ngx_str_set(&q->search, "");
+    ngx_str_set(&q->sort_by, "c");
+    ngx_str_set(&q->direction, "desc");
+
+    if (ngx_http_auth_pat_api_arg(r, "page_size", "pageSize", &v) == NGX_OK) {
+        n = ngx_atoi(v.data, v.len);
+        if (n < 1 || n > NGX_HTTP_AUTH_PAT_PAGE_SIZE_MAX) {
+            return "page_size must be an integer from 1 to 100";
+        }
+
+        q->limit = n;
+    }
+
+    if (ngx_http_auth_pat_api_arg(r, "page_index", "pageIndex", &v)
+        == NGX_OK)
+    {
+        n = ngx_atoi(v.data, v.len);
+        if (n < 0 || n > NGX_HTTP_AUTH_PAT_PAGE_INDEX_MAX) {
+            return "page_index must be a non-negative integer";
+        }
+
+        q->offset = n * q->limit;
+    }
+
+    if (ngx_http_auth_pat_api_arg(r, "status", "status", &v) == NGX_OK) {
+        if ((v.len == 6 && ngx_strncmp(v.data, "active", 6) == 0)
+            || (v.len == 7 && ngx_strncmp(v.data, "expired", 7) == 0)
+            || (v.len == 7 && ngx_strncmp(v.data, "revoked", 7) == 0))
+        {
+            q->status = v;
+
+        } else {
+            return "status must be active, expired or revoked";
+        }
+    }
+
+    if (ngx_http_auth_pat_api_arg(r, "search_term", "searchTerm", &v)
+        == NGX_OK)
+    {
+        p = ngx_pnalloc(r->pool, v.len);
+        if (p == NULL) {
+            return "internal error";
+        }
+
+        /* form encoding: '+' is a space */
+        for (i = 0; i < v.len; i++) {
+            p[i] = (v.data[i] == '+') ? ' ' : v.data[i];
+        }
+
+        src = p;
+        dst = p;
+        ngx_unescape_uri(&dst, &src, v.len, 0);
+
+        q->search.data = p;
+        q->search.len = dst - p;
+
+        if (pat_utf8_check((char *) q->search.data, q->search.len, &nchars,
+                           1)
+            != 0)
+        {
+            return "search_term must be valid UTF-8";
+        }
+
+        if (nchars > NGX_HTTP_AUTH_PAT_SEARCH_MAX) {
+            return "search_term must be at most 200 characters";
+        }
+
+        for (i = 0; i < q->search.len; i++) {
+            q->search.data[i] = ngx_tolower(q->search.data[i]);
+        }
+    }
+
+    if (ngx_http_auth_pat_api_arg(r, "sort_by", "sortBy", &v) == NGX_OK) {
+        if (v.len == 9 && ngx_strncmp(v.data, "createdAt", 9) == 0) {
+            ngx_str_set(&q->sort_by, "c");
+
+        } else if (v.len == 4 && ngx_strncmp(v.data, "name", 4) == 0) {
+            ngx_str_set(&q->sort_by, "name");
+
+        } else if (v.len == 9 && ngx_strncmp(v.data, "expiresAt", 9) == 0) {
+            ngx_str_set(&q->sort_by, "e");
+
+        } else if (v.len == 10 && ngx_strncmp(v.data, "lastUsedAt", 10) == 0)
+        {
+            ngx_str_set(&q->sort_by, "l");
+
+        } else {
+            return "sort_by must be createdAt, name, expiresAt or lastUsedAt";
+        }
+    }
+
+    if (ngx_http_auth_pat_api_arg(r, "sort_direction", "sortDirection", &v)
+        == NGX_OK)
+    {
+        if ((v.len == 3 && ngx_strncmp(v.data, "asc", 3) == 0)
+            || (v.len == 4 && ngx_strncmp(v.data, "desc", 4) == 0))
+        {
+            q->direction = v;
+
+        } else {
+            return "sort_direction must be asc or desc";
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_auth_pat_api_list(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api)
+{
+    const char  *err;
+
+    err = ngx_http_auth_pat_api_query(r, &api->query);
+
+    if (err) {
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_BAD_REQUEST, "invalid_request",
+                                    err);
+        return;
+    }
+
+    api->query.user = api->user;
+
+    ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_LIST,
+        ngx_http_auth_pat_store_list(r->pool, &api->query, api->now,
+                                     ngx_http_auth_pat_api_reply, api));
+}
+
+
+static void
+ngx_http_auth_pat_api_list_done(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    size_t       i;
+    json_t      *items, *rec, *t;
+    redisReply  *e;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 4) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    for (i = 0; i < 4; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
+            ngx_http_auth_pat_api_internal(r);
+            return;
+        }
+    }
+
+    items = json_array();
+    if (items == NULL) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    for (i = 4; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        rec = (e->type == REDIS_REPLY_STRING)
+              ? ngx_http_auth_pat_api_parse_record(e->str, e->len) : NULL;
+        if (rec == NULL) {
+            json_decref(items);
+            ngx_http_auth_pat_api_internal(r);
+            return;
+        }
+
+        t = ngx_http_auth_pat_api_token(rec, api->now);
+        json_decref(rec);
+
+        if (t == NULL || json_array_append_new(items, t) != 0) {
+            json_decref(items);
+            ngx_http_auth_pat_api_internal(r);
+            return;
+        }
+    }
+
+    ngx_http_auth_pat_api_send(r, NGX_HTTP_OK,
+        json_pack("{s:o, s:I, s:{s:{s:I, s:I, s:I}}}",
+                  "items", items,
+                  "totalCount", (json_int_t) reply->element[0]->integer,
+                  "facets", "status",
+                  "active", (json_int_t) reply->element[1]->integer,
+                  "expired", (json_int_t) reply->element[2]->integer,
+                  "revoked", (json_int_t) reply->element[3]->integer));
+}
+
+
+/* revoke and rotate start by reading the record: 404 for anyone else's */
+
+static void
+ngx_http_auth_pat_api_get(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api)
+{
+    ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_GET,
+        ngx_http_auth_pat_store_get(r->pool, &api->user, &api->id,
+                                    ngx_http_auth_pat_api_reply, api));
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_api_old_digest(ngx_http_auth_pat_api_t *api, json_t *rec)
+{
+    json_t  *d;
+
+    d = json_object_get(rec, "d");
+
+    if (!json_is_string(d) || json_string_length(d) != PAT_DIGEST_HEX_LEN) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(api->old_hex, json_string_value(d), PAT_DIGEST_HEX_LEN);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_auth_pat_api_got(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
+    redisReply *reply)
+{
+    json_t      *rec;
+    int64_t      c, e, lifetime;
+    ngx_uint_t   status;
+    const char  *err;
+
+    if (reply->type == REDIS_REPLY_NIL) {
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                    "no such token");
+        return;
+    }
+
+    rec = (reply->type == REDIS_REPLY_STRING)
+          ? ngx_http_auth_pat_api_parse_record(reply->str, reply->len) : NULL;
+
+    if (rec == NULL || ngx_http_auth_pat_api_old_digest(api, rec) != NGX_OK) {
+        if (rec) {
+            json_decref(rec);
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "auth_pat: bad metadata record of token %V", &api->id);
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    api->old = rec;
+
+    if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
+        /* revoke: the validation record goes first */
+        ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_DEACTIVATE,
+            ngx_http_auth_pat_store_deactivate(r->pool, api->old_hex,
+                                               ngx_http_auth_pat_api_reply,
+                                               api));
+        return;
+    }
+
+    /* rotate */
+
+    e = ngx_http_auth_pat_json_ms(rec, "e");
+
+    if (ngx_http_auth_pat_json_ms(rec, "r")) {
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                    "the token is revoked");
+        return;
+    }
+
+    if (e && e <= api->now) {
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                    "the token is expired");
+        return;
+    }
+
+    /* the same lifetime length by default; no expiry stays no expiry */
+    c = ngx_http_auth_pat_json_ms(rec, "c");
+    lifetime = (e && e > c) ? e - c : 0;
+
+    err = ngx_http_auth_pat_api_expires(api,
+                                        lifetime ? api->now + lifetime : 0,
+                                        &status);
+    if (err) {
+        ngx_http_auth_pat_api_error(r, status,
+            status == NGX_HTTP_BAD_REQUEST ? "invalid_request"
+                                           : "validation_error", err);
+        return;
+    }
+
+    api->name.data = (u_char *) json_string_value(json_object_get(rec,
+                                                                  "name"));
+    if (api->name.data == NULL) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    api->name.len = json_string_length(json_object_get(rec, "name"));
+
+    if (ngx_http_auth_pat_api_new_token(r, api, &api->id) != NGX_OK) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_CLAIM,
+        ngx_http_auth_pat_store_claim(r->pool, &api->user, &api->id, api->now,
+                                      ngx_http_auth_pat_api_reply, api));
+}
+
+
+static void
+ngx_http_auth_pat_api_claimed(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    switch (reply->element[0]->integer) {
+
+    case 0:
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                    "no such token");
+        return;
+
+    case 1:
+        break;
+
+    default:
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+            "the token is revoked, expired or being rotated");
+        return;
+    }
+
+    ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_DEACTIVATE,
+        ngx_http_auth_pat_store_deactivate(r->pool, api->old_hex,
+                                           ngx_http_auth_pat_api_reply, api));
+}
+
+
+static void
+ngx_http_auth_pat_api_deactivated(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
+        ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_REVOKE,
+            ngx_http_auth_pat_store_revoke(r->pool, &api->user, &api->id,
+                                           api->now,
+                                           ngx_http_auth_pat_api_reply, api));
+        return;
+    }
+
+    ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_ROTATE,
+        ngx_http_auth_pat_store_rotate(r->pool, &api->user, &api->id,
+                                       api->now, &api->new_id_str,
+                                       &api->record, api->now, api->expires,
+                                       ngx_http_auth_pat_api_reply, api));
+}
+
+
+static void
+ngx_http_auth_pat_api_activate(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_ACTIVATE,
+        ngx_http_auth_pat_store_activate(r->pool, api->hex, &api->user,
+                                         &api->new_id_str, &api->name,
+                                         api->expires,
+                                         ngx_http_auth_pat_api_reply, api));
+}
+
+
+/*
+ * The new token's metadata exists but its validation record may not:
+ * the client gets 503 and never sees the plaintext.  Undo in the safe
+ * order, on the same pipelined connection: the validation record (in
+ * case the write did land), then the metadata.
+ */
+
+static void
+ngx_http_auth_pat_api_abandon(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "auth_pat: token %V of user \"%V\" was not activated; "
+                  "revoking it", &api->new_id_str, &api->user);
+
+    (void) ngx_http_auth_pat_store_deactivate(r->pool, api->hex,
+                                              ngx_http_auth_pat_noop, NULL);
+    (void) ngx_http_auth_pat_store_revoke(r->pool, &api->user,
+                                          &api->new_id_str, api->now,
+                                          ngx_http_auth_pat_noop, NULL);
+}
+
+
+static void
+ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
+{
+    ngx_http_auth_pat_api_t  *api = data;
+
+    json_t              *rec;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = api->request;
+    c = r->connection;
+    api->cmd = NULL;
+
+    if (rc != NGX_OK) {
+        if (api->step == NGX_HTTP_AUTH_PAT_STEP_ACTIVATE) {
+            ngx_http_auth_pat_api_abandon(r, api);
+        }
+
+        ngx_http_auth_pat_api_unavailable(r);
+        goto done;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "auth_pat: redis error: %s", reply->str);
+
+        if (api->step == NGX_HTTP_AUTH_PAT_STEP_ACTIVATE) {
+            ngx_http_auth_pat_api_abandon(r, api);
+        }
+
+        ngx_http_auth_pat_api_internal(r);
+        goto done;
+    }
+
+    switch (api->step) {
+
+    case NGX_HTTP_AUTH_PAT_STEP_LIST:
+        ngx_http_auth_pat_api_list_done(r, api, reply);
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_CREATE:
+        if (reply->type != REDIS_REPLY_INTEGER) {
+            ngx_http_auth_pat_api_internal(r);
+            break;
+        }
+
+        if (reply->integer == 0) {
+            ngx_http_auth_pat_api_error(r, NGX_HTTP_UNPROCESSABLE_ENTITY,
+                "validation_error",
+                "too many active tokens: revoke one first");
+            break;
+        }
+
+        ngx_http_auth_pat_api_activate(r, api);
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_ACTIVATE:
+        rec = ngx_http_auth_pat_api_parse_record((char *) api->record.data,
+                                                 api->record.len);
+        if (rec == NULL) {
+            ngx_http_auth_pat_api_internal(r);
+            break;
+        }
+
+        ngx_http_auth_pat_api_send_token(r, NGX_HTTP_CREATED, rec, api, 1);
+        json_decref(rec);
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_GET:
+        ngx_http_auth_pat_api_got(r, api, reply);
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_CLAIM:
+        ngx_http_auth_pat_api_claimed(r, api, reply);
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_DEACTIVATE:
+        ngx_http_auth_pat_api_deactivated(r, api);
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_REVOKE:
+        if (reply->type == REDIS_REPLY_NIL) {
+            ngx_http_auth_pat_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                        "no such token");
+            break;
+        }
+
+        rec = (reply->type == REDIS_REPLY_STRING)
+              ? ngx_http_auth_pat_api_parse_record(reply->str, reply->len)
+              : NULL;
+        if (rec == NULL) {
+            ngx_http_auth_pat_api_internal(r);
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "auth_pat: token %V of user \"%V\" revoked",
+                      &api->id, &api->user);
+
+        ngx_http_auth_pat_api_send_token(r, NGX_HTTP_OK, rec, api, 0);
+        json_decref(rec);
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_ROTATE:
+        if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
+            ngx_http_auth_pat_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+                "the token was revoked or rotated meanwhile");
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "auth_pat: token %V of user \"%V\" rotated to %V",
+                      &api->id, &api->user, &api->new_id_str);
+
+        ngx_http_auth_pat_api_activate(r, api);
+        break;
+    }
+
+done:
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* ------------------------------------------------------------ identity */
+
+
+static void
+ngx_http_auth_pat_api_dispatch(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    ngx_time_t  *tp;
+
+    if (api->user.len > NGX_HTTP_AUTH_PAT_USER_MAX) {
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_request",
+                                    "the caller identity is too long");
+        return;
+    }
+
+    tp = ngx_timeofday();
+    api->now = (int64_t) tp->sec * 1000 + tp->msec;
+
+    switch (api->route) {
+
+    case NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION:
+        if (r->method == NGX_HTTP_POST) {
+            ngx_http_auth_pat_api_create(r, api);
+
+        } else {
+            ngx_http_auth_pat_api_list(r, api);
+        }
+
+        return;
+
+    default: /* item, rotate */
+        ngx_http_auth_pat_api_get(r, api);
+        return;
+    }
+}
+
+
+static void
+ngx_http_auth_pat_api_identified(ngx_http_request_t *r)
+{
+    ngx_http_auth_pat_ctx_t       *ctx;
+    ngx_http_auth_pat_api_t       *api;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+    api = ctx->api;
+
+    switch (ctx->verdict) {
+
+    case NGX_OK:
+        ctx->identified = 1;
+        api->user = ctx->identity.user_id;
+        ngx_http_auth_pat_api_dispatch(r, api);
+        return;
+
+    case NGX_HTTP_AUTH_PAT_NO_CREDENTIALS:
+        ngx_http_finalize_request(r,
+            ngx_http_auth_pat_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                "unauthorized", "a bearer token is required",
+                &plcf->challenge));
+        return;
+
+    case NGX_HTTP_AUTH_PAT_INVALID_TOKEN:
+        ngx_http_finalize_request(r,
+            ngx_http_auth_pat_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                "unauthorized", "the token is invalid, expired or revoked",
+                &plcf->challenge_invalid_token));
+        return;
+
+    case NGX_HTTP_AUTH_PAT_INVALID_REQUEST:
+        ngx_http_finalize_request(r,
+            ngx_http_auth_pat_send_error(r, NGX_HTTP_BAD_REQUEST,
+                "invalid_request", "malformed Authorization header",
+                &plcf->challenge_invalid_request));
+        return;
+
+    default:
+        ngx_http_auth_pat_api_unavailable(r);
+        return;
+    }
+}
+
+
+/*
+ * The caller: auth_pat_api_user when it is non-empty; else the owner of
+ * the bearer token (already checked if auth_pat guards this location).
+ */
+
+static void
+ngx_http_auth_pat_api_start(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      user;
+    ngx_http_auth_pat_ctx_t       *ctx;
+    ngx_http_auth_pat_api_t       *api;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    api = ctx->api;
+
+    if (plcf->api_user) {
+        if (ngx_http_complex_value(r, plcf->api_user, &user) != NGX_OK) {
+            ngx_http_auth_pat_api_internal(r);
+            return;
+        }
+
+        if (user.len) {
+            api->user = user;
+            ngx_http_auth_pat_api_dispatch(r, api);
+            return;
+        }
+    }
+
+    if (ctx->identified) {
+        api->user = ctx->identity.user_id;
+        ngx_http_auth_pat_api_dispatch(r, api);
+        return;
+    }
+
+    rc = ngx_http_auth_pat_check_token(r, ctx,
+                                       ngx_http_auth_pat_api_identified);
+
+    if (rc == NGX_OK) {
+        ngx_http_auth_pat_api_identified(r);
+
+    } else if (rc == NGX_ERROR) {
+        ngx_http_auth_pat_api_internal(r);
+    }
+
+    /* NGX_AGAIN: ngx_http_auth_pat_api_identified() follows */
+}
+
+
+/* ---------------------------------------------------------------- body */
+
+
+static ngx_int_t
+ngx_http_auth_pat_api_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
+{
+    json_t                   *json;
+    ngx_str_t                 body;
+    json_error_t              err;
+    ngx_http_auth_pat_ctx_t  *ctx;
+    ngx_http_auth_pat_api_t  *api;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    api = ctx->api;
+
+    if (ngx_http_auth_pat_api_read_body(r, &body) != NGX_OK) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    if (body.len == 0) {
+        if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ROTATE) {
+            ngx_http_auth_pat_api_start(r);
+            return;
+        }
+
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_request",
+                                    "the body must be a JSON object");
+        return;
+    }
+
+    /* jansson bounds the nesting depth (2048) and checks UTF-8 */
+    json = json_loadb((char *) body.data, body.len, 0, &err);
+
+    if (json == NULL) {
+        if (json_error_code(&err) == json_error_invalid_utf8) {
+            ngx_http_auth_pat_api_error(r, NGX_HTTP_UNPROCESSABLE_ENTITY,
+                                        "validation_error",
+                                        "the body is not valid UTF-8");
+            return;
+        }
+
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_request", "malformed JSON");
+        return;
+    }
+
+    api->body = json;
+
+    if (!json_is_object(json)) {
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_request",
+                                    "the body must be a JSON object");
+        return;
+    }
+
+    ngx_http_auth_pat_api_start(r);
+}
+
+
+/* application/json, optionally with "; charset=utf-8" */
+
+static ngx_uint_t
+ngx_http_auth_pat_api_is_json(ngx_http_request_t *r)
+{
+    u_char  *p, *last;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    p = r->headers_in.content_type->value.data;
+    last = p + r->headers_in.content_type->value.len;
+
+    if (last - p < 16
+        || ngx_strncasecmp(p, (u_char *) "application/json", 16) != 0)
+    {
+        return 0;
+    }
+
+    p += 16;
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    if (p == last) {
+        return 1;
+    }
+
+    if (*p++ != ';') {
+        return 0;
+    }
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    if (last - p >= 8 && ngx_strncasecmp(p, (u_char *) "charset=", 8) == 0) {
+        p += 8;
+
+        if (p < last && *p == '"') {
+            p++;
+            last -= (last[-1] == '"');
+        }
+
+        while (last > p && (last[-1] == ' ' || last[-1] == '\t')) {
+            last--;
+        }
+
+        return (last - p == 5 && ngx_strncasecmp(p, (u_char *) "utf-8", 5)
+                                 == 0)
+               || (last - p == 4 && ngx_strncasecmp(p, (u_char *) "utf8", 4)
+                                    == 0);
+    }
+
+    return 0;
+}
+
+
+/* ------------------------------------------------------------- handler */
+
+
+static ngx_int_t
+ngx_http_auth_pat_api_route(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    u_char                        *p, *last, *id;
+    ngx_str_t                     *prefix;
+    ngx_uint_t                     i;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+    prefix = &plcf->api_prefix;
+
+    if (r->uri.len < prefix->len
+        || ngx_strncmp(r->uri.data, prefix->data, prefix->len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = r->uri.data + prefix->len;
+    last = r->uri.data + r->uri.len;
+
+    /* a prefix written with a trailing slash */
+    if (prefix->len && prefix->data[prefix->len - 1] == '/') {
+        p--;
+    }
+
+    if (p == last || (p + 1 == last && *p == '/')) {
+        api->route = NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION;
+        return NGX_OK;
+    }
+
+    if (*p++ != '/') {
+        return NGX_DECLINED;
+    }
+
+    id = p;
+
+    while (p < last && *p != '/') {
+        p++;
+    }
+
+    api->id.data = id;
+    api->id.len = p - id;
+
+    if (p == last || (p + 1 == last)) {
+        api->route = NGX_HTTP_AUTH_PAT_ROUTE_ITEM;
+
+    } else if ((last - p == 7 && ngx_strncmp(p, "/rotate", 7) == 0)
+               || (last - p == 8 && ngx_strncmp(p, "/rotate/", 8) == 0))
+    {
+        api->route = NGX_HTTP_AUTH_PAT_ROUTE_ROTATE;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    if (!pat_uuid_valid((char *) api->id.data, api->id.len)) {
+        return NGX_ERROR;
+    }
+
+    /* ids are stored lowercase */
+    id = ngx_pnalloc(r->pool, api->id.len);
+    if (id == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < api->id.len; i++) {
+        id[i] = ngx_tolower(api->id.data[i]);
+    }
+
+    api->id.data = id;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_uint_t                allowed;
+    ngx_table_elt_t          *h;
+    ngx_http_cleanup_t       *cln;
+    ngx_http_auth_pat_ctx_t  *ctx;
+    ngx_http_auth_pat_api_t  *api;
+
+    ctx = ngx_http_auth_pat_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    api = ngx_pcalloc(r->pool, sizeof(ngx_http_auth_pat_api_t));
+    if (api == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    api->request = r;
+    ctx->api = api;
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_auth_pat_api_cleanup;
+    cln->data = api;
+
+    rc = ngx_http_auth_pat_api_route(r, api);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_auth_pat_send_error(r, NGX_HTTP_NOT_FOUND,
+                                            "not_found", "no such route",
+                                            NULL);
+    }
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_auth_pat_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "invalid_request",
+                                            "the token id is not a UUID",
+                                            NULL);
+    }
+
+    switch (api->route) {
+
+    case NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION:
+        allowed = NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST;
+        break;
+
+    case NGX_HTTP_AUTH_PAT_ROUTE_ITEM:
+        allowed = NGX_HTTP_DELETE;
+        break;
+
+    default:
+        allowed = NGX_HTTP_POST;
+    }
+
+    if (!(r->method & allowed)) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+
+        if (allowed & NGX_HTTP_GET) {
+            ngx_str_set(&h->value, "GET, HEAD, POST");
+
+        } else if (allowed & NGX_HTTP_DELETE) {
+            ngx_str_set(&h->value, "DELETE");
+
+        } else {
+            ngx_str_set(&h->value, "POST");
+        }
+
+        return ngx_http_auth_pat_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                            "method_not_allowed",
+                                            "method not allowed here", NULL);
+    }
+
+    if (r->args.len > NGX_HTTP_AUTH_PAT_ARGS_LEN_MAX) {
+        return ngx_http_auth_pat_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "invalid_request",
+                                            "the query string is too long",
+                                            NULL);
+    }
+
+    if (r->method == NGX_HTTP_POST) {
+
+        if ((r->headers_in.content_length_n > 0 || r->headers_in.chunked)
+            && !ngx_http_auth_pat_api_is_json(r))
+        {
+            return ngx_http_auth_pat_send_error(r,
+                       NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                       "unsupported_media_type",
+                       "the body must be application/json", NULL);
+        }
+
+        r->request_body_in_single_buf = 1;
+
+        rc = ngx_http_read_client_request_body(r,
+                                          ngx_http_auth_pat_api_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    r->main->count++;
+
+    ngx_http_auth_pat_api_start(r);
+
+    return NGX_DONE;
+}
+
+
+/* ------------------------------------------------------------- filters */
+
+
+/*
+ * Errors that nginx itself produces in an API location (413 for a body
+ * over client_max_body_size, 400 for a broken chunked body, 500, ...)
+ * get the API's JSON body instead of nginx's HTML page.
+ */
+
+static ngx_int_t
+ngx_http_auth_pat_api_header_filter(ngx_http_request_t *r)
+{
+    char                          *json;
+    size_t                         len;
+    const char                    *code, *message;
+    ngx_buf_t                     *b;
+    ngx_http_auth_pat_ctx_t       *ctx;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    if (!plcf->api || r != r->main || r->headers_out.status < 400) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+
+    if (ctx && ctx->responded) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    switch (r->headers_out.status) {
+
+    case NGX_HTTP_BAD_REQUEST:
+        code = "invalid_request"; message = "bad request";
+        break;
+
+    case NGX_HTTP_UNAUTHORIZED:
+        code = "unauthorized"; message = "authentication is required";
+        break;
+
+    case NGX_HTTP_FORBIDDEN:
+        code = "forbidden"; message = "access is denied";
+        break;
+
+    case NGX_HTTP_NOT_FOUND:
+        code = "not_found"; message = "not found";
+        break;
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        code = "payload_too_large";
+        message = "the body is larger than client_max_body_size";
+        break;
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        code = "unavailable"; message = "service unavailable";
+        break;
+
+    default:
+        code = r->headers_out.status < 500 ? "invalid_request" : "internal";
+        message = r->headers_out.status < 500 ? "bad request"
+                                              : "internal error";
+    }
+
+    if (ctx == NULL) {
+        ctx = ngx_http_auth_pat_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    json = NULL;
+    {
+        json_t  *obj;
+
+        obj = json_pack("{s:s, s:s}", "error", code, "message", message);
+        if (obj) {
+            json = json_dumps(obj, JSON_COMPACT);
+            json_decref(obj);
+        }
+    }
+
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(json);
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        free(json);
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, json, len);
+    *b->last++ = '\n';
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+    free(json);
+
+    ctx->error_body = b;
+
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_api_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t               out;
+    ngx_http_auth_pat_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+
+    if (ctx == NULL || ctx->error_body == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    if (ctx->error_body_sent || in == NULL) {
+        /* nginx's own page is dropped */
+        return NGX_OK;
+    }
+
+    ctx->error_body_sent = 1;
+
+    out.buf = ctx->error_body;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_api_init_filters(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_auth_pat_api_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_auth_pat_api_body_filter;
+
+    return NGX_OK;
+}
