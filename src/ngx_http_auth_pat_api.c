@@ -1443,7 +1443,7 @@ ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
     }
 
     /* jansson bounds the nesting depth (2048) and checks UTF-8 */
-    json = json_loadb((char *) body.data, body.len, 0, &err);
+    json = json_loadb((char *) body.data, body.len, JSON_ALLOW_NUL, &err);
 
     if (json == NULL) {
         if (json_error_code(&err) == json_error_invalid_utf8) {
