@@ -55,7 +55,7 @@ EOF2
 }
 
 # api($t, METHOD, PATH, user => U | bearer => TOKEN, body => DATA|RAW,
-#     ctype => CT, headers => {})
+#     ctype => CT, headers => {}, base => PREFIX)
 sub api {
     my ($t, $m, $path, %o) = @_;
     my %h = %{ $o{headers} || {} };
@@ -66,7 +66,9 @@ sub api {
         $req{content} = ref $o{body} ? JSON::PP->new->utf8->canonical->encode($o{body}) : $o{body};
         $h{'Content-Type'} = $o{ctype} // 'application/json';
     }
-    $path = "/v1/personal-access-tokens$path" unless $path =~ m{^/v\d/};
+    # PATH is below BASE (default the /v1 API), unless it names /vN/ itself
+    my $base = $o{base} // '/v1/personal-access-tokens';
+    $path = "$base$path" unless $path =~ m{^/v\d/};
     my $r = $t->http($m, $path, \%req);
     if ($r->{json} && ref $r->{json} eq 'HASH' && ref $r->{json}{data} eq 'HASH'
         && defined $r->{json}{data}{token}) {
