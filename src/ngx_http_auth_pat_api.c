@@ -6,7 +6,7 @@
  * asynchronous reply, and the request is finalized once, by the last.
  *
  *   POST   PREFIX              create     CREATE -> ACTIVATE
- *   GET    PREFIX              list       LIST
+ *   GET    PREFIX              list       (PURGE) LIST -> PAGE
  *   DELETE PREFIX/ID           revoke     GET -> DEACTIVATE -> REVOKE
  *   POST   PREFIX/ID/rotate    rotate     GET -> CLAIM -> DEACTIVATE
  *                                         -> ROTATE -> ACTIVATE
@@ -43,7 +43,52 @@ typedef enum {
 
 
 typedef enum {
+    NGX_HTTP_AUTH_PAT_SORT_CREATED = 0,
+    NGX_HTTP_AUTH_PAT_SORT_NAME,
+    NGX_HTTP_AUTH_PAT_SORT_EXPIRES,
+    NGX_HTTP_AUTH_PAT_SORT_LAST_USED
+} ngx_http_auth_pat_sort_e;
+
+
+typedef enum {
+    NGX_HTTP_AUTH_PAT_ANY = 0,
+    NGX_HTTP_AUTH_PAT_ACTIVE,
+    NGX_HTTP_AUTH_PAT_EXPIRED,
+    NGX_HTTP_AUTH_PAT_REVOKED
+} ngx_http_auth_pat_status_e;
+
+
+typedef struct {
+    ngx_http_auth_pat_status_e       status;
+    ngx_str_t                        search;    /* lowercased, or empty */
+    ngx_http_auth_pat_sort_e         sort_by;
+    ngx_uint_t                       desc;
+    ngx_uint_t                       offset;
+    ngx_uint_t                       limit;
+
+    /* results */
+    ngx_uint_t                       total;
+    ngx_uint_t                       facets[4];  /* by status */
+} ngx_http_auth_pat_list_query_t;
+
+
+/* one token of the list index, pointing into the Redis reply */
+typedef struct {
+    u_char                          *id;
+    size_t                           id_len;
+    u_char                          *name;
+    size_t                           name_len;
+    int64_t                          created;
+    int64_t                          key;       /* the sort key */
+    unsigned                         has_key:1; /* no key: sorted last */
+    unsigned                         by_name:1;
+    unsigned                         desc:1;
+} ngx_http_auth_pat_list_entry_t;
+
+
+typedef enum {
     NGX_HTTP_AUTH_PAT_STEP_LIST = 0,
+    NGX_HTTP_AUTH_PAT_STEP_PAGE,
     NGX_HTTP_AUTH_PAT_STEP_CREATE,
     NGX_HTTP_AUTH_PAT_STEP_ACTIVATE,
     NGX_HTTP_AUTH_PAT_STEP_GET,
@@ -89,6 +134,8 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 static void ngx_http_auth_pat_api_start(ngx_http_request_t *r);
 static void ngx_http_auth_pat_api_reply(void *data, redisReply *reply,
     ngx_int_t rc);
+static void ngx_http_auth_pat_api_list_done(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply);
 
 
 /* ------------------------------------------------------------ answers */
@@ -669,8 +716,8 @@ ngx_http_auth_pat_api_create(ngx_http_request_t *r,
 
     ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_CREATE,
         ngx_http_auth_pat_store_create(r->pool, &api->user, &api->new_id_str,
-                                       &api->record, api->now, api->expires,
-                                       plcf->max_tokens,
+                                       &api->name, &api->record, api->now,
+                                       api->expires, plcf->max_tokens,
                                        ngx_http_auth_pat_api_reply, api));
 }
 
@@ -700,10 +747,10 @@ ngx_http_auth_pat_api_query(ngx_http_request_t *r,
 
     q->offset = 0;
     q->limit = NGX_HTTP_AUTH_PAT_PAGE_SIZE;
-    ngx_str_set(&q->status, "");
-    ngx_str_set(&q->search, "");
-    ngx_str_set(&q->sort_by, "c");
-    ngx_str_set(&q->direction, "desc");
+    q->status = NGX_HTTP_AUTH_PAT_ANY;
+    ngx_str_null(&q->search);
+    q->sort_by = NGX_HTTP_AUTH_PAT_SORT_CREATED;
+    q->desc = 1;
 
     if (ngx_http_auth_pat_api_arg(r, "page_size", "pageSize", &v) == NGX_OK) {
         n = ngx_atoi(v.data, v.len);
@@ -726,11 +773,14 @@ ngx_http_auth_pat_api_query(ngx_http_request_t *r,
     }
 
     if (ngx_http_auth_pat_api_arg(r, "status", "status", &v) == NGX_OK) {
-        if ((v.len == 6 && ngx_strncmp(v.data, "active", 6) == 0)
-            || (v.len == 7 && ngx_strncmp(v.data, "expired", 7) == 0)
-            || (v.len == 7 && ngx_strncmp(v.data, "revoked", 7) == 0))
-        {
-            q->status = v;
+        if (v.len == 6 && ngx_strncmp(v.data, "active", 6) == 0) {
+            q->status = NGX_HTTP_AUTH_PAT_ACTIVE;
+
+        } else if (v.len == 7 && ngx_strncmp(v.data, "expired", 7) == 0) {
+            q->status = NGX_HTTP_AUTH_PAT_EXPIRED;
+
+        } else if (v.len == 7 && ngx_strncmp(v.data, "revoked", 7) == 0) {
+            q->status = NGX_HTTP_AUTH_PAT_REVOKED;
 
         } else {
             return "status must be active, expired or revoked";
@@ -775,17 +825,17 @@ ngx_http_auth_pat_api_query(ngx_http_request_t *r,
 
     if (ngx_http_auth_pat_api_arg(r, "sort_by", "sortBy", &v) == NGX_OK) {
         if (v.len == 9 && ngx_strncmp(v.data, "createdAt", 9) == 0) {
-            ngx_str_set(&q->sort_by, "c");
+            q->sort_by = NGX_HTTP_AUTH_PAT_SORT_CREATED;
 
         } else if (v.len == 4 && ngx_strncmp(v.data, "name", 4) == 0) {
-            ngx_str_set(&q->sort_by, "name");
+            q->sort_by = NGX_HTTP_AUTH_PAT_SORT_NAME;
 
         } else if (v.len == 9 && ngx_strncmp(v.data, "expiresAt", 9) == 0) {
-            ngx_str_set(&q->sort_by, "e");
+            q->sort_by = NGX_HTTP_AUTH_PAT_SORT_EXPIRES;
 
         } else if (v.len == 10 && ngx_strncmp(v.data, "lastUsedAt", 10) == 0)
         {
-            ngx_str_set(&q->sort_by, "l");
+            q->sort_by = NGX_HTTP_AUTH_PAT_SORT_LAST_USED;
 
         } else {
             return "sort_by must be createdAt, name, expiresAt or lastUsedAt";
@@ -795,10 +845,11 @@ ngx_http_auth_pat_api_query(ngx_http_request_t *r,
     if (ngx_http_auth_pat_api_arg(r, "sort_direction", "sortDirection", &v)
         == NGX_OK)
     {
-        if ((v.len == 3 && ngx_strncmp(v.data, "asc", 3) == 0)
-            || (v.len == 4 && ngx_strncmp(v.data, "desc", 4) == 0))
-        {
-            q->direction = v;
+        if (v.len == 3 && ngx_strncmp(v.data, "asc", 3) == 0) {
+            q->desc = 0;
+
+        } else if (v.len == 4 && ngx_strncmp(v.data, "desc", 4) == 0) {
+            q->desc = 1;
 
         } else {
             return "sort_direction must be asc or desc";
@@ -822,32 +873,255 @@ ngx_http_auth_pat_api_list(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api)
         return;
     }
 
-    api->query.user = api->user;
-
     ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_LIST,
-        ngx_http_auth_pat_store_list(r->pool, &api->query, api->now,
-                                     ngx_http_auth_pat_api_reply, api));
+        ngx_http_auth_pat_store_list_index(r->pool, &api->user, api->now,
+                                           ngx_http_auth_pat_api_reply, api));
 }
 
+
+/* "c:e:l:r:name": the times (empty for null), then the name */
+
+static ngx_int_t
+ngx_http_auth_pat_list_parse(u_char *p, size_t len, int64_t t[4],
+    ngx_str_t *name)
+{
+    u_char      *last, *start;
+    ngx_int_t    i;
+
+    last = p + len;
+
+    for (i = 0; i < 4; i++) {
+        start = p;
+
+        while (p < last && *p != ':') {
+            p++;
+        }
+
+        if (p == last) {
+            return NGX_ERROR;
+        }
+
+        t[i] = 0;
+
+        if (p > start) {
+            t[i] = ngx_atoof(start, p - start);
+            if (t[i] == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+        }
+
+        p++;
+    }
+
+    name->data = p;
+    name->len = last - p;
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_auth_pat_list_cmp(const void *one, const void *two)
+{
+    const ngx_http_auth_pat_list_entry_t  *a = one;
+    const ngx_http_auth_pat_list_entry_t  *b = two;
+
+    int      rc;
+    size_t   i, n;
+    u_char   ca, cb;
+
+    /* tokens without the key (no expiry, never used) come last */
+    if (a->has_key != b->has_key) {
+        return a->has_key ? -1 : 1;
+    }
+
+    rc = 0;
+
+    if (a->by_name) {
+        n = ngx_min(a->name_len, b->name_len);
+
+        for (i = 0; i < n && rc == 0; i++) {
+            ca = ngx_tolower(a->name[i]);
+            cb = ngx_tolower(b->name[i]);
+            rc = (ca > cb) - (ca < cb);
+        }
+
+        if (rc == 0) {
+            rc = (a->name_len > b->name_len) - (a->name_len < b->name_len);
+        }
+
+    } else if (a->has_key) {
+        rc = (a->key > b->key) - (a->key < b->key);
+    }
+
+    if (rc) {
+        return a->desc ? -rc : rc;
+    }
+
+    /* ties: newest first, then by id, so pages never overlap */
+    if (a->created != b->created) {
+        return a->created > b->created ? -1 : 1;
+    }
+
+    return ngx_memn2cmp(a->id, b->id, a->id_len, b->id_len);
+}
+
+
+/*
+ * The whole index of the caller's tokens: facets over all of them, then
+ * the filter, the order and the page.  The page's records follow.
+ */
+
+static void
+ngx_http_auth_pat_api_list_index(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    size_t                           i, n, m, last;
+    int64_t                          t[4];
+    ngx_str_t                        name, *ids;
+    redisReply                      *id, *ix;
+    ngx_http_auth_pat_status_e       status;
+    ngx_http_auth_pat_list_query_t  *q;
+    ngx_http_auth_pat_list_entry_t  *entries, *e;
+
+    q = &api->query;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    n = reply->elements / 2;
+
+    entries = ngx_palloc(r->pool,
+                         (n ? n : 1) * sizeof(ngx_http_auth_pat_list_entry_t));
+    if (entries == NULL) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    m = 0;
+
+    for (i = 0; i < n; i++) {
+        id = reply->element[2 * i];
+        ix = reply->element[2 * i + 1];
+
+        if (id->type != REDIS_REPLY_STRING || ix->type != REDIS_REPLY_STRING
+            || ngx_http_auth_pat_list_parse((u_char *) ix->str, ix->len, t,
+                                            &name)
+               != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "auth_pat: bad list index entry of user \"%V\"",
+                          &api->user);
+            continue;
+        }
+
+        /* t[]: created, expires, last used, revoked */
+        if (t[3]) {
+            status = NGX_HTTP_AUTH_PAT_REVOKED;
+
+        } else if (t[1] && t[1] <= api->now) {
+            status = NGX_HTTP_AUTH_PAT_EXPIRED;
+
+        } else {
+            status = NGX_HTTP_AUTH_PAT_ACTIVE;
+        }
+
+        q->facets[status]++;
+
+        if (q->status != NGX_HTTP_AUTH_PAT_ANY && q->status != status) {
+            continue;
+        }
+
+        if (q->search.len
+            && ngx_strlcasestrn(name.data, name.data + name.len,
+                                q->search.data, q->search.len - 1)
+               == NULL)
+        {
+            continue;
+        }
+
+        e = &entries[m++];
+
+        e->id = (u_char *) id->str;
+        e->id_len = id->len;
+        e->name = name.data;
+        e->name_len = name.len;
+        e->created = t[0];
+        e->by_name = (q->sort_by == NGX_HTTP_AUTH_PAT_SORT_NAME);
+        e->desc = q->desc;
+
+        switch (q->sort_by) {
+
+        case NGX_HTTP_AUTH_PAT_SORT_EXPIRES:
+            e->key = t[1];
+            break;
+
+        case NGX_HTTP_AUTH_PAT_SORT_LAST_USED:
+            e->key = t[2];
+            break;
+
+        default:
+            e->key = t[0];
+        }
+
+        e->has_key = (e->key != 0 || e->by_name);
+    }
+
+    ngx_qsort(entries, m, sizeof(ngx_http_auth_pat_list_entry_t),
+              ngx_http_auth_pat_list_cmp);
+
+    q->total = m;
+
+    last = ngx_min(m, q->offset + q->limit);
+    n = (q->offset < last) ? last - q->offset : 0;
+
+    if (n == 0) {
+        ngx_http_auth_pat_api_list_done(r, api, NULL);
+        return;
+    }
+
+    /* the reply is freed after this handler: copy the page's ids */
+    ids = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
+    if (ids == NULL) {
+        ngx_http_auth_pat_api_internal(r);
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        e = &entries[q->offset + i];
+
+        ids[i].len = e->id_len;
+        ids[i].data = ngx_pstrdup(r->pool, &(ngx_str_t) { e->id_len, e->id });
+        if (ids[i].data == NULL) {
+            ngx_http_auth_pat_api_internal(r);
+            return;
+        }
+    }
+
+    ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_PAGE,
+        ngx_http_auth_pat_store_get_many(r->pool, &api->user, ids, n,
+                                         ngx_http_auth_pat_api_reply, api));
+}
+
+
+/* the page's records, in order; one gone meanwhile is skipped */
 
 static void
 ngx_http_auth_pat_api_list_done(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
-    size_t       i;
-    json_t      *items, *rec, *t;
-    redisReply  *e;
+    size_t                           i;
+    json_t                          *items, *rec, *t;
+    redisReply                      *e;
+    ngx_http_auth_pat_list_query_t  *q;
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 4) {
+    q = &api->query;
+
+    if (reply && reply->type != REDIS_REPLY_ARRAY) {
         ngx_http_auth_pat_api_internal(r);
         return;
-    }
-
-    for (i = 0; i < 4; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
-            ngx_http_auth_pat_api_internal(r);
-            return;
-        }
     }
 
     items = json_array();
@@ -856,8 +1130,12 @@ ngx_http_auth_pat_api_list_done(ngx_http_request_t *r,
         return;
     }
 
-    for (i = 4; i < reply->elements; i++) {
+    for (i = 0; reply && i < reply->elements; i++) {
         e = reply->element[i];
+
+        if (e->type == REDIS_REPLY_NIL) {
+            continue;
+        }
 
         rec = (e->type == REDIS_REPLY_STRING)
               ? ngx_http_auth_pat_api_parse_record(e->str, e->len) : NULL;
@@ -880,11 +1158,13 @@ ngx_http_auth_pat_api_list_done(ngx_http_request_t *r,
     ngx_http_auth_pat_api_send(r, NGX_HTTP_OK,
         json_pack("{s:o, s:I, s:{s:{s:I, s:I, s:I}}}",
                   "items", items,
-                  "totalCount", (json_int_t) reply->element[0]->integer,
+                  "totalCount", (json_int_t) q->total,
                   "facets", "status",
-                  "active", (json_int_t) reply->element[1]->integer,
-                  "expired", (json_int_t) reply->element[2]->integer,
-                  "revoked", (json_int_t) reply->element[3]->integer));
+                  "active", (json_int_t) q->facets[NGX_HTTP_AUTH_PAT_ACTIVE],
+                  "expired",
+                  (json_int_t) q->facets[NGX_HTTP_AUTH_PAT_EXPIRED],
+                  "revoked",
+                  (json_int_t) q->facets[NGX_HTTP_AUTH_PAT_REVOKED]));
 }
 
 
@@ -1054,7 +1334,8 @@ ngx_http_auth_pat_api_deactivated(ngx_http_request_t *r,
     ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_ROTATE,
         ngx_http_auth_pat_store_rotate(r->pool, &api->user, &api->id,
                                        api->now, &api->new_id_str,
-                                       &api->record, api->now, api->expires,
+                                       &api->name, &api->record, api->now,
+                                       api->expires,
                                        ngx_http_auth_pat_api_reply, api));
 }
 
@@ -1131,6 +1412,10 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
     switch (api->step) {
 
     case NGX_HTTP_AUTH_PAT_STEP_LIST:
+        ngx_http_auth_pat_api_list_index(r, api, reply);
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_PAGE:
         ngx_http_auth_pat_api_list_done(r, api, reply);
         break;
 

@@ -26,9 +26,20 @@
  *                              claim, ms|null)}
  *                            It outlives expiry and revocation, so the
  *                            list shows every status.
- *   NS {u:UID}:a             sorted set, the user's active tokens, scored
- *                            by expiresAt (+inf for never): it counts them
- *                            for auth_pat_max_tokens in O(log n).
+ *   NS {u:UID}:i             hash, the user's list index:
+ *                              ID -> "c:e:l:r:name" (times, "" for null)
+ *                            The list reads it whole (HGETALL: small
+ *                            fields, no JSON), filters, sorts and pages
+ *                            in nginx, then reads the page's records.
+ *   NS {u:UID}:a             sorted set, the user's unrevoked tokens,
+ *                            scored by expiresAt (+inf for never): it
+ *                            counts active tokens for auth_pat_max_tokens
+ *                            in O(log n).
+ *   NS {u:UID}:x             sorted set, end of life: revoked and expiring
+ *                            tokens scored by revokedAt or expiresAt.
+ *                            Metadata is kept 30 days past that, and at
+ *                            most 10,000 inactive tokens per user; older
+ *                            ones are purged (by create and list).
  *
  * The {u:UID} hash tag keeps a user's keys in one Cluster slot, so each
  * Lua script touches keys of a single slot.  The validation record and
@@ -196,7 +207,8 @@ ngx_http_auth_pat_store_lookup_result(redisReply *reply, ngx_pool_t *pool,
 /*
  * Lua scripts, run with EVALSHA.  Each touches the keys of one user, all
  * in the {u:UID} slot: KEYS[1] = m (metadata), KEYS[2] = a (active),
- * KEYS[3] = x (end of life: revokedAt or expiresAt, for retention).
+ * KEYS[3] = x (end of life: revokedAt or expiresAt, for retention),
+ * KEYS[4] = i (list index).
  * Times come from nginx in ARGV, so scripts stay deterministic.
  */
 
@@ -206,7 +218,7 @@ enum {
     NGX_HTTP_AUTH_PAT_SCRIPT_REVOKE,
     NGX_HTTP_AUTH_PAT_SCRIPT_CLAIM,
     NGX_HTTP_AUTH_PAT_SCRIPT_ROTATE,
-    NGX_HTTP_AUTH_PAT_SCRIPT_LIST,
+    NGX_HTTP_AUTH_PAT_SCRIPT_PURGE,
     NGX_HTTP_AUTH_PAT_NSCRIPTS
 };
 
@@ -218,6 +230,7 @@ enum {
     "    redis.call('HDEL', KEYS[1], id)\n"                                  \
     "    redis.call('ZREM', KEYS[2], id)\n"                                  \
     "    redis.call('ZREM', KEYS[3], id)\n"                                  \
+    "    redis.call('HDEL', KEYS[4], id)\n"                                  \
     "  end\n"                                                                \
     "end\n"                                                                  \
     "local function purge(now, cutoff, cap, batch)\n"                        \
@@ -230,10 +243,11 @@ enum {
     "  end\n"                                                                \
     "end\n"
 
-/* adds a new token's metadata: ARGV id, record, now, expires, cutoff, cap */
+/* adds a token: metadata, index entry, active and end-of-life sets */
 #define NGX_HTTP_AUTH_PAT_LUA_ADD                                            \
-    "local function add(id, rec, exp)\n"                                     \
+    "local function add(id, rec, exp, ix)\n"                                 \
     "  redis.call('HSET', KEYS[1], id, rec)\n"                               \
+    "  redis.call('HSET', KEYS[4], id, ix)\n"                                \
     "  if exp == '' then\n"                                                  \
     "    redis.call('ZADD', KEYS[2], '+inf', id)\n"                          \
     "  else\n"                                                              \
@@ -242,10 +256,30 @@ enum {
     "  end\n"                                                                \
     "end\n"
 
+/* marks a token revoked in the index and the sets */
+#define NGX_HTTP_AUTH_PAT_LUA_REVOKED                                        \
+    "local function revoked(id, now)\n"                                      \
+    "  local s = redis.call('HGET', KEYS[4], id)\n"                          \
+    "  if s then\n"                                                          \
+    "    local c, e, l, r, n =\n"                                            \
+    "      string.match(s, '^(%d*):(%d*):(%d*):(%d*):(.*)$')\n"              \
+    "    if c then\n"                                                        \
+    "      redis.call('HSET', KEYS[4], id,\n"                                \
+    "                 c .. ':' .. e .. ':' .. l .. ':' .. now .. ':' .. n)\n" \
+    "    end\n"                                                              \
+    "  end\n"                                                                \
+    "  redis.call('ZREM', KEYS[2], id)\n"                                    \
+    "  local x = redis.call('ZSCORE', KEYS[3], id)\n"                        \
+    "  if not x or tonumber(x) > tonumber(now) then\n"                       \
+    "    redis.call('ZADD', KEYS[3], now, id)\n"                             \
+    "  end\n"                                                                \
+    "end\n"
+
 
 static const char *ngx_http_auth_pat_store_lua[] = {
 
-    /* CREATE: ARGV id, record, now, expires|'', max, cutoff, cap -> 1|0 */
+    /* CREATE: ARGV id, record, now, expires|'', max, cutoff, cap, index
+     * -> 1 | 0 (too many active tokens) */
     NGX_HTTP_AUTH_PAT_LUA_PURGE
     NGX_HTTP_AUTH_PAT_LUA_ADD
     "local now = tonumber(ARGV[3])\n"
@@ -254,7 +288,7 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "   >= tonumber(ARGV[5]) then\n"
     "  return 0\n"
     "end\n"
-    "add(ARGV[1], ARGV[2], ARGV[4])\n"
+    "add(ARGV[1], ARGV[2], ARGV[4], ARGV[8])\n"
     "return 1\n",
 
     /* ACTIVATE: KEYS[1] = v:DIGEST; ARGV user, id, name, expires|'' */
@@ -266,20 +300,16 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "return 1\n",
 
     /* REVOKE: ARGV id, now -> record | nil; idempotent */
+    NGX_HTTP_AUTH_PAT_LUA_REVOKED
     "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if not rec then return false end\n"
     "local t = cjson.decode(rec)\n"
     "if t.r == cjson.null then\n"
-    "  local now = tonumber(ARGV[2])\n"
-    "  t.r = now\n"
+    "  t.r = tonumber(ARGV[2])\n"
     "  t.k = cjson.null\n"
     "  rec = cjson.encode(t)\n"
     "  redis.call('HSET', KEYS[1], ARGV[1], rec)\n"
-    "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
-    "  local e = redis.call('ZSCORE', KEYS[3], ARGV[1])\n"
-    "  if not e or tonumber(e) > now then\n"
-    "    redis.call('ZADD', KEYS[3], now, ARGV[1])\n"
-    "  end\n"
+    "  revoked(ARGV[1], ARGV[2])\n"
     "end\n"
     "return rec\n",
 
@@ -298,8 +328,10 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))\n"
     "return {1, rec}\n",
 
-    /* ROTATE: ARGV old id, claim, new id, new record, now, expires|'' */
+    /* ROTATE: ARGV old id, claim, new id, new record, now, expires|'',
+     * new index -> 1 | 0 (the claim was lost) */
     NGX_HTTP_AUTH_PAT_LUA_ADD
+    NGX_HTTP_AUTH_PAT_LUA_REVOKED
     "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if not rec then return 0 end\n"
     "local t = cjson.decode(rec)\n"
@@ -307,59 +339,18 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "   or t.k ~= tonumber(ARGV[2]) then\n"
     "  return 0\n"
     "end\n"
-    "local now = tonumber(ARGV[5])\n"
-    "t.r = now\n"
+    "t.r = tonumber(ARGV[5])\n"
     "t.rt = ARGV[3]\n"
     "t.k = cjson.null\n"
     "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))\n"
-    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
-    "redis.call('ZADD', KEYS[3], now, ARGV[1])\n"
-    "add(ARGV[3], ARGV[4], ARGV[6])\n"
+    "revoked(ARGV[1], ARGV[5])\n"
+    "add(ARGV[3], ARGV[4], ARGV[6], ARGV[7])\n"
     "return 1\n",
 
-    /* LIST: ARGV now, status|'', search|'', sort (c|name|e|l), asc|desc,
-     * offset, limit, cutoff, cap -> {total, active, expired, revoked,
-     * record...} */
+    /* PURGE: ARGV now, cutoff, cap -> 1 */
     NGX_HTTP_AUTH_PAT_LUA_PURGE
-    "local now = tonumber(ARGV[1])\n"
-    "purge(now, ARGV[8], tonumber(ARGV[9]), 1000)\n"
-    "local status, search, by = ARGV[2], ARGV[3], ARGV[4]\n"
-    "local all = redis.call('HVALS', KEYS[1])\n"
-    "local na, ne, nr = 0, 0, 0\n"
-    "local sel = {}\n"
-    "local null = cjson.null\n"
-    "for i = 1, #all do\n"
-    "  local t = cjson.decode(all[i])\n"
-    "  local st\n"
-    "  if t.r ~= null then st = 'revoked'; nr = nr + 1\n"
-    "  elseif t.e ~= null and t.e <= now then st = 'expired'; ne = ne + 1\n"
-    "  else st = 'active'; na = na + 1 end\n"
-    "  if (status == '' or status == st) and (search == ''\n"
-    "      or string.find(string.lower(t.name), search, 1, true)) then\n"
-    "    local k\n"
-    "    if by == 'name' then k = string.lower(t.name)\n"
-    "    elseif by == 'c' then k = t.c\n"
-    "    elseif t[by] ~= null then k = t[by] end\n"
-    "    sel[#sel + 1] = { k = k, c = t.c, id = t.id, raw = all[i] }\n"
-    "  end\n"
-    "end\n"
-    "local desc = ARGV[5] == 'desc'\n"
-    "table.sort(sel, function(a, b)\n"
-    "  local ka, kb = a.k, b.k\n"
-    "  if ka ~= kb then\n"
-    "    if ka == nil then return false end\n"
-    "    if kb == nil then return true end\n"
-    "    if desc then return ka > kb end\n"
-    "    return ka < kb\n"
-    "  end\n"
-    "  if a.c ~= b.c then return a.c > b.c end\n"
-    "  return a.id < b.id\n"
-    "end)\n"
-    "local out = { #sel, na, ne, nr }\n"
-    "local first = tonumber(ARGV[6]) + 1\n"
-    "local last = math.min(#sel, first + tonumber(ARGV[7]) - 1)\n"
-    "for i = first, last do out[#out + 1] = sel[i].raw end\n"
-    "return out\n"
+    "purge(tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), 1000)\n"
+    "return 1\n"
 };
 
 
@@ -471,17 +462,18 @@ ngx_http_auth_pat_args_vkey(ngx_http_auth_pat_args_t *a, u_char *hex)
 }
 
 
-/* numkeys and the three user keys, as every user script starts */
+/* numkeys and the user keys, as every user script starts */
 static void
 ngx_http_auth_pat_args_user(ngx_http_auth_pat_args_t *a, ngx_str_t *user,
     ngx_uint_t nkeys)
 {
-    ngx_http_auth_pat_args_add(a, nkeys == 1 ? "1" : "3", 1);
+    ngx_http_auth_pat_args_add(a, nkeys == 1 ? "1" : "4", 1);
     ngx_http_auth_pat_args_ukey(a, user, "m");
 
-    if (nkeys == 3) {
+    if (nkeys == 4) {
         ngx_http_auth_pat_args_ukey(a, user, "a");
         ngx_http_auth_pat_args_ukey(a, user, "x");
+        ngx_http_auth_pat_args_ukey(a, user, "i");
     }
 }
 
@@ -516,16 +508,41 @@ ngx_http_auth_pat_args_command(ngx_http_auth_pat_args_t *a,
     (a)->pool = p; (a)->argc = 0; (a)->failed = 0
 
 
+/* the list index entry of a new token: "c:e:::name" */
+static void
+ngx_http_auth_pat_args_index(ngx_http_auth_pat_args_t *a, int64_t created,
+    int64_t expires, ngx_str_t *name)
+{
+    u_char  *p, *ix;
+
+    ix = ngx_pnalloc(a->pool, 2 * NGX_INT64_LEN + 4 + name->len);
+    if (ix == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    p = ngx_sprintf(ix, "%L:", created);
+
+    if (expires) {
+        p = ngx_sprintf(p, "%L", expires);
+    }
+
+    p = ngx_sprintf(p, ":::%V", name);
+
+    ngx_http_auth_pat_args_add(a, ix, p - ix);
+}
+
+
 ngx_http_auth_pat_redis_cmd_t *
 ngx_http_auth_pat_store_create(ngx_pool_t *pool, ngx_str_t *user,
-    ngx_str_t *id, ngx_str_t *record, int64_t now, int64_t expires,
-    ngx_uint_t max_tokens, ngx_http_auth_pat_redis_handler_pt handler,
-    void *data)
+    ngx_str_t *id, ngx_str_t *name, ngx_str_t *record, int64_t now,
+    int64_t expires, ngx_uint_t max_tokens,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
 {
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, pool);
-    ngx_http_auth_pat_args_user(&a, user, 3);
+    ngx_http_auth_pat_args_user(&a, user, 4);
     ngx_http_auth_pat_args_str(&a, id);
     ngx_http_auth_pat_args_str(&a, record);
     ngx_http_auth_pat_args_num(&a, now);
@@ -533,6 +550,7 @@ ngx_http_auth_pat_store_create(ngx_pool_t *pool, ngx_str_t *user,
     ngx_http_auth_pat_args_num(&a, max_tokens ? max_tokens : 1);
     ngx_http_auth_pat_args_num(&a, now - NGX_HTTP_AUTH_PAT_RETENTION);
     ngx_http_auth_pat_args_num(&a, NGX_HTTP_AUTH_PAT_INACTIVE_MAX);
+    ngx_http_auth_pat_args_index(&a, now, expires, name);
 
     return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_CREATE,
                                        handler, data);
@@ -596,7 +614,7 @@ ngx_http_auth_pat_store_revoke(ngx_pool_t *pool, ngx_str_t *user,
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, pool);
-    ngx_http_auth_pat_args_user(&a, user, 3);
+    ngx_http_auth_pat_args_user(&a, user, 4);
     ngx_http_auth_pat_args_str(&a, id);
     ngx_http_auth_pat_args_num(&a, now);
 
@@ -629,47 +647,93 @@ ngx_http_auth_pat_store_claim(ngx_pool_t *pool, ngx_str_t *user,
 
 ngx_http_auth_pat_redis_cmd_t *
 ngx_http_auth_pat_store_rotate(ngx_pool_t *pool, ngx_str_t *user,
-    ngx_str_t *old_id, int64_t claim, ngx_str_t *new_id, ngx_str_t *record,
-    int64_t now, int64_t expires, ngx_http_auth_pat_redis_handler_pt handler,
-    void *data)
+    ngx_str_t *old_id, int64_t claim, ngx_str_t *new_id, ngx_str_t *name,
+    ngx_str_t *record, int64_t now, int64_t expires,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
 {
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, pool);
-    ngx_http_auth_pat_args_user(&a, user, 3);
+    ngx_http_auth_pat_args_user(&a, user, 4);
     ngx_http_auth_pat_args_str(&a, old_id);
     ngx_http_auth_pat_args_num(&a, claim);
     ngx_http_auth_pat_args_str(&a, new_id);
     ngx_http_auth_pat_args_str(&a, record);
     ngx_http_auth_pat_args_num(&a, now);
     ngx_http_auth_pat_args_expiry(&a, expires);
+    ngx_http_auth_pat_args_index(&a, now, expires, name);
 
     return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_ROTATE,
                                        handler, data);
 }
 
 
+static void
+ngx_http_auth_pat_store_noop(void *data, redisReply *reply, ngx_int_t rc)
+{
+}
+
+
 ngx_http_auth_pat_redis_cmd_t *
-ngx_http_auth_pat_store_list(ngx_pool_t *pool,
-    ngx_http_auth_pat_list_query_t *q, int64_t now,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data)
+ngx_http_auth_pat_store_list_index(ngx_pool_t *pool, ngx_str_t *user,
+    int64_t now, ngx_http_auth_pat_redis_handler_pt handler, void *data)
 {
     ngx_http_auth_pat_args_t  a;
 
+    /* retention first, pipelined on the same connection */
     ngx_http_auth_pat_args_init(&a, pool);
-    ngx_http_auth_pat_args_user(&a, &q->user, 3);
+    ngx_http_auth_pat_args_user(&a, user, 4);
     ngx_http_auth_pat_args_num(&a, now);
-    ngx_http_auth_pat_args_str(&a, &q->status);
-    ngx_http_auth_pat_args_str(&a, &q->search);
-    ngx_http_auth_pat_args_str(&a, &q->sort_by);
-    ngx_http_auth_pat_args_str(&a, &q->direction);
-    ngx_http_auth_pat_args_num(&a, q->offset);
-    ngx_http_auth_pat_args_num(&a, q->limit);
     ngx_http_auth_pat_args_num(&a, now - NGX_HTTP_AUTH_PAT_RETENTION);
     ngx_http_auth_pat_args_num(&a, NGX_HTTP_AUTH_PAT_INACTIVE_MAX);
 
-    return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_LIST,
-                                       handler, data);
+    (void) ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_PURGE,
+                                       ngx_http_auth_pat_store_noop, NULL);
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_add(&a, "HGETALL", 7);
+    ngx_http_auth_pat_args_ukey(&a, user, "i");
+
+    return ngx_http_auth_pat_args_command(&a, handler, data);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_get_many(ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *ids, ngx_uint_t n, ngx_http_auth_pat_redis_handler_pt handler,
+    void *data)
+{
+    size_t                    *argvlen;
+    ngx_uint_t                 i;
+    const char               **argv;
+    ngx_http_auth_pat_args_t   a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_add(&a, "HMGET", 5);
+    ngx_http_auth_pat_args_ukey(&a, user, "m");
+
+    if (a.failed) {
+        return NULL;
+    }
+
+    argv = ngx_palloc(pool, (n + 2) * sizeof(char *));
+    argvlen = ngx_palloc(pool, (n + 2) * sizeof(size_t));
+    if (argv == NULL || argvlen == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < 2; i++) {
+        argv[i] = a.argv[i];
+        argvlen[i] = a.argvlen[i];
+    }
+
+    for (i = 0; i < n; i++) {
+        argv[i + 2] = (char *) ids[i].data;
+        argvlen[i + 2] = ids[i].len;
+    }
+
+    return ngx_http_auth_pat_redis_command(handler, data, (int) n + 2, argv,
+                                           argvlen);
 }
 
 

@@ -49,21 +49,10 @@ ngx_int_t ngx_http_auth_pat_store_lookup_result(redisReply *reply,
 #define NGX_HTTP_AUTH_PAT_INACTIVE_MAX   10000
 
 
-typedef struct {
-    ngx_str_t                      user;
-    ngx_str_t                      status;     /* "" or a status */
-    ngx_str_t                      search;     /* lowercased, or "" */
-    ngx_str_t                      sort_by;    /* c, name, e, l */
-    ngx_str_t                      direction;  /* asc, desc */
-    ngx_uint_t                     offset;
-    ngx_uint_t                     limit;
-} ngx_http_auth_pat_list_query_t;
-
-
 /* create: the metadata (checking auth_pat_max_tokens), in the user slot */
 ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_create(
-    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, ngx_str_t *record,
-    int64_t now, int64_t expires, ngx_uint_t max_tokens,
+    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, ngx_str_t *name,
+    ngx_str_t *record, int64_t now, int64_t expires, ngx_uint_t max_tokens,
     ngx_http_auth_pat_redis_handler_pt handler, void *data);
 
 /* the validation record of a new token, with PEXPIREAT */
@@ -95,12 +84,18 @@ ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_claim(
 /* revokes the claimed token and adds its successor: 1, or 0 */
 ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_rotate(
     ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *old_id, int64_t claim,
-    ngx_str_t *new_id, ngx_str_t *record, int64_t now, int64_t expires,
+    ngx_str_t *new_id, ngx_str_t *name, ngx_str_t *record, int64_t now,
+    int64_t expires, ngx_http_auth_pat_redis_handler_pt handler, void *data);
+
+/* the user's list index, {id, "c:e:l:r:name", ...}, after a retention
+ * purge */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_list_index(
+    ngx_pool_t *pool, ngx_str_t *user, int64_t now,
     ngx_http_auth_pat_redis_handler_pt handler, void *data);
 
-/* {totalCount, active, expired, revoked, record...} */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_list(
-    ngx_pool_t *pool, ngx_http_auth_pat_list_query_t *q, int64_t now,
+/* the metadata records of n tokens, nil for any gone meanwhile */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_get_many(
+    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *ids, ngx_uint_t n,
     ngx_http_auth_pat_redis_handler_pt handler, void *data);
 
 
