@@ -12,6 +12,7 @@
 #                (default /usr/share/nginx/src, from Debian's nginx-dev)
 #   NGINX_BIN    nginx binary used by run/test/bench (default /usr/sbin/nginx)
 #   PAT_CFLAGS   extra compiler flags for the module
+#   PAT_RUN_DIR  state of `run` (default ./.run)
 
 set -euo pipefail
 
@@ -21,6 +22,7 @@ cd "$ROOT"
 NGINX_SRC=${NGINX_SRC:-/usr/share/nginx/src}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 BUILD=$ROOT/build
+RUN_DIR=${PAT_RUN_DIR:-$ROOT/.run}
 MODULE=$BUILD/ngx_http_auth_pat_module.so
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -106,22 +108,50 @@ run_tests() {
 # ---------------------------------------------------------------- run
 
 print_next_steps() {
+    local pw=$1 base=http://127.0.0.1:8080
+    local api=$base/v1/personal-access-tokens
+    local tok="sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/'"
+    local id="sed -E 's/.*\"id\":\"([^\"]+)\".*/\\1/'"
     cat <<EOF
 
-nginx is listening on http://127.0.0.1:8080 (Redis: .run/redis.sock).
-Logs: .run/error.log.  Ctrl-C stops both.
+nginx is listening on $base (Redis: $RUN_DIR/redis.sock).
+Bootstrap user: alice, password $pw (auth_basic on the token API).
+Logs: $RUN_DIR/error.log.  Ctrl-C stops both.
 
-Try, in another terminal:
+Try, in another terminal (each line works as printed):
 
-  # the gateway refuses a request without a token
-  curl -i http://127.0.0.1:8080/api/hello
+# 1. Bootstrap alice's first token with her password; the plaintext is shown only here.
+TOKEN=\$(curl -s -u alice:$pw -H 'Content-Type: application/json' -d '{"name":"laptop"}' $api | $tok); echo "\$TOKEN"
+#    -> pat_... (the answer was {"data":{"id":...,"name":"laptop",...,"status":"active","token":"pat_..."}})
+
+# 2. Call the protected upstream with it.
+curl -s -H "Authorization: Bearer \$TOKEN" $base/api/hello
+#    -> {"hello":"alice","token":"laptop","authorization":""}
+
+# 3. List alice's tokens, with the token itself as the credential.
+curl -s -H "Authorization: Bearer \$TOKEN" $api
+#    -> {"items":[{"id":...,"name":"laptop",...}],"totalCount":1,"facets":{"status":{"active":1,"expired":0,"revoked":0}}}
+
+# 4. Rotate it: the old token stops working at once, the new one is shown once.
+ID=\$(curl -s -H "Authorization: Bearer \$TOKEN" "$api?page_size=1" | $id)
+NEW=\$(curl -s -X POST -H "Authorization: Bearer \$TOKEN" $api/\$ID/rotate | $tok); echo "\$NEW"
+#    -> pat_... (the answer was {"data":{...,"rotatedFrom":"<old id>","token":"pat_..."}})
+curl -s -H "Authorization: Bearer \$TOKEN" $base/api/hello
+#    -> {"error":"unauthorized","message":"the token is invalid, expired or revoked"}
+
+# 5. Revoke the new token.
+NEWID=\$(curl -s -H "Authorization: Bearer \$NEW" "$api?page_size=1" | $id)
+curl -s -X DELETE -H "Authorization: Bearer \$NEW" $api/\$NEWID
+#    -> {"data":{"id":...,"revokedAt":"...","status":"revoked"}}
+curl -s -H "Authorization: Bearer \$NEW" $base/api/hello
+#    -> {"error":"unauthorized","message":"the token is invalid, expired or revoked"}
 
 EOF
 }
 
 run_local() {
     ensure_pkgs "${PKGS_RUN[@]}"
-    local rd=$ROOT/.run
+    local rd=$RUN_DIR
     mkdir -p "$rd"
     chmod 0755 "$rd"
 
@@ -182,7 +212,7 @@ EOF
         sleep 0.05
     done
 
-    print_next_steps
+    print_next_steps "$(cat "$rd/password")"
     wait "$nginx_pid"
 }
 
