@@ -7,11 +7,17 @@
  *     -> ngx_http_auth_pat_parse_authorization(): scheme, b64token syntax
  *     -> pat_token_verify(): prefix, length, CRC32 checksum; no Redis
  *     -> ngx_http_auth_pat_store_digest(): HMAC-SHA256 of the token
+ *     -> with auth_pat_cache: ngx_http_auth_pat_redis_poll() applies the
+ *        invalidations already received, then, if this worker's
+ *        subscription is up and synced, ngx_http_auth_pat_cache_get():
+ *        a hit is the verdict, with no Redis at all
  *     -> ngx_http_auth_pat_store_lookup(): one HMGET, pipelined on the
  *        worker's Redis connection; the handler returns NGX_DONE with
  *        r->main->count raised, so the request waits without blocking
  *   ngx_http_auth_pat_access_reply() (from the Redis connection's event)
  *     -> ngx_http_auth_pat_store_lookup_result(): record, expiry
+ *     -> ngx_http_auth_pat_cache_put(), unless an invalidation came
+ *        meanwhile; ngx_http_auth_pat_store_touch() reports the use
  *     -> the verdict goes into the ctx; the phases run again, so the
  *        access handler is re-entered and returns the verdict
  *
@@ -26,12 +32,16 @@
 
 #include "ngx_http_auth_pat_module.h"
 #include "ngx_http_auth_pat_store.h"
+#include "ngx_http_auth_pat_cache.h"
 
 
 struct ngx_http_auth_pat_lookup_s {
     ngx_http_request_t              *request;
     ngx_http_auth_pat_redis_cmd_t   *cmd;
     ngx_http_auth_pat_check_done_pt  done;
+    uint64_t                         version;   /* of the cache */
+    ngx_uint_t                       cacheable;
+    u_char                           md[PAT_DIGEST_LEN];
 };
 
 
@@ -126,11 +136,12 @@ ngx_http_auth_pat_access_reply(void *data, redisReply *reply, ngx_int_t rc)
 {
     ngx_http_auth_pat_lookup_t  *lk = data;
 
+    int64_t                         now;
     ngx_int_t                       res;
-    ngx_time_t                     *tp;
     ngx_connection_t               *c;
     ngx_http_request_t             *r;
     ngx_http_auth_pat_ctx_t        *ctx;
+    ngx_http_auth_pat_main_conf_t  *pmcf;
 
     r = lk->request;
     c = r->connection;
@@ -149,15 +160,26 @@ ngx_http_auth_pat_access_reply(void *data, redisReply *reply, ngx_int_t rc)
         ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
 
     } else {
-        tp = ngx_timeofday();
-        res = ngx_http_auth_pat_store_lookup_result(reply, r->pool,
-                  (int64_t) tp->sec * 1000 + tp->msec, &ctx->identity);
+        now = ngx_http_auth_pat_now();
+        res = ngx_http_auth_pat_store_lookup_result(reply, r->pool, now,
+                                                    &ctx->identity);
 
         switch (res) {
 
         case NGX_OK:
             ctx->verdict = NGX_OK;
             ctx->identified = 1;
+
+            pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
+
+            if (lk->cacheable && ngx_http_auth_pat_store_cache_trusted()) {
+                ngx_http_auth_pat_cache_put(pmcf->cache, lk->md,
+                                            &ctx->identity, now,
+                                            lk->version);
+            }
+
+            ngx_http_auth_pat_store_touch(r->pool, &ctx->identity, now,
+                                          lk->cacheable);
             break;
 
         case NGX_DECLINED:
@@ -335,8 +357,10 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
     ngx_http_auth_pat_ctx_t *ctx, ngx_http_auth_pat_check_done_pt done)
 {
     u_char                          hex[PAT_DIGEST_HEX_LEN];
+    int64_t                         now;
     ngx_int_t                       rc;
     ngx_str_t                       token;
+    ngx_uint_t                      touch;
     ngx_http_cleanup_t             *hcln;
     ngx_http_auth_pat_lookup_t     *lk;
     ngx_http_auth_pat_main_conf_t  *pmcf;
@@ -368,15 +392,48 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ngx_http_auth_pat_store_digest(pmcf, token.data, token.len, hex)
+    lk = ngx_palloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
+    if (lk == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_auth_pat_store_digest(pmcf, token.data, token.len, lk->md,
+                                       hex)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    lk = ngx_palloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
-    if (lk == NULL) {
-        return NGX_ERROR;
+    lk->cacheable = 0;
+
+    if (pmcf->cache) {
+        /* an invalidation already received must win over the cache */
+        ngx_http_auth_pat_redis_poll();
+
+        if (ngx_http_auth_pat_store_cache_trusted()) {
+            now = ngx_http_auth_pat_now();
+
+            rc = ngx_http_auth_pat_cache_get(pmcf->cache, lk->md, now,
+                                             r->pool, &ctx->identity, &touch);
+            if (rc == NGX_OK) {
+                ctx->verdict = NGX_OK;
+                ctx->identified = 1;
+
+                if (touch) {
+                    ngx_http_auth_pat_store_touch(r->pool, &ctx->identity,
+                                                  now, 1);
+                }
+
+                return NGX_OK;
+            }
+
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            lk->version = ngx_http_auth_pat_cache_version(pmcf->cache);
+            lk->cacheable = 1;
+        }
     }
 
     hcln = ngx_http_cleanup_add(r, 0);

@@ -7,9 +7,15 @@
  *
  *   POST   PREFIX              create     CREATE -> ACTIVATE
  *   GET    PREFIX              list       (PURGE) LIST -> PAGE
- *   DELETE PREFIX/ID           revoke     GET -> DEACTIVATE -> REVOKE
+ *   DELETE PREFIX/ID           revoke     GET -> DEACTIVATE -> INVALIDATE
+ *                                         -> REVOKE
  *   POST   PREFIX/ID/rotate    rotate     GET -> CLAIM -> DEACTIVATE
- *                                         -> ROTATE -> ACTIVATE
+ *                                         -> INVALIDATE -> ROTATE
+ *                                         -> ACTIVATE
+ *
+ * DEACTIVATE deletes the validation record; INVALIDATE then publishes the
+ * digest to every nginx's cache.  Only after both does the metadata say
+ * "revoked", and only after that does the client get its 2xx.
  *
  * The plaintext of a new token lives in the request's memory only, is
  * sent once in the response, and is wiped when the request ends.
@@ -93,6 +99,7 @@ typedef enum {
     NGX_HTTP_AUTH_PAT_STEP_ACTIVATE,
     NGX_HTTP_AUTH_PAT_STEP_GET,
     NGX_HTTP_AUTH_PAT_STEP_DEACTIVATE,
+    NGX_HTTP_AUTH_PAT_STEP_INVALIDATE,
     NGX_HTTP_AUTH_PAT_STEP_REVOKE,
     NGX_HTTP_AUTH_PAT_STEP_CLAIM,
     NGX_HTTP_AUTH_PAT_STEP_ROTATE
@@ -607,6 +614,7 @@ ngx_http_auth_pat_api_new_token(ngx_http_request_t *r,
 {
     int                             n;
     char                           *s;
+    u_char                          md[PAT_DIGEST_LEN];
     json_t                         *rec;
     ngx_http_auth_pat_main_conf_t  *pmcf;
 
@@ -625,7 +633,7 @@ ngx_http_auth_pat_api_new_token(ngx_http_request_t *r,
     api->new_id_str.len = PAT_UUID_LEN;
 
     if (ngx_http_auth_pat_store_digest(pmcf, api->token, api->token_len,
-                                       api->hex)
+                                       md, api->hex)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -1323,6 +1331,16 @@ static void
 ngx_http_auth_pat_api_deactivated(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
+    ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_INVALIDATE,
+        ngx_http_auth_pat_store_invalidate(r->pool, api->old_hex,
+                                           ngx_http_auth_pat_api_reply, api));
+}
+
+
+static void
+ngx_http_auth_pat_api_invalidated(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
     if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
         ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_REVOKE,
             ngx_http_auth_pat_store_revoke(r->pool, &api->user, &api->id,
@@ -1457,6 +1475,10 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
 
     case NGX_HTTP_AUTH_PAT_STEP_DEACTIVATE:
         ngx_http_auth_pat_api_deactivated(r, api);
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_INVALIDATE:
+        ngx_http_auth_pat_api_invalidated(r, api);
         break;
 
     case NGX_HTTP_AUTH_PAT_STEP_REVOKE:

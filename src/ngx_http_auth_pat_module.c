@@ -14,6 +14,7 @@
 
 #include "ngx_http_auth_pat_module.h"
 #include "ngx_http_auth_pat_store.h"
+#include "ngx_http_auth_pat_cache.h"
 
 
 #define NGX_HTTP_AUTH_PAT_KEY_MIN   32
@@ -39,6 +40,8 @@ static char *ngx_http_auth_pat_token_prefix(ngx_conf_t *cf,
 static char *ngx_http_auth_pat(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_auth_pat_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 
@@ -69,6 +72,13 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
     { ngx_string("auth_pat_token_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_auth_pat_token_prefix,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_auth_pat_cache,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -954,4 +964,19 @@ ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     pmcf->used = 1;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_auth_pat_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = conf;
+
+    if (pmcf->cache_set) {
+        return "is duplicate";
+    }
+
+    pmcf->cache_set = 1;
+
+    return ngx_http_auth_pat_cache_conf(cf, &pmcf->cache);
 }

@@ -36,8 +36,13 @@ typedef struct {
 } ngx_http_auth_pat_redis_conf_t;
 
 
+typedef struct ngx_http_auth_pat_cache_s  ngx_http_auth_pat_cache_t;
+
+
 typedef struct {
     ngx_http_auth_pat_redis_conf_t  *redis;
+    ngx_http_auth_pat_cache_t     *cache;
+    ngx_flag_t                     cache_set;
     ngx_str_t                      key;        /* HMAC key */
     ngx_str_t                      key_file;
     ngx_str_t                      prefix;     /* token prefix */
@@ -105,6 +110,18 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_http_auth_pat_module;
+
+
+/* the cached clock, in ms */
+static ngx_inline int64_t
+ngx_http_auth_pat_now(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (int64_t) tp->sec * 1000 + tp->msec;
+}
 
 
 typedef void (*ngx_http_auth_pat_check_done_pt)(ngx_http_request_t *r);

@@ -18,10 +18,17 @@
  * context, only releases the command.
  *
  * Every (re)connect runs a handshake before the connection serves
- * requests: AUTH, SELECT, SCRIPT LOAD of each script and a probe of the
- * command used by the access check.  A failure there is logged once per
+ * requests: AUTH, SELECT, CLIENT SETNAME ("auth_pat:cmd:PID"), SCRIPT
+ * LOAD of each script and a probe of the command used by the access
+ * check.  A failure there is logged once per
  * attempt and retried with exponential backoff and jitter (capped at
  * 2 s).  While the connection is not ready, commands fail at once.
+ *
+ * With a cache, each worker keeps a second connection that SUBSCRIBEs to
+ * the invalidation channel ("auth_pat:sub:PID").  Its messages and its
+ * ups and downs go to the store; ngx_http_auth_pat_redis_poll() reads
+ * what is already in its socket, so that a cache hit is never trusted
+ * while an invalidation waits unread.
  */
 
 
@@ -70,6 +77,17 @@ typedef struct {
 
     ngx_queue_t                       free_cmds;
     ngx_uint_t                        nfree;
+
+    u_char                            name[NGX_INT64_LEN + 16];
+    size_t                            name_len;
+
+    /* the subscriber connection */
+    ngx_uint_t                        subscriber;
+    ngx_uint_t                        subscribed;
+    ngx_str_t                         channel;
+    ngx_http_auth_pat_redis_message_pt  on_message;
+    ngx_http_auth_pat_redis_state_pt  on_state;
+    void                             *sub_data;
 } ngx_http_auth_pat_redis_conn_t;
 
 
@@ -103,10 +121,13 @@ static ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_send(
     ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_handler_pt handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
+static void ngx_http_auth_pat_redis_sub_reply(redisAsyncContext *ac,
+    void *r, void *privdata);
 
 
-/* per-worker state */
+/* per-worker state: the command connection and the subscriber */
 static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_conn;
+static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_sub;
 
 
 /* ------------------------------------------------------------ events */
@@ -219,6 +240,11 @@ ngx_http_auth_pat_redis_cleanup(void *privdata)
 
     conn->ac = NULL;
     conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
+
+    if (conn->subscribed) {
+        conn->subscribed = 0;
+        conn->on_state(conn->sub_data, 0);
+    }
 
     ngx_http_auth_pat_redis_schedule(conn);
 }
@@ -365,6 +391,11 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
         ngx_http_auth_pat_redis_hs(2);
     }
 
+    argv[0] = "CLIENT"; argvlen[0] = 6;
+    argv[1] = "SETNAME"; argvlen[1] = 7;
+    argv[2] = (char *) conn->name; argvlen[2] = conn->name_len;
+    ngx_http_auth_pat_redis_hs(3);
+
     for (i = 0; i < conn->nscripts; i++) {
         argv[0] = "SCRIPT"; argvlen[0] = 6;
         argv[1] = "LOAD"; argvlen[1] = 4;
@@ -386,14 +417,63 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
         conn->handshake_pending++;
     }
 
-    if (conn->handshake_pending == 0) {
-        argv[0] = "PING"; argvlen[0] = 4;
-        ngx_http_auth_pat_redis_hs(1);
-    }
-
 #undef ngx_http_auth_pat_redis_hs
 
+    if (conn->subscriber) {
+        /* confirmed (or refused) after the replies above */
+        argv[0] = "SUBSCRIBE"; argvlen[0] = 9;
+        argv[1] = (char *) conn->channel.data; argvlen[1] = conn->channel.len;
+
+        if (redisAsyncCommandArgv(conn->ac, ngx_http_auth_pat_redis_sub_reply,
+                                  conn, 2, argv, argvlen)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
     return NGX_OK;
+}
+
+
+/* subscribe confirmations and messages; NULL when the context goes */
+
+static void
+ngx_http_auth_pat_redis_sub_reply(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    redisReply                      *reply = r;
+    ngx_http_auth_pat_redis_conn_t  *conn = privdata;
+
+    redisReply  *kind, *payload;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 3)
+    {
+        return;
+    }
+
+    kind = reply->element[0];
+    payload = reply->element[2];
+
+    if (kind->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    if (kind->len == 7 && ngx_strncmp(kind->str, "message", 7) == 0
+        && payload->type == REDIS_REPLY_STRING)
+    {
+        conn->on_message(conn->sub_data, (u_char *) payload->str,
+                         payload->len);
+        return;
+    }
+
+    if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0
+        && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY && !conn->subscribed)
+    {
+        conn->subscribed = 1;
+        conn->on_state(conn->sub_data, 1);
+    }
 }
 
 
@@ -866,6 +946,34 @@ ngx_http_auth_pat_redis_script_init(ngx_conf_t *cf,
 }
 
 
+static ngx_http_auth_pat_redis_conn_t *
+ngx_http_auth_pat_redis_conn_create(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conf_t *rcf, const char *role)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn;
+
+    conn = ngx_pcalloc(cycle->pool, sizeof(ngx_http_auth_pat_redis_conn_t));
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    conn->conf = rcf;
+    conn->log = cycle->log;
+    conn->name_len = ngx_sprintf(conn->name, "auth_pat:%s:%P", role,
+                                 ngx_pid)
+                     - conn->name;
+
+    ngx_queue_init(&conn->free_cmds);
+
+    conn->reconnect.handler = ngx_http_auth_pat_redis_reconnect_handler;
+    conn->reconnect.data = conn;
+    conn->reconnect.log = cycle->log;
+    conn->reconnect.cancelable = 1;
+
+    return conn;
+}
+
+
 ngx_int_t
 ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_auth_pat_redis_conf_t *rcf,
@@ -874,25 +982,16 @@ ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
 {
     ngx_http_auth_pat_redis_conn_t  *conn;
 
-    conn = ngx_pcalloc(cycle->pool, sizeof(ngx_http_auth_pat_redis_conn_t));
+    conn = ngx_http_auth_pat_redis_conn_create(cycle, rcf, "cmd");
     if (conn == NULL) {
         return NGX_ERROR;
     }
 
-    conn->conf = rcf;
-    conn->log = cycle->log;
     conn->scripts = scripts;
     conn->nscripts = n;
     conn->probe_argc = probe_argc;
     conn->probe_argv = probe_argv;
     conn->probe_argvlen = probe_argvlen;
-
-    ngx_queue_init(&conn->free_cmds);
-
-    conn->reconnect.handler = ngx_http_auth_pat_redis_reconnect_handler;
-    conn->reconnect.data = conn;
-    conn->reconnect.log = cycle->log;
-    conn->reconnect.cancelable = 1;
 
     ngx_http_auth_pat_redis_conn = conn;
 
@@ -902,16 +1001,55 @@ ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
 }
 
 
-void
-ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle)
+ngx_int_t
+ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conf_t *rcf, ngx_str_t *channel,
+    ngx_http_auth_pat_redis_message_pt on_message,
+    ngx_http_auth_pat_redis_state_pt on_state, void *data)
 {
-    ngx_queue_t                     *q;
-    ngx_http_auth_pat_redis_cmd_t   *cmd;
-    ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
+    ngx_http_auth_pat_redis_conn_t  *conn;
 
+    conn = ngx_http_auth_pat_redis_conn_create(cycle, rcf, "sub");
     if (conn == NULL) {
-        return;
+        return NGX_ERROR;
     }
+
+    conn->subscriber = 1;
+    conn->channel = *channel;
+    conn->on_message = on_message;
+    conn->on_state = on_state;
+    conn->sub_data = data;
+
+    ngx_http_auth_pat_redis_sub = conn;
+
+    ngx_http_auth_pat_redis_connect(conn);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Reads what the subscriber socket already holds, without waiting: one
+ * non-blocking read.  Messages are applied, and a closed connection is
+ * noticed, before the caller decides whether to trust its cache.
+ */
+
+void
+ngx_http_auth_pat_redis_poll(void)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_sub;
+
+    if (conn != NULL && conn->subscribed && conn->ac != NULL) {
+        redisAsyncHandleRead(conn->ac);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_queue_t                    *q;
+    ngx_http_auth_pat_redis_cmd_t  *cmd;
 
     conn->exiting = 1;
 
@@ -929,6 +1067,19 @@ ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle)
         cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
         ngx_free(cmd);
     }
+}
 
-    ngx_http_auth_pat_redis_conn = NULL;
+
+void
+ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_auth_pat_redis_sub != NULL) {
+        ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_sub);
+        ngx_http_auth_pat_redis_sub = NULL;
+    }
+
+    if (ngx_http_auth_pat_redis_conn != NULL) {
+        ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_conn);
+        ngx_http_auth_pat_redis_conn = NULL;
+    }
 }

@@ -33,6 +33,14 @@ typedef void (*ngx_http_auth_pat_redis_handler_pt)(void *data,
     redisReply *reply, ngx_int_t rc);
 
 
+/* a message of the subscriber connection */
+typedef void (*ngx_http_auth_pat_redis_message_pt)(void *data, u_char *msg,
+    size_t len);
+
+/* the subscriber connection is subscribed (up = 1) or lost it (up = 0) */
+typedef void (*ngx_http_auth_pat_redis_state_pt)(void *data, ngx_uint_t up);
+
+
 typedef struct {
     ngx_str_t                      body;
     u_char                         sha[41];
@@ -44,6 +52,13 @@ ngx_int_t ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_auth_pat_redis_script_t *scripts, ngx_uint_t n,
     int probe_argc, const char **probe_argv, size_t *probe_argvlen);
 void ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle);
+
+/* a second connection per worker, subscribed to channel */
+ngx_int_t ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conf_t *rcf, ngx_str_t *channel,
+    ngx_http_auth_pat_redis_message_pt on_message,
+    ngx_http_auth_pat_redis_state_pt on_state, void *data);
+void ngx_http_auth_pat_redis_poll(void);
 
 ngx_int_t ngx_http_auth_pat_redis_script_init(ngx_conf_t *cf,
     ngx_http_auth_pat_redis_script_t *script, const char *body);

@@ -41,6 +41,12 @@
  *                            most 10,000 inactive tokens per user; older
  *                            ones are purged (by create and list).
  *
+ *   NS inval:seq             string, the number of the last invalidation
+ *   NS inval                 pub/sub channel: "SEQ:DIGEST" for each token
+ *                            revoked or rotated, published by the same
+ *                            script that increments NS inval:seq.  Every
+ *                            nginx with a cache applies it to its zone.
+ *
  * The {u:UID} hash tag keeps a user's keys in one Cluster slot, so each
  * Lua script touches keys of a single slot.  The validation record and
  * the user's keys are changed by separate commands, in an order that no
@@ -56,9 +62,25 @@
 #include <ngx_http.h>
 
 #include "ngx_http_auth_pat_store.h"
+#include "ngx_http_auth_pat_cache.h"
 
 
-static ngx_http_auth_pat_main_conf_t  *ngx_http_auth_pat_store_mcf;
+#define NGX_HTTP_AUTH_PAT_TOUCH_MS      60000
+#define NGX_HTTP_AUTH_PAT_TOUCH_SLOTS   4096
+
+
+/* without a cache: when this worker last reported a token's use */
+typedef struct {
+    u_char                         id[PAT_UUID_LEN];
+    uint32_t                       sec;
+} ngx_http_auth_pat_touch_slot_t;
+
+
+/* per-worker state */
+static ngx_http_auth_pat_main_conf_t   *ngx_http_auth_pat_store_mcf;
+static ngx_http_auth_pat_touch_slot_t  *ngx_http_auth_pat_store_touched;
+static ngx_uint_t                       ngx_http_auth_pat_store_synced;
+static ngx_event_t                      ngx_http_auth_pat_store_resync;
 
 static const char  *ngx_http_auth_pat_store_fields[] = { "u", "i", "n", "e" };
 
@@ -69,10 +91,8 @@ static const size_t  ngx_http_auth_pat_store_fields_len[] = { 1, 1, 1, 1 };
 
 ngx_int_t
 ngx_http_auth_pat_store_digest(ngx_http_auth_pat_main_conf_t *pmcf,
-    u_char *token, size_t len, u_char *hex)
+    u_char *token, size_t len, u_char *md, u_char *hex)
 {
-    uint8_t  md[PAT_DIGEST_LEN];
-
     if (pat_hmac_sha256(pmcf->key.data, pmcf->key.len, token, len, md) != 0) {
         return NGX_ERROR;
     }
@@ -219,6 +239,8 @@ enum {
     NGX_HTTP_AUTH_PAT_SCRIPT_CLAIM,
     NGX_HTTP_AUTH_PAT_SCRIPT_ROTATE,
     NGX_HTTP_AUTH_PAT_SCRIPT_PURGE,
+    NGX_HTTP_AUTH_PAT_SCRIPT_INVALIDATE,
+    NGX_HTTP_AUTH_PAT_SCRIPT_TOUCH,
     NGX_HTTP_AUTH_PAT_NSCRIPTS
 };
 
@@ -350,6 +372,34 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     /* PURGE: ARGV now, cutoff, cap -> 1 */
     NGX_HTTP_AUTH_PAT_LUA_PURGE
     "purge(tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), 1000)\n"
+    "return 1\n",
+
+    /* INVALIDATE: KEYS[1] = inval:seq; ARGV channel, digest -> seq */
+    "local n = redis.call('INCR', KEYS[1])\n"
+    "redis.call('PUBLISH', ARGV[1], n .. ':' .. ARGV[2])\n"
+    "return n\n",
+
+    /* TOUCH: KEYS m, i; ARGV id, now, interval -> 1 | 0; lastUsedAt
+     * moves at most once per interval, and never on a revoked token */
+    "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not rec then return 0 end\n"
+    "local t = cjson.decode(rec)\n"
+    "local now = tonumber(ARGV[2])\n"
+    "if t.r ~= cjson.null or (t.l ~= cjson.null\n"
+    "   and t.l > now - tonumber(ARGV[3])) then\n"
+    "  return 0\n"
+    "end\n"
+    "t.l = now\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))\n"
+    "local s = redis.call('HGET', KEYS[2], ARGV[1])\n"
+    "if s then\n"
+    "  local c, e, l, r, n =\n"
+    "    string.match(s, '^(%d*):(%d*):(%d*):(%d*):(.*)$')\n"
+    "  if c then\n"
+    "    redis.call('HSET', KEYS[2], ARGV[1],\n"
+    "               c .. ':' .. e .. ':' .. ARGV[2] .. ':' .. r .. ':' .. n)\n"
+    "  end\n"
+    "end\n"
     "return 1\n"
 };
 
@@ -737,15 +787,263 @@ ngx_http_auth_pat_store_get_many(ngx_pool_t *pool, ngx_str_t *user,
 }
 
 
+/* NS inval:seq, or the channel NS inval */
+static void
+ngx_http_auth_pat_args_inval(ngx_http_auth_pat_args_t *a, ngx_uint_t seq)
+{
+    u_char     *p, *key;
+    ngx_str_t  *ns;
+
+    ns = &ngx_http_auth_pat_store_mcf->redis->ns;
+
+    key = ngx_pnalloc(a->pool, ns->len + sizeof("inval:seq") - 1);
+    if (key == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    p = ngx_cpymem(key, ns->data, ns->len);
+    p = seq ? ngx_cpymem(p, "inval:seq", 9) : ngx_cpymem(p, "inval", 5);
+
+    ngx_http_auth_pat_args_add(a, key, p - key);
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_store_invalidate(ngx_pool_t *pool, u_char *hex,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_add(&a, "1", 1);
+    ngx_http_auth_pat_args_inval(&a, 1);
+    ngx_http_auth_pat_args_inval(&a, 0);
+    ngx_http_auth_pat_args_add(&a, hex, PAT_DIGEST_HEX_LEN);
+
+    return ngx_http_auth_pat_args_eval(&a,
+                                       NGX_HTTP_AUTH_PAT_SCRIPT_INVALIDATE,
+                                       handler, data);
+}
+
+
+/*
+ * lastUsedAt, fire-and-forget: the request never waits for it.  With a
+ * cache, the zone's entry limits the reports to one a minute per token
+ * per nginx (force); without one, a small table per worker does.  The
+ * script itself moves lastUsedAt at most once a minute.
+ */
+
+void
+ngx_http_auth_pat_store_touch(ngx_pool_t *pool,
+    ngx_http_auth_pat_identity_t *id, int64_t now, ngx_uint_t force)
+{
+    uint32_t                         sec;
+    ngx_uint_t                       slot;
+    ngx_http_auth_pat_args_t         a;
+    ngx_http_auth_pat_touch_slot_t  *ts;
+
+    if (id->token_id.len != PAT_UUID_LEN) {
+        return;
+    }
+
+    if (!force) {
+        sec = (uint32_t) (now / 1000);
+        slot = ngx_hash_key(id->token_id.data, PAT_UUID_LEN)
+               % NGX_HTTP_AUTH_PAT_TOUCH_SLOTS;
+        ts = &ngx_http_auth_pat_store_touched[slot];
+
+        if (ngx_memcmp(ts->id, id->token_id.data, PAT_UUID_LEN) == 0
+            && sec - ts->sec < NGX_HTTP_AUTH_PAT_TOUCH_MS / 1000)
+        {
+            return;
+        }
+
+        ngx_memcpy(ts->id, id->token_id.data, PAT_UUID_LEN);
+        ts->sec = sec;
+    }
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_add(&a, "2", 1);
+    ngx_http_auth_pat_args_ukey(&a, &id->user_id, "m");
+    ngx_http_auth_pat_args_ukey(&a, &id->user_id, "i");
+    ngx_http_auth_pat_args_str(&a, &id->token_id);
+    ngx_http_auth_pat_args_num(&a, now);
+    ngx_http_auth_pat_args_num(&a, NGX_HTTP_AUTH_PAT_TOUCH_MS);
+
+    (void) ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_TOUCH,
+                                       ngx_http_auth_pat_store_noop, NULL);
+}
+
+
+/* ------------------------------------------------------ invalidations */
+
+
+ngx_uint_t
+ngx_http_auth_pat_store_cache_trusted(void)
+{
+    return ngx_http_auth_pat_store_synced && ngx_http_auth_pat_redis_ready();
+}
+
+
+/* "SEQ:DIGEST" */
+static void
+ngx_http_auth_pat_store_message(void *data, u_char *msg, size_t len)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = data;
+
+    u_char      *p, *last, md[PAT_DIGEST_LEN];
+    ngx_int_t    seq, hi, lo;
+    ngx_uint_t   i;
+
+    last = msg + len;
+    p = ngx_strlchr(msg, last, ':');
+
+    if (p == NULL || last - p - 1 != PAT_DIGEST_HEX_LEN) {
+        goto bad;
+    }
+
+    seq = ngx_atoi(msg, p - msg);
+    if (seq == NGX_ERROR) {
+        goto bad;
+    }
+
+    p++;
+
+    for (i = 0; i < PAT_DIGEST_LEN; i++) {
+        hi = ngx_hextoi(p + 2 * i, 1);
+        lo = ngx_hextoi(p + 2 * i + 1, 1);
+
+        if (hi == NGX_ERROR || lo == NGX_ERROR) {
+            goto bad;
+        }
+
+        md[i] = (u_char) ((hi << 4) | lo);
+    }
+
+    ngx_http_auth_pat_cache_invalidate(pmcf->cache, md, seq);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "auth_pat invalidation %i applied", seq);
+
+    return;
+
+bad:
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "auth_pat: unexpected invalidation message");
+
+    /* not understood: trust nothing cached */
+    ngx_http_auth_pat_cache_sync(pmcf->cache, -2, ngx_cycle->log);
+}
+
+
+static void ngx_http_auth_pat_store_sync(ngx_http_auth_pat_main_conf_t *pmcf);
+
+
+static void
+ngx_http_auth_pat_store_synced_reply(void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = data;
+
+    ngx_int_t  seq;
+
+    if (rc != NGX_OK
+        || (reply->type != REDIS_REPLY_STRING
+            && reply->type != REDIS_REPLY_NIL))
+    {
+        /* try again soon; the cache stays bypassed meanwhile */
+        if (!ngx_http_auth_pat_store_resync.timer_set && !ngx_exiting) {
+            ngx_add_timer(&ngx_http_auth_pat_store_resync, 500);
+        }
+
+        return;
+    }
+
+    seq = 0;
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        seq = ngx_atoi((u_char *) reply->str, reply->len);
+        if (seq == NGX_ERROR) {
+            seq = -2;
+        }
+    }
+
+    /* messages published before the counter was read are in the
+     * subscriber socket by now: apply them first */
+    ngx_http_auth_pat_redis_poll();
+
+    ngx_http_auth_pat_cache_sync(pmcf->cache, seq, ngx_cycle->log);
+    ngx_http_auth_pat_store_synced = 1;
+}
+
+
+static void
+ngx_http_auth_pat_store_sync(ngx_http_auth_pat_main_conf_t *pmcf)
+{
+    ngx_pool_t                *pool;
+    ngx_http_auth_pat_args_t   a;
+
+    pool = ngx_create_pool(256, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    ngx_http_auth_pat_args_init(&a, pool);
+    ngx_http_auth_pat_args_add(&a, "GET", 3);
+    ngx_http_auth_pat_args_inval(&a, 1);
+
+    if (ngx_http_auth_pat_args_command(&a,
+            ngx_http_auth_pat_store_synced_reply, pmcf)
+        == NULL)
+    {
+        ngx_http_auth_pat_store_synced_reply(pmcf, NULL, NGX_ERROR);
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
+static void
+ngx_http_auth_pat_store_resync_handler(ngx_event_t *ev)
+{
+    if (!ngx_http_auth_pat_store_synced && !ngx_exiting) {
+        ngx_http_auth_pat_store_sync(ev->data);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_store_sub_state(void *data, ngx_uint_t up)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = data;
+
+    ngx_http_auth_pat_store_synced = 0;
+
+    if (up) {
+        ngx_http_auth_pat_store_sync(pmcf);
+    }
+}
+
+
 ngx_int_t
 ngx_http_auth_pat_store_init_process(ngx_cycle_t *cycle,
     ngx_http_auth_pat_main_conf_t *pmcf)
 {
     u_char      *key;
     size_t      *argvlen;
+    ngx_str_t   *channel;
     const char **argv;
 
     ngx_http_auth_pat_store_mcf = pmcf;
+
+    ngx_http_auth_pat_store_touched = ngx_pcalloc(cycle->pool,
+        NGX_HTTP_AUTH_PAT_TOUCH_SLOTS
+        * sizeof(ngx_http_auth_pat_touch_slot_t));
+    if (ngx_http_auth_pat_store_touched == NULL) {
+        return NGX_ERROR;
+    }
 
     /* the handshake probes the command of the access check, so that an
      * ACL denying it shows up once per connection, not per request */
@@ -762,16 +1060,56 @@ ngx_http_auth_pat_store_init_process(ngx_cycle_t *cycle,
                                               (u_char *) "probe", 5);
     argv[2] = "u"; argvlen[2] = 1;
 
-    return ngx_http_auth_pat_redis_init_process(cycle, pmcf->redis,
-                                     ngx_http_auth_pat_store_scripts,
-                                     NGX_HTTP_AUTH_PAT_NSCRIPTS,
-                                     3, argv, argvlen);
+    if (ngx_http_auth_pat_redis_init_process(cycle, pmcf->redis,
+                                             ngx_http_auth_pat_store_scripts,
+                                             NGX_HTTP_AUTH_PAT_NSCRIPTS,
+                                             3, argv, argvlen)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (pmcf->cache == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_auth_pat_store_resync.handler =
+                                       ngx_http_auth_pat_store_resync_handler;
+    ngx_http_auth_pat_store_resync.data = pmcf;
+    ngx_http_auth_pat_store_resync.log = cycle->log;
+    ngx_http_auth_pat_store_resync.cancelable = 1;
+
+    channel = ngx_pnalloc(cycle->pool, sizeof(ngx_str_t));
+    if (channel == NULL) {
+        return NGX_ERROR;
+    }
+
+    channel->len = pmcf->redis->ns.len + 5;
+    channel->data = ngx_pnalloc(cycle->pool, channel->len);
+    if (channel->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(channel->data, pmcf->redis->ns.data,
+                          pmcf->redis->ns.len),
+               "inval", 5);
+
+    return ngx_http_auth_pat_redis_subscribe(cycle, pmcf->redis, channel,
+                                             ngx_http_auth_pat_store_message,
+                                             ngx_http_auth_pat_store_sub_state,
+                                             pmcf);
 }
 
 
 void
 ngx_http_auth_pat_store_exit_process(ngx_cycle_t *cycle)
 {
+    if (ngx_http_auth_pat_store_resync.timer_set) {
+        ngx_del_timer(&ngx_http_auth_pat_store_resync);
+    }
+
+    ngx_http_auth_pat_store_synced = 0;
+
     ngx_http_auth_pat_redis_exit_process(cycle);
     ngx_http_auth_pat_store_mcf = NULL;
 }

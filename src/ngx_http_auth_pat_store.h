@@ -26,9 +26,21 @@ void ngx_http_auth_pat_store_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
     ngx_http_auth_pat_main_conf_t *pmcf);
 
-/* HMAC-SHA256(key, token) as 64 lowercase hex digits */
+/* HMAC-SHA256(key, token): 32 bytes, and as 64 lowercase hex digits */
 ngx_int_t ngx_http_auth_pat_store_digest(ngx_http_auth_pat_main_conf_t *pmcf,
-    u_char *token, size_t len, u_char *hex);
+    u_char *token, size_t len, u_char *md, u_char *hex);
+
+/* the cache may be used: this worker is subscribed, synced, connected */
+ngx_uint_t ngx_http_auth_pat_store_cache_trusted(void);
+
+/* reports a token's use (lastUsedAt), without waiting */
+void ngx_http_auth_pat_store_touch(ngx_pool_t *pool,
+    ngx_http_auth_pat_identity_t *id, int64_t now, ngx_uint_t force);
+
+/* publishes the invalidation of a digest to every nginx's cache */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_invalidate(
+    ngx_pool_t *pool, u_char *hex,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
 
 /* one round trip: the validation record of a digest */
 ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_lookup(
