@@ -80,6 +80,7 @@ typedef struct {
 static ngx_http_auth_pat_main_conf_t   *ngx_http_auth_pat_store_mcf;
 static ngx_http_auth_pat_touch_slot_t  *ngx_http_auth_pat_store_touched;
 static ngx_uint_t                       ngx_http_auth_pat_store_synced;
+static ngx_uint_t                       ngx_http_auth_pat_store_epoch;
 static ngx_event_t                      ngx_http_auth_pat_store_resync;
 
 static const char  *ngx_http_auth_pat_store_fields[] = { "u", "i", "n", "e" };
@@ -938,16 +939,21 @@ bad:
 }
 
 
-static void ngx_http_auth_pat_store_sync(ngx_http_auth_pat_main_conf_t *pmcf);
-
+/*
+ * The reply to "GET NS inval:seq", sent after (re)subscribing.  data is
+ * the subscription's epoch: a reply meant for an earlier subscription is
+ * ignored, its successor sent its own GET.
+ */
 
 static void
 ngx_http_auth_pat_store_synced_reply(void *data, redisReply *reply,
     ngx_int_t rc)
 {
-    ngx_http_auth_pat_main_conf_t  *pmcf = data;
-
     ngx_int_t  seq;
+
+    if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_store_epoch) {
+        return;
+    }
 
     if (rc != NGX_OK
         || (reply->type != REDIS_REPLY_STRING
@@ -955,7 +961,7 @@ ngx_http_auth_pat_store_synced_reply(void *data, redisReply *reply,
     {
         /* try again soon; the cache stays bypassed meanwhile */
         if (!ngx_http_auth_pat_store_resync.timer_set && !ngx_exiting) {
-            ngx_add_timer(&ngx_http_auth_pat_store_resync, 500);
+            ngx_add_timer(&ngx_http_auth_pat_store_resync, 100);
         }
 
         return;
@@ -974,14 +980,21 @@ ngx_http_auth_pat_store_synced_reply(void *data, redisReply *reply,
      * subscriber socket by now: apply them first */
     ngx_http_auth_pat_redis_poll();
 
-    ngx_http_auth_pat_cache_sync(pmcf->cache, seq, ngx_cycle->log);
+    if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_store_epoch) {
+        /* the subscription dropped while polling */
+        return;
+    }
+
+    ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_store_mcf->cache, seq,
+                                 ngx_cycle->log);
     ngx_http_auth_pat_store_synced = 1;
 }
 
 
 static void
-ngx_http_auth_pat_store_sync(ngx_http_auth_pat_main_conf_t *pmcf)
+ngx_http_auth_pat_store_sync(void)
 {
+    void                      *epoch;
     ngx_pool_t                *pool;
     ngx_http_auth_pat_args_t   a;
 
@@ -990,15 +1003,17 @@ ngx_http_auth_pat_store_sync(ngx_http_auth_pat_main_conf_t *pmcf)
         return;
     }
 
+    epoch = (void *) (uintptr_t) ngx_http_auth_pat_store_epoch;
+
     ngx_http_auth_pat_args_init(&a, pool);
     ngx_http_auth_pat_args_add(&a, "GET", 3);
     ngx_http_auth_pat_args_inval(&a, 1);
 
     if (ngx_http_auth_pat_args_command(&a,
-            ngx_http_auth_pat_store_synced_reply, pmcf)
+            ngx_http_auth_pat_store_synced_reply, epoch)
         == NULL)
     {
-        ngx_http_auth_pat_store_synced_reply(pmcf, NULL, NGX_ERROR);
+        ngx_http_auth_pat_store_synced_reply(epoch, NULL, NGX_ERROR);
     }
 
     ngx_destroy_pool(pool);
@@ -1009,7 +1024,7 @@ static void
 ngx_http_auth_pat_store_resync_handler(ngx_event_t *ev)
 {
     if (!ngx_http_auth_pat_store_synced && !ngx_exiting) {
-        ngx_http_auth_pat_store_sync(ev->data);
+        ngx_http_auth_pat_store_sync();
     }
 }
 
@@ -1017,12 +1032,14 @@ ngx_http_auth_pat_store_resync_handler(ngx_event_t *ev)
 static void
 ngx_http_auth_pat_store_sub_state(void *data, ngx_uint_t up)
 {
-    ngx_http_auth_pat_main_conf_t  *pmcf = data;
-
     ngx_http_auth_pat_store_synced = 0;
+    ngx_http_auth_pat_store_epoch++;
 
     if (up) {
-        ngx_http_auth_pat_store_sync(pmcf);
+        ngx_http_auth_pat_store_sync();
+
+    } else if (ngx_http_auth_pat_store_resync.timer_set) {
+        ngx_del_timer(&ngx_http_auth_pat_store_resync);
     }
 }
 
