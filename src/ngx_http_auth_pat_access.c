@@ -356,11 +356,13 @@ ngx_int_t
 ngx_http_auth_pat_check_token(ngx_http_request_t *r,
     ngx_http_auth_pat_ctx_t *ctx, ngx_http_auth_pat_check_done_pt done)
 {
+    u_char                          md[PAT_DIGEST_LEN];
     u_char                          hex[PAT_DIGEST_HEX_LEN];
     int64_t                         now;
+    uint64_t                        version;
     ngx_int_t                       rc;
     ngx_str_t                       token;
-    ngx_uint_t                      touch;
+    ngx_uint_t                      touch, cacheable;
     ngx_http_cleanup_t             *hcln;
     ngx_http_auth_pat_lookup_t     *lk;
     ngx_http_auth_pat_main_conf_t  *pmcf;
@@ -392,19 +394,14 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    lk = ngx_palloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
-    if (lk == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_auth_pat_store_digest(pmcf, token.data, token.len, lk->md,
-                                       hex)
+    if (ngx_http_auth_pat_store_digest(pmcf, token.data, token.len, md, NULL)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    lk->cacheable = 0;
+    cacheable = 0;
+    version = 0;
 
     if (pmcf->cache) {
         /* an invalidation already received must win over the cache */
@@ -413,8 +410,8 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
         if (ngx_http_auth_pat_store_cache_trusted()) {
             now = ngx_http_auth_pat_now();
 
-            rc = ngx_http_auth_pat_cache_get(pmcf->cache, lk->md, now,
-                                             r->pool, &ctx->identity, &touch);
+            rc = ngx_http_auth_pat_cache_get(pmcf->cache, md, now, r->pool,
+                                             &ctx->identity, &touch);
             if (rc == NGX_OK) {
                 ctx->verdict = NGX_OK;
                 ctx->identified = 1;
@@ -431,15 +428,28 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
                 return NGX_ERROR;
             }
 
-            lk->version = ngx_http_auth_pat_cache_version(pmcf->cache);
-            lk->cacheable = 1;
+            version = ngx_http_auth_pat_cache_version(pmcf->cache);
+            cacheable = 1;
         }
     }
+
+    /* a miss: one round trip to Redis */
+
+    lk = ngx_palloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
+    if (lk == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(lk->md, md, PAT_DIGEST_LEN);
+    lk->cacheable = cacheable;
+    lk->version = version;
 
     hcln = ngx_http_cleanup_add(r, 0);
     if (hcln == NULL) {
         return NGX_ERROR;
     }
+
+    pat_hex_encode(lk->md, PAT_DIGEST_LEN, (char *) hex);
 
     lk->request = r;
     lk->done = done;

@@ -861,6 +861,10 @@ ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     pmcf->key.data = buf;
     pmcf->key.len = size;
 
+    if (pat_hmac_key_init(&pmcf->hmac, buf, size) != 0) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 
 failed:

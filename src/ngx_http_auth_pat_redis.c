@@ -123,11 +123,14 @@ static ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_send(
     int argc, const char **argv, const size_t *argvlen);
 static void ngx_http_auth_pat_redis_sub_reply(redisAsyncContext *ac,
     void *r, void *privdata);
+static void ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev);
 
 
 /* per-worker state: the command connection and the subscriber */
 static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_conn;
 static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_sub;
+static ngx_uint_t                       ngx_http_auth_pat_redis_polled;
+static ngx_event_t                      ngx_http_auth_pat_redis_poll_done;
 
 
 /* ------------------------------------------------------------ events */
@@ -1014,6 +1017,10 @@ ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
+    ngx_http_auth_pat_redis_poll_done.handler =
+                                  ngx_http_auth_pat_redis_poll_done_handler;
+    ngx_http_auth_pat_redis_poll_done.log = cycle->log;
+
     conn->subscriber = 1;
     conn->channel = *channel;
     conn->on_message = on_message;
@@ -1032,16 +1039,46 @@ ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
  * Reads what the subscriber socket already holds, without waiting: one
  * non-blocking read.  Messages are applied, and a closed connection is
  * noticed, before the caller decides whether to trust its cache.
+ *
+ * Once per batch of events is enough: an invalidation that matters to a
+ * request of this batch was published before the revoke's 2xx, hence
+ * before the request was sent, hence it was in the socket before
+ * epoll_wait() returned the batch.  A posted event clears the mark after
+ * the batch.
  */
+
+static void
+ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_polled = 0;
+}
+
 
 void
 ngx_http_auth_pat_redis_poll(void)
 {
     ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_sub;
 
-    if (conn != NULL && conn->subscribed && conn->ac != NULL) {
+    if (conn == NULL || ngx_http_auth_pat_redis_polled) {
+        return;
+    }
+
+    ngx_http_auth_pat_redis_polled = 1;
+    ngx_post_event(&ngx_http_auth_pat_redis_poll_done, &ngx_posted_events);
+
+    if (conn->subscribed && conn->ac != NULL) {
         redisAsyncHandleRead(conn->ac);
     }
+}
+
+
+/* the sync after (re)subscribing reads regardless of the batch */
+
+void
+ngx_http_auth_pat_redis_poll_now(void)
+{
+    ngx_http_auth_pat_redis_polled = 0;
+    ngx_http_auth_pat_redis_poll();
 }
 
 
@@ -1073,6 +1110,10 @@ ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_conn_t *conn)
 void
 ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle)
 {
+    if (ngx_http_auth_pat_redis_poll_done.posted) {
+        ngx_delete_posted_event(&ngx_http_auth_pat_redis_poll_done);
+    }
+
     if (ngx_http_auth_pat_redis_sub != NULL) {
         ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_sub);
         ngx_http_auth_pat_redis_sub = NULL;

@@ -94,8 +94,10 @@ ngx_int_t
 ngx_http_auth_pat_store_digest(ngx_http_auth_pat_main_conf_t *pmcf,
     u_char *token, size_t len, u_char *md, u_char *hex)
 {
-    if (pat_hmac_sha256(pmcf->key.data, pmcf->key.len, token, len, md) != 0) {
-        return NGX_ERROR;
+    pat_hmac_key_digest(&pmcf->hmac, token, len, md);
+
+    if (hex == NULL) {
+        return NGX_OK;
     }
 
     pat_hex_encode(md, PAT_DIGEST_LEN, (char *) hex);
@@ -978,7 +980,7 @@ ngx_http_auth_pat_store_synced_reply(void *data, redisReply *reply,
 
     /* messages published before the counter was read are in the
      * subscriber socket by now: apply them first */
-    ngx_http_auth_pat_redis_poll();
+    ngx_http_auth_pat_redis_poll_now();
 
     if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_store_epoch) {
         /* the subscription dropped while polling */

@@ -26,7 +26,8 @@ void ngx_http_auth_pat_store_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
     ngx_http_auth_pat_main_conf_t *pmcf);
 
-/* HMAC-SHA256(key, token): 32 bytes, and as 64 lowercase hex digits */
+/* HMAC-SHA256(key, token): 32 bytes, and (unless hex is NULL) as 64
+ * lowercase hex digits */
 ngx_int_t ngx_http_auth_pat_store_digest(ngx_http_auth_pat_main_conf_t *pmcf,
     u_char *token, size_t len, u_char *md, u_char *hex);
 

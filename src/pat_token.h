@@ -60,6 +60,21 @@ int pat_hmac_sha256(const void *key, size_t key_len, const void *msg,
     size_t msg_len, uint8_t out[PAT_DIGEST_LEN]);
 
 /* lowercase, writes 2n chars, no NUL */
+/*
+ * HMAC-SHA256 with the key absorbed once: the SHA-256 states after
+ * (K ^ ipad) and (K ^ opad), so that a digest costs two compressions for
+ * a short message, and no allocation.  Opaque: the states are OpenSSL's
+ * SHA256_CTX, which nginx code need not see.
+ */
+typedef struct {
+    uint64_t  opaque[32];
+} pat_hmac_key_t;
+
+int pat_hmac_key_init(pat_hmac_key_t *hk, const void *key, size_t key_len);
+void pat_hmac_key_digest(const pat_hmac_key_t *hk, const void *msg,
+    size_t msg_len, uint8_t out[PAT_DIGEST_LEN]);
+void pat_hmac_key_clear(pat_hmac_key_t *hk);
+
 void pat_hex_encode(const uint8_t *in, size_t n, char *out);
 
 /* random version 4 UUID, lowercase, NUL-terminated; 0 ok, -1 fail */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "pat_token.h"
 
 
@@ -324,6 +326,80 @@ token_verifies(const char *tok, size_t len, const char *prefix)
     free(copy);
 
     return rc;
+}
+
+
+static char  hexbuf[2 * PAT_DIGEST_LEN + 1];
+
+static void
+tohex(const uint8_t *p, size_t n)
+{
+    pat_hex_encode(p, n, hexbuf);
+    hexbuf[2 * n] = '\0';
+}
+
+
+/* the precomputed key must agree with the one-shot HMAC everywhere */
+static void
+test_hmac_key(void)
+{
+    int             good;
+    size_t          i, klen, mlen;
+    uint8_t         a[PAT_DIGEST_LEN], b[PAT_DIGEST_LEN];
+    unsigned char   key[200], msg[300];
+    pat_hmac_key_t  hk;
+
+    /* RFC 4231 test case 2 */
+    pat_hmac_key_init(&hk, "Jefe", 4);
+    pat_hmac_key_digest(&hk, "what do ya want for nothing?", 28, a);
+    tohex(a, PAT_DIGEST_LEN);
+    ok(strcmp(hexbuf,
+              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+       == 0, "hmac key: RFC 4231 case 2");
+
+    /* RFC 4231 test case 6: a 131-byte key is hashed first */
+    memset(key, 0xaa, 131);
+    pat_hmac_key_init(&hk, key, 131);
+    pat_hmac_key_digest(&hk, "Test Using Larger Than Block-Size Key - Hash Key First",
+                        54, a);
+    tohex(a, PAT_DIGEST_LEN);
+    ok(strcmp(hexbuf,
+              "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+       == 0, "hmac key: RFC 4231 case 6");
+
+    good = 1;
+
+    for (i = 0; i < 2000; i++) {
+        klen = prng() % sizeof(key);
+        mlen = prng() % sizeof(msg);
+        RAND_bytes(key, (int) sizeof(key));
+        RAND_bytes(msg, (int) sizeof(msg));
+
+        pat_hmac_key_init(&hk, key, klen);
+        pat_hmac_key_digest(&hk, msg, mlen, a);
+
+        if (pat_hmac_sha256(key, klen, msg, mlen, b) != 0
+            || memcmp(a, b, PAT_DIGEST_LEN) != 0)
+        {
+            good = 0;
+            diag("mismatch: key %zu bytes, message %zu bytes", klen, mlen);
+            break;
+        }
+    }
+
+    ok(good, "hmac key agrees with one-shot HMAC on 2000 random keys "
+       "(0-199 bytes) and messages (0-299 bytes)");
+
+    pat_hmac_key_digest(&hk, "x", 1, a);
+    pat_hmac_key_digest(&hk, "x", 1, b);
+    ok(memcmp(a, b, PAT_DIGEST_LEN) == 0, "hmac key: reusable, same input same digest");
+
+    pat_hmac_key_clear(&hk);
+    good = 1;
+    for (i = 0; i < sizeof(hk.opaque) / sizeof(hk.opaque[0]); i++) {
+        good &= (hk.opaque[i] == 0);
+    }
+    ok(good, "hmac key: clear wipes the state");
 }
 
 
@@ -990,6 +1066,7 @@ main(void)
     test_base62();
     test_prefix();
     test_hmac();
+    test_hmac_key();
     test_token_single();
     test_token_bulk();
     test_uuid();

@@ -1,0 +1,175 @@
+#!/usr/bin/env perl
+# ./build.sh bench: wrk on loopback against a Redis and nginx of its own
+# (one worker each nginx), printing requests/s, p99 and ratios measured
+# side by side in one run.
+#
+#   (a) the ceiling: a static file, no auth
+#   (b) auth_pat with auth_pat_cache
+#   (c) auth_pat without a cache: Redis serves every check
+#   (d) POST create: tokens per second
+#   and how many tokens a 10 MB cache zone holds.
+#
+# The scenarios a, b, c run interleaved, three times; each figure is the
+# median of its three runs (the one whose requests/s is the median).  (a)
+# and (b) are served by the same nginx; (c) and (d) by a second one, the
+# same but for the cache.  Environment: BENCH_SECONDS (default 4).
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Time::HiRes qw(sleep time);
+use IO::Socket::INET;
+use PatTest;
+use PatToken qw(seed_token make_token token_digest);
+
+our $SECS = $ENV{BENCH_SECONDS} || 4;
+my $t0 = time;
+
+sub say { print @_, "\n" }
+
+my $t = PatTest->new;
+my $redis = $t->start_redis;
+my $rport = $redis->{port};
+my $key = $t->key_file;
+
+sub server_conf {
+    my ($cache) = @_;
+    return <<"EOF2";
+auth_pat_redis 127.0.0.1:$rport timeout=1s;
+auth_pat_key_file $key;
+$cache
+server {
+    listen 127.0.0.1:%%PORT%% backlog=4096;
+    access_log off;
+    location = /static.txt { alias %%HTML%%/protected.txt; }
+    location = /auth.txt { auth_pat "bench"; alias %%HTML%%/protected.txt; }
+    location /v1/personal-access-tokens {
+        auth_pat_api;
+        auth_pat_api_user \$http_x_user;
+        auth_pat_max_tokens 1000000;
+    }
+}
+EOF2
+}
+
+# two nginx, one worker each: with and without the cache
+my $nc = $t;   # no cache: the first PatTest
+$nc->nginx_conf(workers => 1, error_log_level => 'notice',
+                http => "access_log off;\n" . server_conf(''));
+$nc->start_nginx;
+
+my $wc = PatTest->new;
+$wc->{key} = $t->key;
+$wc->nginx_conf(workers => 1, error_log_level => 'notice',
+                http => server_conf('auth_pat_cache zone=bench:10m ttl=600s;'));
+$wc->start_nginx;
+sleep 0.5;
+
+my $tok = seed_token($t, user => 'bench', name => 'bench token');
+
+sub wrk {
+    my ($port, $path, @extra) = @_;
+    my $out = `wrk -t1 -c32 -d${SECS}s --latency @extra http://127.0.0.1:$port$path 2>&1`;
+    my ($rps) = $out =~ /Requests\/sec:\s+([\d.]+)/;
+    my ($p99, $unit) = $out =~ /^\s+99%\s+([\d.]+)(us|ms|s)\b/m;
+    my ($non2xx) = $out =~ /Non-2xx or 3xx responses:\s+(\d+)/;
+    die "wrk failed:\n$out" unless defined $rps && defined $p99;
+    $p99 *= { us => 0.001, ms => 1, s => 1000 }->{$unit};
+    return { rps => $rps, p99 => $p99, errors => $non2xx // 0, out => $out };
+}
+
+my $auth = "-H 'Authorization: Bearer $tok->{token}'";
+my %scen = (
+    a => sub { wrk($wc->port, '/static.txt') },
+    b => sub { wrk($wc->port, '/auth.txt', $auth) },
+    c => sub { wrk($nc->port, '/auth.txt', $auth) },
+);
+
+say "warming up ...";
+{ local $SECS = 1; $scen{$_}->() for qw(a b c); }
+
+my %runs;
+for my $round (1 .. 3) {
+    for my $s (qw(a b c)) {
+        my $r = $scen{$s}->();
+        die "scenario $s: $r->{errors} non-2xx answers\n$r->{out}" if $r->{errors};
+        printf "  round %d  %s  %10.0f req/s  p99 %6.3f ms\n", $round, $s, $r->{rps}, $r->{p99};
+        push @{ $runs{$s} }, $r;
+    }
+}
+my %best = map { $_ => (sort { $a->{rps} <=> $b->{rps} } @{ $runs{$_} })[1] } keys %runs;
+
+# (d) create
+my $lua = $t->write_file('post.lua', <<'EOF2');
+wrk.method = "POST"
+wrk.body = '{"name":"bench token"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-User"] = "creator"
+EOF2
+my $d = wrk($nc->port, '/v1/personal-access-tokens', "-s $lua");
+die "create: $d->{errors} non-2xx answers\n$d->{out}" if $d->{errors};
+printf "  create      %10.0f tokens/s  p99 %6.3f ms\n", $d->{rps}, $d->{p99};
+
+# --- how many tokens a 10 MB zone holds: fill it until the LRU starts
+my $N = 90_000;
+say "seeding $N tokens for the 10 MB zone ...";
+my @tokens;
+{
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$rport") or die $!;
+    my $buf = '';
+    for my $i (1 .. $N) {
+        my $tk = make_token();
+        push @tokens, $tk;
+        my @c = ('HSET', 'pat:v:' . token_digest($t->key, $tk), 'u', sprintf('user%06d', $i),
+                 'i', PatToken::uuid4(), 'n', sprintf('laptop %06d', $i), 'e', '');
+        $buf .= '*' . @c . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @c);
+        if (length $buf > 1 << 20 || $i == $N) {
+            print {$s} $buf;
+            $buf = '';
+        }
+    }
+    my $got = 0;
+    while ($got < $N) { my $l = <$s>; $got++ if defined $l && $l =~ /^:/; last unless defined $l }
+    close $s;
+}
+my $list = $t->write_file('tokens.txt', join("\n", @tokens) . "\n");
+my $fill = $t->write_file('fill.lua', <<"EOF2");
+local tokens = {}
+for line in io.lines("$list") do tokens[#tokens + 1] = line end
+local i = 0
+request = function()
+    i = i + 1
+    if i > #tokens then i = 1 end
+    return wrk.format("GET", "/auth.txt", { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+EOF2
+my $before = $wc->error_log;
+`wrk -t1 -c32 -d10s -s $fill http://127.0.0.1:@{[ $wc->port ]}/ 2>&1`;
+my ($cap) = substr($wc->error_log, length $before) =~ /cache zone "bench" is full at (\d+) tokens/;
+
+# --- results
+my ($a, $b, $c) = @best{qw(a b c)};
+say '';
+say "auth_pat benchmark: wrk -t1 -c32 -d${SECS}s on loopback, nginx 1 worker, Redis 7 ($^O, "
+    . `nproc` =~ s/\s+//r . " cores)";
+say '';
+say '| scenario | requests/s | p99 (ms) | ratio to (a) |';
+say '|---|---:|---:|---:|';
+printf "| (a) static file, no auth | %.0f | %.3f | 1.00 |\n", $a->{rps}, $a->{p99};
+printf "| (b) auth_pat, cache | %.0f | %.3f | %.2f |\n", $b->{rps}, $b->{p99}, $b->{rps} / $a->{rps};
+printf "| (c) auth_pat, no cache (Redis every request) | %.0f | %.3f | %.2f |\n", $c->{rps}, $c->{p99}, $c->{rps} / $a->{rps};
+printf "| (d) POST create | %.0f tokens/s | %.3f | |\n", $d->{rps}, $d->{p99};
+say '';
+printf "b/a = %.2f   c/a = %.2f   p99(b) - p99(a) = %.3f ms\n",
+    $b->{rps} / $a->{rps}, $c->{rps} / $a->{rps}, $b->{p99} - $a->{p99};
+say '10 MB cache zone holds: ' . (defined $cap ? "$cap tokens (user ids of 10 bytes, names of 13)"
+                                              : "more than $N tokens");
+printf "bench took %.0f s\n", time - $t0;
+
+my @p = ($nc->error_log_problems, $wc->error_log_problems);
+die "error.log problems:\n@p" if @p;
+$wc->stop_nginx;
+$nc->stop_nginx;
+$wc->done;
+$nc->done;
