@@ -188,75 +188,8 @@ static void
 ngx_http_auth_pat_api_send(ngx_http_request_t *r, ngx_uint_t status,
     json_t *obj)
 {
-    char                     *json;
-    size_t                    len;
-    ngx_int_t                 rc;
-    ngx_buf_t                *b;
-    ngx_chain_t               out;
-    ngx_table_elt_t          *h;
-    ngx_http_auth_pat_ctx_t  *ctx;
-
-    if (obj == NULL) {
-        ngx_http_auth_pat_api_internal(r);
-        return;
-    }
-
-    json = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
-
-    if (json == NULL) {
-        ngx_http_auth_pat_api_internal(r);
-        return;
-    }
-
-    len = ngx_strlen(json);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
-    if (b == NULL) {
-        OPENSSL_cleanse(json, len);
-        free(json);
-        ngx_http_auth_pat_api_internal(r);
-        return;
-    }
-
-    b->last = ngx_cpymem(b->last, json, len);
-    *b->last++ = '\n';
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    /* it may hold a plaintext token */
-    OPENSSL_cleanse(json, len);
-    free(json);
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
-    ctx->responded = 1;
-
-    ngx_http_auth_pat_set_status(r, status);
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+    ngx_http_finalize_request(r,
+        ngx_http_auth_pat_send_json(r, status, obj, NULL));
 }
 
 
@@ -2056,8 +1989,6 @@ ngx_http_auth_pat_api_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_auth_pat_api_header_filter(ngx_http_request_t *r)
 {
-    char                          *json;
-    size_t                         len;
     const char                    *code, *message;
     ngx_buf_t                     *b;
     ngx_http_auth_pat_ctx_t       *ctx;
@@ -2115,34 +2046,11 @@ ngx_http_auth_pat_api_header_filter(ngx_http_request_t *r)
         }
     }
 
-    json = NULL;
-    {
-        json_t  *obj;
-
-        obj = json_pack("{s:s, s:s}", "error", code, "message", message);
-        if (obj) {
-            json = json_dumps(obj, JSON_COMPACT);
-            json_decref(obj);
-        }
-    }
-
-    if (json == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = ngx_strlen(json);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
+    b = ngx_http_auth_pat_json_buf(r->pool,
+                                   ngx_http_auth_pat_error_json(code, message));
     if (b == NULL) {
-        free(json);
         return NGX_ERROR;
     }
-
-    b->last = ngx_cpymem(b->last, json, len);
-    *b->last++ = '\n';
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-    free(json);
 
     ctx->error_body = b;
 

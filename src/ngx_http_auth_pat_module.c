@@ -11,6 +11,7 @@
 #include <ngx_http.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "ngx_http_auth_pat_module.h"
 #include "ngx_http_auth_pat_store.h"
@@ -249,17 +250,55 @@ ngx_http_auth_pat_set_status(ngx_http_request_t *r, ngx_uint_t status)
 
 
 /*
- * Every error, from the access check and the API alike:
- * {"error": code, "message": text}, built with jansson.
+ * obj, serialized compactly with a trailing newline, in a buffer of pool.
+ * obj is released; the serialization is wiped, as it may hold a token.
+ */
+
+ngx_buf_t *
+ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj)
+{
+    char       *json;
+    size_t      len;
+    ngx_buf_t  *b;
+
+    if (obj == NULL) {
+        return NULL;
+    }
+
+    json = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+
+    if (json == NULL) {
+        return NULL;
+    }
+
+    len = ngx_strlen(json);
+
+    b = ngx_create_temp_buf(pool, len + 1);
+    if (b != NULL) {
+        b->last = ngx_cpymem(b->last, json, len);
+        *b->last++ = '\n';
+        b->last_buf = 1;
+        b->last_in_chain = 1;
+    }
+
+    OPENSSL_cleanse(json, len);
+    free(json);
+
+    return b;
+}
+
+
+/*
+ * Every JSON answer of the module, from the access check and the API
+ * alike: the status, obj as the body, no-store, and WWW-Authenticate when
+ * given.  Returns what ngx_http_finalize_request() takes.
  */
 
 ngx_int_t
-ngx_http_auth_pat_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message, ngx_str_t *www_authenticate)
+ngx_http_auth_pat_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *obj, ngx_str_t *www_authenticate)
 {
-    char                     *json;
-    size_t                    len;
-    json_t                   *obj;
     ngx_int_t                 rc;
     ngx_buf_t                *b;
     ngx_chain_t               out;
@@ -271,35 +310,16 @@ ngx_http_auth_pat_send_error(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     ctx = ngx_http_auth_pat_get_ctx(r);
-    if (ctx == NULL) {
+    b = ngx_http_auth_pat_json_buf(r->pool, obj);
+
+    if (ctx == NULL || b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* the API's error filter leaves our own answers alone */
     ctx->responded = 1;
 
-    obj = json_pack("{s:s, s:s}", "error", code, "message", message);
-    if (obj == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    json = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
-
-    if (json == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    len = ngx_strlen(json);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
-    if (b == NULL) {
-        free(json);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->last, json, len);
-    *b->last++ = '\n';
-    free(json);
+    b->last_buf = (r == r->main) ? 1 : 0;
 
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);
@@ -339,13 +359,28 @@ ngx_http_auth_pat_send_error(ngx_http_request_t *r, ngx_uint_t status,
         return rc;
     }
 
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
     out.buf = b;
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* {"error": code, "message": text}: every error of the module */
+
+ngx_int_t
+ngx_http_auth_pat_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message, ngx_str_t *www_authenticate)
+{
+    return ngx_http_auth_pat_send_json(r, status,
+               ngx_http_auth_pat_error_json(code, message), www_authenticate);
+}
+
+
+json_t *
+ngx_http_auth_pat_error_json(const char *code, const char *message)
+{
+    return json_pack("{s:s, s:s}", "error", code, "message", message);
 }
 
 
