@@ -66,6 +66,7 @@ typedef struct {
     ngx_uint_t                        handshake_failed;
     ngx_uint_t                        was_ready;
     ngx_uint_t                        exiting;
+    ngx_uint_t                        flushing;
 
     ngx_event_t                       reconnect;
 
@@ -77,6 +78,9 @@ typedef struct {
 
     ngx_queue_t                       free_cmds;
     ngx_uint_t                        nfree;
+
+    u_char                           *out;
+    size_t                            out_size;
 
     u_char                            name[NGX_INT64_LEN + 16];
     size_t                            name_len;
@@ -121,6 +125,9 @@ static ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_send(
     ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_handler_pt handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
+static int ngx_http_auth_pat_redis_queue(
+    ngx_http_auth_pat_redis_conn_t *conn, redisCallbackFn *fn, void *privdata,
+    int argc, const char **argv, const size_t *argvlen);
 static void ngx_http_auth_pat_redis_sub_reply(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev);
@@ -131,6 +138,200 @@ static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_conn;
 static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_sub;
 static ngx_uint_t                       ngx_http_auth_pat_redis_polled;
 static ngx_event_t                      ngx_http_auth_pat_redis_poll_done;
+
+
+/* --------------------------------------------------------- replies */
+
+
+/*
+ * hiredis' reader builds each reply with two or three malloc() calls per
+ * element (the struct, then its string or element vector); an HMGET of
+ * four fields is ten.  These functions build the same redisReply objects
+ * in one block each, and keep freed blocks of the common small size on a
+ * free list, so that a steady stream of lookups allocates nothing.
+ * hiredis frees what the reader made through the same table.
+ */
+
+#define NGX_HTTP_AUTH_PAT_REPLY_BLOCK   128
+#define NGX_HTTP_AUTH_PAT_REPLY_FREE    2048
+
+
+static void                            *ngx_http_auth_pat_reply_free;
+static ngx_uint_t                       ngx_http_auth_pat_reply_nfree;
+
+
+static size_t
+ngx_http_auth_pat_reply_size(int type, size_t n)
+{
+    switch (type) {
+
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+        return sizeof(redisReply) + n + 1;
+
+    case REDIS_REPLY_ARRAY:
+        return sizeof(redisReply) + n * sizeof(redisReply *);
+
+    default:
+        return sizeof(redisReply);
+    }
+}
+
+
+static redisReply *
+ngx_http_auth_pat_reply_alloc(const redisReadTask *task, int type, size_t n)
+{
+    size_t       size;
+    redisReply  *r, *parent;
+
+    size = ngx_http_auth_pat_reply_size(type, n);
+
+    if (size <= NGX_HTTP_AUTH_PAT_REPLY_BLOCK
+        && ngx_http_auth_pat_reply_free != NULL)
+    {
+        r = ngx_http_auth_pat_reply_free;
+        ngx_http_auth_pat_reply_free = *(void **) r;
+        ngx_http_auth_pat_reply_nfree--;
+
+    } else {
+        r = malloc(ngx_max(size, NGX_HTTP_AUTH_PAT_REPLY_BLOCK));
+        if (r == NULL) {
+            return NULL;
+        }
+    }
+
+    ngx_memzero(r, sizeof(redisReply));
+    r->type = type;
+
+    if (task->parent != NULL) {
+        parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+
+    return r;
+}
+
+
+static void *
+ngx_http_auth_pat_reply_string(const redisReadTask *task, char *str,
+    size_t len)
+{
+    redisReply  *r;
+
+    r = ngx_http_auth_pat_reply_alloc(task, task->type, len);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->str = (char *) (r + 1);
+    r->len = len;
+    ngx_memcpy(r->str, str, len);
+    r->str[len] = '\0';
+
+    return r;
+}
+
+
+static void *
+ngx_http_auth_pat_reply_array(const redisReadTask *task, int elements)
+{
+    redisReply  *r;
+
+    r = ngx_http_auth_pat_reply_alloc(task, REDIS_REPLY_ARRAY, elements);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->elements = elements;
+
+    if (elements > 0) {
+        r->element = (redisReply **) (r + 1);
+        ngx_memzero(r->element, elements * sizeof(redisReply *));
+    }
+
+    return r;
+}
+
+
+static void *
+ngx_http_auth_pat_reply_integer(const redisReadTask *task, long long value)
+{
+    redisReply  *r;
+
+    r = ngx_http_auth_pat_reply_alloc(task, REDIS_REPLY_INTEGER, 0);
+    if (r == NULL) {
+        return NULL;
+    }
+
+    r->integer = value;
+
+    return r;
+}
+
+
+static void *
+ngx_http_auth_pat_reply_nil(const redisReadTask *task)
+{
+    return ngx_http_auth_pat_reply_alloc(task, REDIS_REPLY_NIL, 0);
+}
+
+
+static void
+ngx_http_auth_pat_reply_release(void *obj)
+{
+    size_t       i, size;
+    redisReply  *r = obj;
+
+    if (r == NULL) {
+        return;
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < r->elements; i++) {
+            ngx_http_auth_pat_reply_release(r->element[i]);
+        }
+    }
+
+    size = ngx_http_auth_pat_reply_size(r->type,
+                                        r->type == REDIS_REPLY_ARRAY
+                                        ? r->elements : r->len);
+
+    if (size <= NGX_HTTP_AUTH_PAT_REPLY_BLOCK
+        && ngx_http_auth_pat_reply_nfree < NGX_HTTP_AUTH_PAT_REPLY_FREE)
+    {
+        *(void **) r = ngx_http_auth_pat_reply_free;
+        ngx_http_auth_pat_reply_free = r;
+        ngx_http_auth_pat_reply_nfree++;
+        return;
+    }
+
+    free(r);
+}
+
+
+static void
+ngx_http_auth_pat_reply_drain(void)
+{
+    void  *r;
+
+    while (ngx_http_auth_pat_reply_free != NULL) {
+        r = ngx_http_auth_pat_reply_free;
+        ngx_http_auth_pat_reply_free = *(void **) r;
+        free(r);
+    }
+
+    ngx_http_auth_pat_reply_nfree = 0;
+}
+
+
+static redisReplyObjectFunctions  ngx_http_auth_pat_reply_fns = {
+    ngx_http_auth_pat_reply_string,
+    ngx_http_auth_pat_reply_array,
+    ngx_http_auth_pat_reply_integer,
+    ngx_http_auth_pat_reply_nil,
+    ngx_http_auth_pat_reply_release
+};
 
 
 /* ------------------------------------------------------------ events */
@@ -184,12 +385,39 @@ ngx_http_auth_pat_redis_del_read(void *privdata)
 }
 
 
+/*
+ * A command queued while the connection is up is not written at once,
+ * nor after epoll says the socket is writable: the write event is posted,
+ * so that the commands of every request handled in this batch of events
+ * go out in one write() after the batch, with no epoll_ctl() around it.
+ * Only when that write is short (or the connect is still in progress)
+ * does the socket wait for writability in epoll.
+ */
+
 static void
 ngx_http_auth_pat_redis_add_write(void *privdata)
 {
     ngx_http_auth_pat_redis_conn_t *conn = privdata;
 
-    ngx_http_auth_pat_redis_add_event(conn, conn->c->write, NGX_WRITE_EVENT);
+    ngx_event_t  *wev;
+
+    if (conn->c == NULL) {
+        return;
+    }
+
+    wev = conn->c->write;
+
+    if (!conn->flushing && !wev->active && conn->ac != NULL
+        && (conn->ac->c.flags & REDIS_CONNECTED))
+    {
+        if (!wev->posted) {
+            ngx_post_event(wev, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    ngx_http_auth_pat_redis_add_event(conn, wev, NGX_WRITE_EVENT);
 }
 
 
@@ -272,7 +500,9 @@ ngx_http_auth_pat_redis_write_handler(ngx_event_t *ev)
     ngx_http_auth_pat_redis_conn_t  *conn = c->data;
 
     if (conn->ac != NULL) {
+        conn->flushing = 1;
         redisAsyncHandleWrite(conn->ac);
+        conn->flushing = 0;
     }
 }
 
@@ -427,8 +657,9 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
         argv[0] = "SUBSCRIBE"; argvlen[0] = 9;
         argv[1] = (char *) conn->channel.data; argvlen[1] = conn->channel.len;
 
-        if (redisAsyncCommandArgv(conn->ac, ngx_http_auth_pat_redis_sub_reply,
-                                  conn, 2, argv, argvlen)
+        if (ngx_http_auth_pat_redis_queue(conn,
+                                          ngx_http_auth_pat_redis_sub_reply,
+                                          conn, 2, argv, argvlen)
             != REDIS_OK)
         {
             return NGX_ERROR;
@@ -541,6 +772,9 @@ ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
     ac->ev.delWrite = ngx_http_auth_pat_redis_del_write;
     ac->ev.cleanup = ngx_http_auth_pat_redis_cleanup;
 
+    /* nothing is read yet: the reader has built no object */
+    ac->c.reader->fn = &ngx_http_auth_pat_reply_fns;
+
     redisAsyncSetConnectCallback(ac, ngx_http_auth_pat_redis_on_connect);
 
     /* queued now, written once connect() completes */
@@ -601,6 +835,79 @@ ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
 
 
 /* -------------------------------------------------------- commands */
+
+
+/*
+ * The RESP encoding of a command, made in a buffer the connection keeps,
+ * and handed to hiredis preformatted: redisAsyncCommandArgv() would build
+ * it with sdscatfmt() and a string of reallocations on every request.
+ */
+
+static u_char *
+ngx_http_auth_pat_redis_header(u_char *p, u_char type, size_t n)
+{
+    u_char   digits[NGX_SIZE_T_LEN];
+    u_char  *d;
+
+    d = digits + NGX_SIZE_T_LEN;
+
+    do {
+        *--d = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    *p++ = type;
+    p = ngx_cpymem(p, d, digits + NGX_SIZE_T_LEN - d);
+    *p++ = '\r'; *p++ = '\n';
+
+    return p;
+}
+
+
+static int
+ngx_http_auth_pat_redis_queue(ngx_http_auth_pat_redis_conn_t *conn,
+    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int      i;
+    u_char  *p;
+    size_t   len;
+
+    /* NUL-terminated, as hiredis' own: it scans the command with strchr() */
+    len = 1 + NGX_SIZE_T_LEN + 2 + 1;
+
+    for (i = 0; i < argc; i++) {
+        len += 1 + NGX_SIZE_T_LEN + 2 + argvlen[i] + 2;
+    }
+
+    if (len > conn->out_size) {
+        p = ngx_alloc(len, conn->log);
+        if (p == NULL) {
+            return REDIS_ERR;
+        }
+
+        if (conn->out != NULL) {
+            ngx_free(conn->out);
+        }
+
+        conn->out = p;
+        conn->out_size = len;
+    }
+
+    p = ngx_http_auth_pat_redis_header(conn->out, '*', argc);
+
+    for (i = 0; i < argc; i++) {
+        p = ngx_http_auth_pat_redis_header(p, '$', argvlen[i]);
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+        *p++ = '\r'; *p++ = '\n';
+    }
+
+    *p = '\0';
+
+    return redisAsyncFormattedCommand(conn->ac, fn, privdata,
+                                      (char *) conn->out, p - conn->out);
+}
+
 
 
 static ngx_http_auth_pat_redis_cmd_t *
@@ -728,8 +1035,8 @@ ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
 
     cmd->retried = 1;
 
-    if (redisAsyncCommandArgv(conn->ac, ngx_http_auth_pat_redis_reply, cmd,
-                              argc, argv, argvlen)
+    if (ngx_http_auth_pat_redis_queue(conn, ngx_http_auth_pat_redis_reply,
+                                      cmd, argc, argv, argvlen)
         != REDIS_OK)
     {
         return NGX_ERROR;
@@ -820,8 +1127,8 @@ ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     cmd->handler = handler;
     cmd->data = data;
 
-    if (redisAsyncCommandArgv(conn->ac, ngx_http_auth_pat_redis_reply, cmd,
-                              argc, argv, argvlen)
+    if (ngx_http_auth_pat_redis_queue(conn, ngx_http_auth_pat_redis_reply,
+                                      cmd, argc, argv, argvlen)
         != REDIS_OK)
     {
         ngx_http_auth_pat_redis_cmd_free(cmd);
@@ -1104,6 +1411,11 @@ ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_conn_t *conn)
         cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
         ngx_free(cmd);
     }
+
+    if (conn->out != NULL) {
+        ngx_free(conn->out);
+        conn->out = NULL;
+    }
 }
 
 
@@ -1123,4 +1435,6 @@ ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle)
         ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_conn);
         ngx_http_auth_pat_redis_conn = NULL;
     }
+
+    ngx_http_auth_pat_reply_drain();
 }
