@@ -6,6 +6,7 @@
 #   ./build.sh test     build, then run every test (prove -r t/)
 #   ./build.sh run      build, start Redis + nginx on 127.0.0.1:8080 (foreground)
 #   ./build.sh bench    build, then the wrk benchmark on loopback
+#   ./build.sh profile  build, then instructions per request under callgrind
 #
 # Environment:
 #   NGINX_SRC    nginx source tree to configure against
@@ -33,6 +34,7 @@ PKGS_BUILD=(gcc make nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev)
 PKGS_RUN=(redis-server openssl curl)
 PKGS_TEST=(perl redis-server)
 PKGS_BENCH=(wrk redis-server)
+PKGS_PROFILE=(wrk redis-server valgrind)
 
 ensure_pkgs() {
     local missing=() p
@@ -221,5 +223,8 @@ case "${1:-build}" in
     test)  build; run_tests ;;
     run)   build; run_local ;;
     bench) build; ensure_pkgs "${PKGS_BENCH[@]}"; exec perl "$ROOT/t/bench/bench.pl" ;;
-    *)     die "usage: $0 [build|test|run|bench]" ;;
+    profile)
+        build; ensure_pkgs "${PKGS_PROFILE[@]}"
+        exec perl "$ROOT/t/bench/profile.pl" ;;
+    *)     die "usage: $0 [build|test|run|bench|profile]" ;;
 esac
