@@ -67,9 +67,31 @@ sub check {
     is($wrong, 0, "$name: every one of " . scalar(@$res) . " answers is right");
 }
 
+sub redis_stats {
+    my %s = $t->redis_cmd('INFO', 'stats') =~ /^(\w+):(\d+)\r?$/mg;
+    return \%s;
+}
+
 my ($reqs, $want) = mixed(2000);
+my $before = redis_stats();
+# the harness opens a connection per command: count what INFO costs
+my $own = redis_stats()->{total_connections_received} - $before->{total_connections_received};
+$before = redis_stats();
 my $res = burst(port => $t->port, requests => $reqs, concurrency => 200, timeout => 20);
 check('burst', $res, $want);
+
+# the lookups shared each worker's one connection, pipelined: Redis saw
+# no new connection, and fewer reads than commands
+{
+    my $after = redis_stats();
+    my ($conns, $cmds, $reads) = map { $after->{$_} - $before->{$_} }
+        qw(total_connections_received total_commands_processed total_reads_processed);
+    is($conns - $own, 0, 'no connection to Redis was made for the burst');
+    cmp_ok($cmds, '>=', 1500, "the burst's lookups reached Redis ($cmds commands)");
+    cmp_ok($reads * 2, '<=', $cmds, "pipelined: $cmds commands arrived in $reads reads");
+    my @cmd_clients = grep { /name=auth_pat:cmd:/ } split /\n/, $t->redis_cmd('CLIENT', 'LIST');
+    is(scalar @cmd_clients, 2, 'one command connection per worker');
+}
 
 # the same burst with a reload in the middle
 my $reloaded = 0;
