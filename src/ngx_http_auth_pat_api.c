@@ -18,7 +18,9 @@
  * "revoked", and only after that does the client get its 2xx.
  *
  * The plaintext of a new token lives in the request's memory only, is
- * sent once in the response, and is wiped when the request ends.
+ * sent once in the response, and is wiped when the request ends: the
+ * generated token here, jansson's copy as it is freed, the response
+ * buffer by a pool cleanup (ngx_http_auth_pat_json_buf()).
  */
 
 
@@ -2086,7 +2088,12 @@ ngx_http_auth_pat_api_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
-    if (ctx->error_body_sent || in == NULL) {
+    if (in == NULL) {
+        /* ngx_http_writer() flushing what is still buffered */
+        return ngx_http_next_body_filter(r, NULL);
+    }
+
+    if (ctx->error_body_sent) {
         /* nginx's own page is dropped */
         return NGX_OK;
     }

@@ -10,6 +10,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <malloc.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 
@@ -250,16 +251,42 @@ ngx_http_auth_pat_set_status(ngx_http_request_t *r, ngx_uint_t status)
 
 
 /*
+ * jansson's memory is wiped as it is freed: the JSON of a create or rotate
+ * answer holds the new token's plaintext.
+ */
+
+static void
+ngx_http_auth_pat_json_free(void *p)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_json_wipe(void *data)
+{
+    ngx_buf_t  *b = data;
+
+    OPENSSL_cleanse(b->start, b->end - b->start);
+}
+
+
+/*
  * obj, serialized compactly with a trailing newline, in a buffer of pool.
- * obj is released; the serialization is wiped, as it may hold a token.
+ * obj is released.  The serialization is wiped at once, and the buffer
+ * when the pool goes, as they may hold a token.
  */
 
 ngx_buf_t *
 ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj)
 {
-    char       *json;
-    size_t      len;
-    ngx_buf_t  *b;
+    char                *json;
+    size_t               len;
+    ngx_buf_t           *b;
+    ngx_pool_cleanup_t  *cln;
 
     if (obj == NULL) {
         return NULL;
@@ -275,11 +302,19 @@ ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj)
     len = ngx_strlen(json);
 
     b = ngx_create_temp_buf(pool, len + 1);
-    if (b != NULL) {
+    cln = ngx_pool_cleanup_add(pool, 0);
+
+    if (b != NULL && cln != NULL) {
         b->last = ngx_cpymem(b->last, json, len);
         *b->last++ = '\n';
         b->last_buf = 1;
         b->last_in_chain = 1;
+
+        cln->handler = ngx_http_auth_pat_json_wipe;
+        cln->data = b;
+
+    } else {
+        b = NULL;
     }
 
     OPENSSL_cleanse(json, len);
@@ -591,6 +626,8 @@ ngx_http_auth_pat_init(ngx_conf_t *cf)
     if (ngx_http_auth_pat_api_init_filters(cf) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    json_set_alloc_funcs(malloc, ngx_http_auth_pat_json_free);
 
     if (ngx_http_auth_pat_store_init_conf(cf, pmcf) != NGX_OK) {
         return NGX_ERROR;

@@ -22,7 +22,11 @@
  * LOAD of each script and a probe of the command used by the access
  * check.  A failure there is logged once per
  * attempt and retried with exponential backoff and jitter (capped at
- * 2 s).  While the connection is not ready, commands fail at once.
+ * 2 s).  While the connection is down, commands fail at once.  Commands
+ * of requests that arrive during the handshake are held in nginx, not
+ * written behind it: were AUTH or SELECT refused, Redis would still run
+ * them, as another user or in another database.  They are sent when the
+ * handshake succeeds and fail with it otherwise.
  *
  * With a cache, each worker keeps a second connection that SUBSCRIBEs to
  * the invalidation channel ("auth_pat:sub:PID").  Its messages and its
@@ -64,6 +68,7 @@ typedef struct {
     ngx_uint_t                        failures;
     ngx_uint_t                        handshake_pending;
     ngx_uint_t                        handshake_failed;
+    ngx_uint_t                        handshake_refused;
     ngx_uint_t                        was_ready;
     ngx_uint_t                        exiting;
     ngx_uint_t                        flushing;
@@ -78,6 +83,9 @@ typedef struct {
 
     ngx_queue_t                       free_cmds;
     ngx_uint_t                        nfree;
+
+    /* commands of requests, held until the handshake is done */
+    ngx_queue_t                       held;
 
     u_char                           *out;
     size_t                            out_size;
@@ -108,6 +116,10 @@ struct ngx_http_auth_pat_redis_cmd_s {
     const char                      **argv;
     size_t                           *argvlen;
 
+    /* the RESP encoding of a held command */
+    u_char                           *held;
+    size_t                            held_len;
+
     unsigned                          done:1;
     unsigned                          retried:1;
 };
@@ -124,7 +136,9 @@ static void ngx_http_auth_pat_redis_reply(redisAsyncContext *ac, void *r,
 static ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_send(
     ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_handler_pt handler, void *data,
-    int argc, const char **argv, const size_t *argvlen);
+    int argc, const char **argv, const size_t *argvlen, ngx_uint_t hold);
+static void ngx_http_auth_pat_redis_release_held(
+    ngx_http_auth_pat_redis_conn_t *conn, ngx_uint_t send);
 static int ngx_http_auth_pat_redis_queue(
     ngx_http_auth_pat_redis_conn_t *conn, redisCallbackFn *fn, void *privdata,
     int argc, const char **argv, const size_t *argvlen);
@@ -341,7 +355,7 @@ static void
 ngx_http_auth_pat_redis_add_event(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_event_t *ev, ngx_int_t event)
 {
-    if (ev->active || conn->c == NULL) {
+    if (ev->active) {
         return;
     }
 
@@ -354,13 +368,13 @@ ngx_http_auth_pat_redis_add_event(ngx_http_auth_pat_redis_conn_t *conn,
 
 static void
 ngx_http_auth_pat_redis_del_event(ngx_http_auth_pat_redis_conn_t *conn,
-    ngx_event_t *ev, ngx_int_t event)
+    ngx_event_t *ev, ngx_int_t event, ngx_uint_t flags)
 {
-    if (!ev->active || conn->c == NULL) {
+    if (!ev->active) {
         return;
     }
 
-    if (ngx_del_event(ev, event, 0) != NGX_OK) {
+    if (ngx_del_event(ev, event, flags) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, conn->log, 0,
                       "auth_pat: redis: deleting an event failed");
     }
@@ -372,7 +386,10 @@ ngx_http_auth_pat_redis_add_read(void *privdata)
 {
     ngx_http_auth_pat_redis_conn_t *conn = privdata;
 
-    ngx_http_auth_pat_redis_add_event(conn, conn->c->read, NGX_READ_EVENT);
+    if (conn->c != NULL) {
+        ngx_http_auth_pat_redis_add_event(conn, conn->c->read,
+                                          NGX_READ_EVENT);
+    }
 }
 
 
@@ -381,7 +398,10 @@ ngx_http_auth_pat_redis_del_read(void *privdata)
 {
     ngx_http_auth_pat_redis_conn_t *conn = privdata;
 
-    ngx_http_auth_pat_redis_del_event(conn, conn->c->read, NGX_READ_EVENT);
+    if (conn->c != NULL) {
+        ngx_http_auth_pat_redis_del_event(conn, conn->c->read,
+                                          NGX_READ_EVENT, 0);
+    }
 }
 
 
@@ -426,7 +446,10 @@ ngx_http_auth_pat_redis_del_write(void *privdata)
 {
     ngx_http_auth_pat_redis_conn_t *conn = privdata;
 
-    ngx_http_auth_pat_redis_del_event(conn, conn->c->write, NGX_WRITE_EVENT);
+    if (conn->c != NULL) {
+        ngx_http_auth_pat_redis_del_event(conn, conn->c->write,
+                                          NGX_WRITE_EVENT, 0);
+    }
 }
 
 
@@ -445,8 +468,11 @@ ngx_http_auth_pat_redis_cleanup(void *privdata)
     c = conn->c;
 
     if (c != NULL) {
-        ngx_http_auth_pat_redis_del_event(conn, c->read, NGX_READ_EVENT);
-        ngx_http_auth_pat_redis_del_event(conn, c->write, NGX_WRITE_EVENT);
+        /* hiredis closes the fd next, which takes it out of epoll */
+        ngx_http_auth_pat_redis_del_event(conn, c->read, NGX_READ_EVENT,
+                                          NGX_CLOSE_EVENT);
+        ngx_http_auth_pat_redis_del_event(conn, c->write, NGX_WRITE_EVENT,
+                                          NGX_CLOSE_EVENT);
 
         if (c->read->posted) {
             ngx_delete_posted_event(c->read);
@@ -471,6 +497,8 @@ ngx_http_auth_pat_redis_cleanup(void *privdata)
 
     conn->ac = NULL;
     conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
+
+    ngx_http_auth_pat_redis_release_held(conn, 0);
 
     if (conn->subscribed) {
         conn->subscribed = 0;
@@ -533,30 +561,35 @@ ngx_http_auth_pat_redis_handshake_done(void *data, redisReply *reply,
 
     u_char  *err;
 
-    err = NULL;
-
     if (rc != NGX_OK) {
-        /* connect failure or timeout: logged where it was seen */
+        /*
+         * The context is being freed (a lost connection, a timeout, a
+         * reset): that failure was counted and logged where it was seen.
+         */
         conn->handshake_failed = 1;
 
     } else if (reply->type == REDIS_REPLY_ERROR) {
         err = (u_char *) reply->str;
-    }
 
-    if (err != NULL && !conn->handshake_failed) {
-        conn->handshake_failed = 1;
-        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                      "auth_pat: redis \"%V\" refused the connection "
-                      "setup: %s", &conn->conf->addr_text, err);
+        if (!conn->handshake_refused) {
+            conn->handshake_refused = 1;
+            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                          "auth_pat: redis \"%V\" refused the connection "
+                          "setup: %s", &conn->conf->addr_text, err);
+        }
     }
 
     if (--conn->handshake_pending > 0) {
         return;
     }
 
-    if (conn->handshake_failed) {
+    if (conn->handshake_refused) {
         conn->failures++;
         ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
+
+    if (conn->handshake_failed) {
         return;
     }
 
@@ -575,6 +608,8 @@ ngx_http_auth_pat_redis_handshake_done(void *data, redisReply *reply,
 
     conn->failures = 0;
     conn->was_ready = 1;
+
+    ngx_http_auth_pat_redis_release_held(conn, 1);
 }
 
 
@@ -591,10 +626,12 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
     rcf = conn->conf;
     conn->handshake_pending = 0;
     conn->handshake_failed = 0;
+    conn->handshake_refused = 0;
 
 #define ngx_http_auth_pat_redis_hs(n)                                        \
     if (ngx_http_auth_pat_redis_send(conn,                                   \
-            ngx_http_auth_pat_redis_handshake_done, conn, n, argv, argvlen)  \
+            ngx_http_auth_pat_redis_handshake_done, conn, n, argv, argvlen,  \
+            0)                                                               \
         == NULL)                                                             \
     {                                                                        \
         return NGX_ERROR;                                                    \
@@ -641,7 +678,7 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
     if (conn->probe_argc) {
         if (ngx_http_auth_pat_redis_send(conn,
                 ngx_http_auth_pat_redis_handshake_done, conn,
-                conn->probe_argc, conn->probe_argv, conn->probe_argvlen)
+                conn->probe_argc, conn->probe_argv, conn->probe_argvlen, 0)
             == NULL)
         {
             return NGX_ERROR;
@@ -864,10 +901,11 @@ ngx_http_auth_pat_redis_header(u_char *p, u_char type, size_t n)
 }
 
 
-static int
-ngx_http_auth_pat_redis_queue(ngx_http_auth_pat_redis_conn_t *conn,
-    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
-    const size_t *argvlen)
+/* the length of the encoding in conn->out; 0 when out of memory */
+
+static size_t
+ngx_http_auth_pat_redis_format(ngx_http_auth_pat_redis_conn_t *conn,
+    int argc, const char **argv, const size_t *argvlen)
 {
     int      i;
     u_char  *p;
@@ -883,7 +921,7 @@ ngx_http_auth_pat_redis_queue(ngx_http_auth_pat_redis_conn_t *conn,
     if (len > conn->out_size) {
         p = ngx_alloc(len, conn->log);
         if (p == NULL) {
-            return REDIS_ERR;
+            return 0;
         }
 
         if (conn->out != NULL) {
@@ -904,8 +942,24 @@ ngx_http_auth_pat_redis_queue(ngx_http_auth_pat_redis_conn_t *conn,
 
     *p = '\0';
 
+    return p - conn->out;
+}
+
+
+static int
+ngx_http_auth_pat_redis_queue(ngx_http_auth_pat_redis_conn_t *conn,
+    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    size_t  len;
+
+    len = ngx_http_auth_pat_redis_format(conn, argc, argv, argvlen);
+    if (len == 0) {
+        return REDIS_ERR;
+    }
+
     return redisAsyncFormattedCommand(conn->ac, fn, privdata,
-                                      (char *) conn->out, p - conn->out);
+                                      (char *) conn->out, len);
 }
 
 
@@ -952,6 +1006,11 @@ ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd)
         cmd->argv = NULL;
     }
 
+    if (cmd->held != NULL) {
+        ngx_free(cmd->held);
+        cmd->held = NULL;
+    }
+
     if (conn->nfree < NGX_HTTP_AUTH_PAT_REDIS_FREE_CMDS && !conn->exiting) {
         ngx_queue_insert_head(&conn->free_cmds, &cmd->queue);
         conn->nfree++;
@@ -965,24 +1024,77 @@ ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd)
 static void
 ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
 {
-    ngx_http_auth_pat_redis_cmd_t   *cmd = ev->data;
-    ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
+    ngx_http_auth_pat_redis_cmd_t       *cmd = ev->data;
+    ngx_http_auth_pat_redis_conn_t      *conn = cmd->conn;
+    ngx_http_auth_pat_redis_handler_pt   handler;
 
     ngx_log_error(NGX_LOG_ERR, conn->log, 0,
                   "auth_pat: redis \"%V\" did not answer within %M ms, "
                   "reconnecting", &conn->conf->addr_text,
                   conn->conf->timeout);
 
-    /* the reply, if it ever comes, or the NULL reply frees cmd */
-    cmd->done = 1;
+    conn->failures++;
 
-    if (cmd->handler) {
-        cmd->handler(cmd->data, NULL, NGX_ERROR);
-        cmd->handler = NULL;
+    /*
+     * The reset below frees cmd: hiredis hands it its NULL reply, or the
+     * held commands are released.  A handshake command's handler is not
+     * told: the reset fails the whole handshake.
+     */
+    cmd->done = 1;
+    handler = cmd->handler;
+    cmd->handler = NULL;
+
+    if (handler != NULL && handler != ngx_http_auth_pat_redis_handshake_done) {
+        handler(cmd->data, NULL, NGX_ERROR);
     }
 
-    conn->failures++;
     ngx_http_auth_pat_redis_reset(conn);
+}
+
+
+/*
+ * Held commands go to hiredis once the handshake succeeds (send), or fail
+ * with the connection.  Cancelled and timed out ones are only freed, and
+ * so is everything when the worker exits.
+ */
+
+static void
+ngx_http_auth_pat_redis_release_held(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_uint_t send)
+{
+    ngx_queue_t                         *q;
+    ngx_http_auth_pat_redis_cmd_t       *cmd;
+    ngx_http_auth_pat_redis_handler_pt   handler;
+
+    while (!ngx_queue_empty(&conn->held)) {
+        q = ngx_queue_head(&conn->held);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
+
+        if (cmd->done || cmd->handler == NULL || conn->exiting) {
+            ngx_http_auth_pat_redis_cmd_free(cmd);
+            continue;
+        }
+
+        if (send && conn->ac != NULL
+            && redisAsyncFormattedCommand(conn->ac,
+                                          ngx_http_auth_pat_redis_reply, cmd,
+                                          (char *) cmd->held, cmd->held_len)
+               == REDIS_OK)
+        {
+            ngx_free(cmd->held);
+            cmd->held = NULL;
+            continue;
+        }
+
+        cmd->done = 1;
+        handler = cmd->handler;
+        cmd->handler = NULL;
+
+        handler(cmd->data, NULL, NGX_ERROR);
+
+        ngx_http_auth_pat_redis_cmd_free(cmd);
+    }
 }
 
 
@@ -1053,8 +1165,12 @@ ngx_http_auth_pat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     ngx_http_auth_pat_redis_cmd_t   *cmd = privdata;
     ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
 
-    if (cmd->done || cmd->handler == NULL) {
-        /* timed out or cancelled: a late reply, dropped */
+    if (cmd->done || cmd->handler == NULL || conn->exiting) {
+        /*
+         * Timed out or cancelled: a late reply, dropped.  Or the worker
+         * is exiting and hiredis hands out NULL replies: no request is
+         * resumed from exit_process.
+         */
         ngx_http_auth_pat_redis_cmd_free(cmd);
         return;
     }
@@ -1111,8 +1227,9 @@ ngx_http_auth_pat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 static ngx_http_auth_pat_redis_cmd_t *
 ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_handler_pt handler, void *data,
-    int argc, const char **argv, const size_t *argvlen)
+    int argc, const char **argv, const size_t *argvlen, ngx_uint_t hold)
 {
+    size_t                          len;
     ngx_http_auth_pat_redis_cmd_t  *cmd;
 
     if (conn->ac == NULL) {
@@ -1127,9 +1244,24 @@ ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     cmd->handler = handler;
     cmd->data = data;
 
-    if (ngx_http_auth_pat_redis_queue(conn, ngx_http_auth_pat_redis_reply,
-                                      cmd, argc, argv, argvlen)
-        != REDIS_OK)
+    if (hold) {
+        len = ngx_http_auth_pat_redis_format(conn, argc, argv, argvlen);
+
+        cmd->held = (len == 0) ? NULL : ngx_alloc(len + 1, conn->log);
+        if (cmd->held == NULL) {
+            ngx_http_auth_pat_redis_cmd_free(cmd);
+            return NULL;
+        }
+
+        ngx_memcpy(cmd->held, conn->out, len + 1);
+        cmd->held_len = len;
+
+        ngx_queue_insert_tail(&conn->held, &cmd->queue);
+
+    } else if (ngx_http_auth_pat_redis_queue(conn,
+                                             ngx_http_auth_pat_redis_reply,
+                                             cmd, argc, argv, argvlen)
+               != REDIS_OK)
     {
         ngx_http_auth_pat_redis_cmd_free(cmd);
         return NULL;
@@ -1151,13 +1283,15 @@ ngx_http_auth_pat_redis_command(ngx_http_auth_pat_redis_handler_pt handler,
 {
     ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
 
-    /* during the handshake, commands queue behind AUTH and SELECT */
     if (conn == NULL || conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN) {
         return NULL;
     }
 
+    /* during the handshake, held until it succeeds */
     return ngx_http_auth_pat_redis_send(conn, handler, data, argc, argv,
-                                        argvlen);
+                                        argvlen,
+                                        conn->state
+                                        != NGX_HTTP_AUTH_PAT_REDIS_READY);
 }
 
 
@@ -1192,7 +1326,9 @@ ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
     }
 
     cmd = ngx_http_auth_pat_redis_send(conn, handler, data, argc + 2, full,
-                                       full_len);
+                                       full_len,
+                                       conn->state
+                                       != NGX_HTTP_AUTH_PAT_REDIS_READY);
     if (cmd == NULL) {
         return NULL;
     }
@@ -1274,6 +1410,7 @@ ngx_http_auth_pat_redis_conn_create(ngx_cycle_t *cycle,
                      - conn->name;
 
     ngx_queue_init(&conn->free_cmds);
+    ngx_queue_init(&conn->held);
 
     conn->reconnect.handler = ngx_http_auth_pat_redis_reconnect_handler;
     conn->reconnect.data = conn;
@@ -1343,15 +1480,16 @@ ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
 
 
 /*
- * Reads what the subscriber socket already holds, without waiting: one
- * non-blocking read.  Messages are applied, and a closed connection is
- * noticed, before the caller decides whether to trust its cache.
+ * Reads what the subscriber socket already holds, without waiting: reads
+ * (hiredis takes at most 16k at a time) until FIONREAD says the socket is
+ * empty.  Messages are applied, and a closed connection is noticed,
+ * before the caller decides whether to trust its cache.
  *
  * Once per batch of events is enough: an invalidation that matters to a
  * request of this batch was published before the revoke's 2xx, hence
- * before the request was sent, hence it was in the socket before
- * epoll_wait() returned the batch.  A posted event clears the mark after
- * the batch.
+ * before the request was sent; with Redis on this host it was in the
+ * socket before epoll_wait() returned the batch.  A posted event clears
+ * the mark after the batch.
  */
 
 static void
@@ -1364,6 +1502,7 @@ ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev)
 void
 ngx_http_auth_pat_redis_poll(void)
 {
+    int                              n;
     ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_sub;
 
     if (conn == NULL || ngx_http_auth_pat_redis_polled) {
@@ -1373,8 +1512,14 @@ ngx_http_auth_pat_redis_poll(void)
     ngx_http_auth_pat_redis_polled = 1;
     ngx_post_event(&ngx_http_auth_pat_redis_poll_done, &ngx_posted_events);
 
-    if (conn->subscribed && conn->ac != NULL) {
+    while (conn->subscribed && conn->ac != NULL) {
         redisAsyncHandleRead(conn->ac);
+
+        if (conn->c == NULL || ngx_socket_nread(conn->c->fd, &n) == -1
+            || n <= 0)
+        {
+            break;
+        }
     }
 }
 

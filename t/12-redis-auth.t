@@ -5,6 +5,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
+use POSIX ();
 use PatTest;
 use PatToken qw(seed_token);
 use PatLoad qw(burst);
@@ -15,7 +16,8 @@ $t->redis_cmd('ACL', 'SETUSER', 'app', 'on', '>apppw', '~pat:*', '~ns2:*', '+@al
 $t->redis_cmd('ACL', 'SETUSER', 'nohmget', 'on', '>nopw', '~*', '+@all', '-hmget');
 
 sub with_conf {
-    my ($redis_line) = @_;
+    my ($redis_line, $extra) = @_;
+    $extra //= '';
     $t->stop_nginx if $t->nginx_pid;
     $t->write_file('error.log', '');
     $t->nginx_conf(http => <<"EOF2");
@@ -24,6 +26,7 @@ auth_pat_key_file %%KEY%%;
 server {
     listen 127.0.0.1:%%PORT%%;
     location / { auth_pat "t"; alias %%HTML%%/; }
+    $extra
 }
 EOF2
     $t->start_nginx;
@@ -82,6 +85,43 @@ fails_quietly('ACL denies the check command', qr/NOPERM/);
 
 with_conf('%%REDIS%%');
 fails_quietly('no password where one is required', qr/NOAUTH/);
+
+# Requests that arrive while the connection setup is still in flight are
+# held in nginx, not pipelined behind it: when SELECT is refused, none of
+# their writes may run in db 0.  Redis is stopped so that the setup stays
+# in flight while 20 creates arrive, then resumed.
+{
+    $t->stop_nginx;
+    $t->kill_redis($redis, 'STOP');
+    with_conf('%%REDIS%% password=adminpw db=20 timeout=5s', <<'EOF2');
+location /v1/personal-access-tokens {
+        auth_pat_api;
+        auth_pat_api_user $http_x_user;
+    }
+EOF2
+    my $out = $t->path('held.txt');
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        my $r = burst(port => $t->port, concurrency => 20, timeout => 20,
+            requests => [ map { { method => 'POST', path => '/v1/personal-access-tokens',
+                                  headers => { 'X-User' => 'mallory', 'Content-Type' => 'application/json' },
+                                  body => qq({"name":"held $_"}) } } 1..20 ]);
+        open my $f, '>', $out or POSIX::_exit(1);
+        print $f join(',', map { $_->{status} } @$r);
+        close $f;
+        POSIX::_exit(0);
+    }
+    select undef, undef, undef, 1;
+    $t->kill_redis($redis, 'CONT');
+    waitpid $pid, 0;
+    my @st = split /,/, $t->read_file('held.txt');
+    is(scalar(grep { $_ == 503 } @st), 20, 'creates during a refused connection setup: 503')
+        or diag "statuses: @st";
+    my $all = $t->redis_cmd('KEYS', '*');
+    my @keys = grep { /mallory/ } @$all;
+    is(scalar @keys, 0, 'and nothing of theirs was written to db 0') or diag "@keys";
+    like($t->error_log, qr/refused the connection setup: ERR DB index is out of range/, 'the refused SELECT is logged');
+}
 
 # the password never shows in the log
 unlike($t->error_log, qr/apppw|adminpw|nopw/, 'passwords are not logged');
