@@ -6,6 +6,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
+use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use PatTest;
 use PatApi qw(api secrecy_scan);
@@ -63,14 +64,20 @@ sub warm {     # until both workers serve the token from the cache
     }
     return 0;
 }
-sub create { api($A, POST => '', user => $_[0], body => { name => $_[1] // 'cached' })->{json}{data} }
-sub wait_subscribed {   # each worker of t subscribed, by client name
+sub create {
+    my $r = api($A, POST => '', user => $_[0], body => { name => $_[1] // 'cached' });
+    return $r->{json}{data} // die "create failed: $r->{status} $r->{content}\n";
+}
+# each worker of t subscribed, and its command connection (named in the
+# setup, so its commands are sent or held) up, by client name
+sub wait_subscribed {
     my ($t) = @_;
     for (1..100) {
         my %pids = map { $_ => 1 } $t->worker_pids;
-        my $list = $A->redis_cmd('CLIENT', 'LIST');
-        my $n = grep { /name=auth_pat:sub:(\d+)/ && $pids{$1} && /cmd=subscribe/ } split /\n/, $list;
-        return 1 if $n == keys %pids;
+        my @list = split /\n/, $A->redis_cmd('CLIENT', 'LIST');
+        my $n = grep { /name=auth_pat:sub:(\d+)/ && $pids{$1} && /cmd=subscribe/ } @list;
+        my $m = grep { /name=auth_pat:cmd:(\d+)/ && $pids{$1} } @list;
+        return 1 if $n == keys %pids && $m == keys %pids;
         sleep 0.05;
     }
     return 0;
@@ -94,6 +101,37 @@ is($B->get('/static/protected.txt', { Authorization => "Bearer $t1->{token}" })-
    'B: 401 on the very next request');
 is_deeply(hits($B, $t1->{token}, 20), { 401 => 20 }, 'B: 401 on every worker');
 is_deeply(hits($A, $t1->{token}, 20), { 401 => 20 }, 'A: 401 on every worker');
+
+# --- a backlog of invalidations bigger than one read (hiredis reads 16k
+# at a time): B's workers are stopped while NINVAL invalidations are
+# published (the documented "SEQ:DIGEST", numbered on from the real
+# counter), then a cached token is revoked through A and a request for it
+# sent to B.  When B resumes, it must apply the whole backlog before it
+# trusts its cache.
+{
+    my $t6 = create('u6');
+    ok(warm($B, $t6->{token}), 'B caches the token');
+    my @bw = $B->worker_pids;
+    kill 'STOP', @bw;
+    my $n = 1000;
+    my $seq = $A->redis_cmd('INCRBY', 'pat:inval:seq', $n) - $n;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$redis->{port}") or die $!;
+    my $buf = '';
+    for my $i (1 .. $n) {
+        my @c = ('PUBLISH', 'pat:inval', ($seq + $i) . ':' . unpack('H*', pack('N*', map { int rand 2**32 } 1..8)));
+        $buf .= '*' . @c . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @c);
+    }
+    print {$s} $buf;
+    for (1 .. $n) { my $l = <$s> }
+    close $s;
+    is(api($A, DELETE => "/$t6->{id}", user => 'u6')->{status}, 200, "revoke via A behind $n invalidations");
+    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $B->port) or die $!;
+    print {$c} "GET /static/protected.txt HTTP/1.0\r\nHost: b\r\nAuthorization: Bearer $t6->{token}\r\n\r\n";
+    kill 'CONT', @bw;
+    my $status = do { local $/; my $r = <$c>; $r =~ m{^HTTP/1\.\d (\d+)} ? $1 : 0 };
+    is($status, 401, 'B, resumed: 401 on the very next request');
+    is_deeply(hits($B, $t6->{token}, 20), { 401 => 20 }, 'B: 401 on every worker');
+}
 
 # --- rotate through B: the old token fails at once on A
 my $t2 = create('u2');
