@@ -174,6 +174,29 @@ for (1..100) {
 }
 ok($gone, 'nginx -s quit with lookups in flight: all processes exit within 5 s');
 waitpid $pid, 0;
+
+# `nginx -s stop` (SIGTERM) likewise: the workers exit at once, and no
+# request is resumed from the exit handler
+$t->kill_redis($redis, 'CONT');
+$t->start_nginx;
+$t->kill_redis($redis, 'STOP');
+$pid = fork // die;
+if ($pid == 0) {
+    burst(port => $t->port, concurrency => 20, timeout => 10,
+          requests => [ map { { path => '/s', headers => { Authorization => "Bearer $valid[1]{token}" } } } 1..20 ]);
+    POSIX::_exit(0);
+}
+select undef, undef, undef, 0.3;
+$master = $t->nginx_pid;
+@workers = $t->worker_pids;
+kill 'TERM', $master;
+$gone = 0;
+for (1..40) {
+    if (!grep { PatTest::pid_alive($_) } $master, @workers) { $gone = 1; last }
+    select undef, undef, undef, 0.05;
+}
+ok($gone, 'nginx -s stop with lookups in flight: all processes exit within 2 s');
+waitpid $pid, 0;
 $t->kill_redis($redis, 'CONT');
 
 $t->done;
