@@ -272,13 +272,20 @@ ngx_http_auth_pat_hide_credentials(ngx_http_request_t *r)
 }
 
 
+/*
+ * A refusal is returned to nginx as a status, as auth_basic does: so
+ * auth_delay, satisfy any and error_page work as they do for any access
+ * module.  The error filter then gives nginx's page the JSON body (unless
+ * error_page sent the request elsewhere).
+ */
+
 static ngx_int_t
 ngx_http_auth_pat_verdict(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx)
 {
-    ngx_int_t                      rc;
+    ngx_uint_t                     status;
     ngx_str_t                     *challenge;
+    ngx_table_elt_t               *h;
     const char                    *code, *message;
-    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_auth_pat_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
@@ -295,54 +302,71 @@ ngx_http_auth_pat_verdict(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx)
         return NGX_OK;
 
     case NGX_HTTP_AUTH_PAT_NO_CREDENTIALS:
+        status = NGX_HTTP_UNAUTHORIZED;
         challenge = &plcf->challenge;
         code = "unauthorized";
         message = "a bearer token is required";
         break;
 
     case NGX_HTTP_AUTH_PAT_INVALID_TOKEN:
+        status = NGX_HTTP_UNAUTHORIZED;
         challenge = &plcf->challenge_invalid_token;
         code = "unauthorized";
         message = "the token is invalid, expired or revoked";
         break;
 
     case NGX_HTTP_AUTH_PAT_INVALID_REQUEST:
-        rc = ngx_http_auth_pat_send_error(r, NGX_HTTP_BAD_REQUEST,
-                 "invalid_request", "malformed Authorization header",
-                 &plcf->challenge_invalid_request);
-        ngx_http_finalize_request(r, rc);
-        return NGX_DONE;
+        status = NGX_HTTP_BAD_REQUEST;
+        challenge = &plcf->challenge_invalid_request;
+        code = "invalid_request";
+        message = "malformed Authorization header";
+        break;
 
     default: /* NGX_HTTP_AUTH_PAT_UNAVAILABLE */
-        rc = ngx_http_auth_pat_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                 "unavailable", "the token store is unavailable", NULL);
-        ngx_http_finalize_request(r, rc);
-        return NGX_DONE;
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        challenge = NULL;
+        code = "unavailable";
+        message = "the token store is unavailable";
     }
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (clcf->satisfy != NGX_HTTP_SATISFY_ALL) {
-        /* another access module may still let the request in */
-        r->headers_out.www_authenticate = ngx_list_push(
-                                                  &r->headers_out.headers);
-        if (r->headers_out.www_authenticate == NULL) {
+    if (challenge != NULL) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        r->headers_out.www_authenticate->hash = 1;
-        ngx_str_set(&r->headers_out.www_authenticate->key,
-                    "WWW-Authenticate");
-        r->headers_out.www_authenticate->value = *challenge;
-
-        return NGX_HTTP_UNAUTHORIZED;
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        h->value = *challenge;
+        r->headers_out.www_authenticate = h;
     }
 
-    rc = ngx_http_auth_pat_send_error(r, NGX_HTTP_UNAUTHORIZED, code, message,
-                                      challenge);
-    ngx_http_finalize_request(r, rc);
+    ctx->refused = status;
+    ctx->refused_code = code;
+    ctx->refused_message = message;
 
-    return NGX_DONE;
+    return status;
+}
+
+
+/*
+ * A request that reaches the precontent phase was let in, under "satisfy
+ * any" perhaps by another module after the check refused it: an error
+ * page it gets from now on (an upstream's 401, say) is not the check's.
+ */
+
+ngx_int_t
+ngx_http_auth_pat_let_in_handler(ngx_http_request_t *r)
+{
+    ngx_http_auth_pat_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+
+    if (ctx != NULL) {
+        ctx->refused = 0;
+    }
+
+    return NGX_DECLINED;
 }
 
 

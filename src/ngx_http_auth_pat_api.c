@@ -1982,63 +1982,84 @@ ngx_http_auth_pat_api_handler(ngx_http_request_t *r)
 /* ------------------------------------------------------------- filters */
 
 
+static void
+ngx_http_auth_pat_api_status_error(ngx_uint_t status, const char **code,
+    const char **message)
+{
+    switch (status) {
+
+    case NGX_HTTP_BAD_REQUEST:
+        *code = "invalid_request"; *message = "bad request";
+        break;
+
+    case NGX_HTTP_UNAUTHORIZED:
+        *code = "unauthorized"; *message = "authentication is required";
+        break;
+
+    case NGX_HTTP_FORBIDDEN:
+        *code = "forbidden"; *message = "access is denied";
+        break;
+
+    case NGX_HTTP_NOT_FOUND:
+        *code = "not_found"; *message = "not found";
+        break;
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        *code = "payload_too_large";
+        *message = "the body is larger than client_max_body_size";
+        break;
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        *code = "unavailable"; *message = "service unavailable";
+        break;
+
+    default:
+        *code = status < 500 ? "invalid_request" : "internal";
+        *message = status < 500 ? "bad request" : "internal error";
+    }
+}
+
+
 /*
- * Errors that nginx itself produces in an API location (413 for a body
- * over client_max_body_size, 400 for a broken chunked body, 500, ...)
- * get the API's JSON body instead of nginx's HTML page.
+ * Error pages that nginx itself produces get the module's JSON body
+ * instead of HTML: the access check's refusals (401, 400, 503), and in
+ * an API location every error (413 for a body over client_max_body_size,
+ * 400 for a broken chunked body, 500, ...).  A page sent by error_page
+ * comes from another location, or after an internal redirect, which
+ * clears the ctx: it is left alone.
  */
 
 static ngx_int_t
-ngx_http_auth_pat_api_header_filter(ngx_http_request_t *r)
+ngx_http_auth_pat_error_header_filter(ngx_http_request_t *r)
 {
     const char                    *code, *message;
     ngx_buf_t                     *b;
+    ngx_table_elt_t               *h;
     ngx_http_auth_pat_ctx_t       *ctx;
     ngx_http_auth_pat_loc_conf_t  *plcf;
 
-    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
-
-    if (!plcf->api || r != r->main || r->headers_out.status < 400) {
+    if (r != r->main || r->headers_out.status < 400) {
         return ngx_http_next_header_filter(r);
     }
 
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
 
     if (ctx && ctx->responded) {
         return ngx_http_next_header_filter(r);
     }
 
-    switch (r->headers_out.status) {
+    if (ctx && ctx->refused == r->headers_out.status) {
+        /* the check's own refusal (see ngx_http_auth_pat_let_in_handler) */
+        code = ctx->refused_code;
+        message = ctx->refused_message;
 
-    case NGX_HTTP_BAD_REQUEST:
-        code = "invalid_request"; message = "bad request";
-        break;
+    } else if (plcf->api) {
+        ngx_http_auth_pat_api_status_error(r->headers_out.status, &code,
+                                           &message);
 
-    case NGX_HTTP_UNAUTHORIZED:
-        code = "unauthorized"; message = "authentication is required";
-        break;
-
-    case NGX_HTTP_FORBIDDEN:
-        code = "forbidden"; message = "access is denied";
-        break;
-
-    case NGX_HTTP_NOT_FOUND:
-        code = "not_found"; message = "not found";
-        break;
-
-    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
-        code = "payload_too_large";
-        message = "the body is larger than client_max_body_size";
-        break;
-
-    case NGX_HTTP_SERVICE_UNAVAILABLE:
-        code = "unavailable"; message = "service unavailable";
-        break;
-
-    default:
-        code = r->headers_out.status < 500 ? "invalid_request" : "internal";
-        message = r->headers_out.status < 500 ? "bad request"
-                                              : "internal error";
+    } else {
+        return ngx_http_next_header_filter(r);
     }
 
     if (ctx == NULL) {
@@ -2072,12 +2093,21 @@ ngx_http_auth_pat_api_header_filter(ngx_http_request_t *r)
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.charset.len = 0;
 
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
     return ngx_http_next_header_filter(r);
 }
 
 
 static ngx_int_t
-ngx_http_auth_pat_api_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+ngx_http_auth_pat_error_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
     ngx_chain_t               out;
     ngx_http_auth_pat_ctx_t  *ctx;
@@ -2111,10 +2141,10 @@ ngx_int_t
 ngx_http_auth_pat_api_init_filters(ngx_conf_t *cf)
 {
     ngx_http_next_header_filter = ngx_http_top_header_filter;
-    ngx_http_top_header_filter = ngx_http_auth_pat_api_header_filter;
+    ngx_http_top_header_filter = ngx_http_auth_pat_error_header_filter;
 
     ngx_http_next_body_filter = ngx_http_top_body_filter;
-    ngx_http_top_body_filter = ngx_http_auth_pat_api_body_filter;
+    ngx_http_top_body_filter = ngx_http_auth_pat_error_body_filter;
 
     return NGX_OK;
 }

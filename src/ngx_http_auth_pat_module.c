@@ -642,6 +642,13 @@ ngx_http_auth_pat_init(ngx_conf_t *cf)
 
     *h = ngx_http_auth_pat_access_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_auth_pat_let_in_handler;
+
     return NGX_OK;
 }
 

@@ -99,6 +99,12 @@ typedef struct {
     ngx_http_auth_pat_lookup_t    *lookup;
     void                          *api;        /* ngx_http_auth_pat_api_t */
     ngx_buf_t                     *error_body; /* JSON for nginx's errors */
+
+    /* the access check's refusal, which nginx's error page becomes */
+    ngx_uint_t                     refused;    /* the status, or 0 */
+    const char                    *refused_code;
+    const char                    *refused_message;
+
     unsigned                       identified:1;
     unsigned                       responded:1; /* our own JSON answer */
     unsigned                       error_body_sent:1;
@@ -132,6 +138,7 @@ typedef void (*ngx_http_auth_pat_check_done_pt)(ngx_http_request_t *r);
 
 ngx_http_auth_pat_ctx_t *ngx_http_auth_pat_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_auth_pat_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_auth_pat_let_in_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_auth_pat_check_token(ngx_http_request_t *r,
     ngx_http_auth_pat_ctx_t *ctx, ngx_http_auth_pat_check_done_pt done);
 ngx_int_t ngx_http_auth_pat_api_handler(ngx_http_request_t *r);

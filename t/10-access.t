@@ -4,6 +4,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
+use Time::HiRes qw(time);
 use PatTest;
 use PatToken qw(make_token seed_token now_ms);
 
@@ -46,10 +47,29 @@ server {
         proxy_set_header X-User-Id $pat_user_id;
         proxy_pass http://127.0.0.1:%%PORT2%%;
     }
+    location /any-upstream401/ {
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        proxy_pass http://127.0.0.1:%%PORT2%%/deny/;
+    }
+    location /custom/ {
+        error_page 401 /errors/401.txt;
+        alias %%HTML%%/;
+    }
+    location /errors/ { auth_pat off; alias %%HTML%%/; }
+    location /delayed/ {
+        auth_delay 400ms;
+        alias %%HTML%%/;
+    }
 }
 
 server {
     listen 127.0.0.1:%%PORT2%%;
+    location /deny/ {
+        add_header WWW-Authenticate 'Basic realm="upstream"' always;
+        return 401 "upstream says no\n";
+    }
     location / {
         return 200 "user=[$http_x_user_id] id=[$http_x_token_id] name=[$http_x_token_name] auth=[$http_authorization]\n";
     }
@@ -173,6 +193,24 @@ is($r->{status}, 200, 'satisfy any: denied address with a valid token: 200');
 like($r->{content}, qr/user=\[alice\]/, 'satisfy any: identity');
 $r = $t->get('/any-remote/x', bearer(make_token()));
 is($r->{status}, 401, 'satisfy any: denied address with a bad token: 401');
+is($r->{json}{error}, 'unauthorized', 'satisfy any: the JSON body');
+$r = $t->get('/any-upstream401/x');
+is($r->{status}, 401, 'satisfy any, let in by allow: the upstream\'s own 401');
+is($r->{content}, "upstream says no\n", 'satisfy any, let in by allow: the upstream\'s body is left alone');
+
+# --- refusals go through nginx's error handling, as auth_basic's do
+$t->write_file('html/401.txt', "custom page\n", 0644);
+$r = $t->get('/custom/protected.txt');
+is($r->{status}, 401, 'error_page 401: status');
+is($r->{content}, "custom page\n", 'error_page 401: the operator\'s page');
+is($r->{headers}{'www-authenticate'}, 'Bearer realm="example"', 'error_page 401: the challenge stays');
+$r = $t->get('/custom/protected.txt', bearer($valid->{token}));
+is($r->{status}, 200, 'error_page 401: a valid token still passes');
+my $t0 = time;
+$r = $t->get('/delayed/protected.txt', bearer(make_token()));
+is($r->{status}, 401, 'auth_delay: 401');
+cmp_ok(time - $t0, '>=', 0.35, 'auth_delay: the 401 is delayed');
+is($r->{json}{error}, 'unauthorized', 'auth_delay: the JSON body');
 
 # --- the plaintext is never logged, even at debug-ish info level
 my $log = $t->error_log;
