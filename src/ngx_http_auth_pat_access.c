@@ -5,7 +5,8 @@
  * The flow:
  *   ngx_http_auth_pat_access_handler()
  *     -> ngx_http_auth_pat_parse_authorization(): scheme, b64token syntax
- *     -> pat_token_verify(): prefix, length, CRC32 checksum; no Redis
+ *     -> ngx_http_auth_pat_token_verify(): prefix, length, CRC32 checksum;
+ *        no Redis
  *     -> ngx_http_auth_pat_store_digest(): HMAC-SHA256 of the token
  *     -> with auth_pat_cache: ngx_http_auth_pat_redis_poll() applies the
  *        invalidations already received, then, if this worker's
@@ -408,8 +409,9 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
 
-    if (!pat_token_verify((char *) token.data, token.len,
-                          (char *) pmcf->prefix.data, pmcf->prefix.len))
+    if (!ngx_http_auth_pat_token_verify((char *) token.data, token.len,
+                                        (char *) pmcf->prefix.data,
+                                        pmcf->prefix.len))
     {
         /* never log the token, not even a malformed one */
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -473,7 +475,7 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    pat_hex_encode(lk->md, PAT_DIGEST_LEN, (char *) hex);
+    ngx_http_auth_pat_hex_encode(lk->md, PAT_DIGEST_LEN, (char *) hex);
 
     lk->request = r;
     lk->done = done;

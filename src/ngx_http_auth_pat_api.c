@@ -219,7 +219,7 @@ ngx_http_auth_pat_json_time(int64_t ms)
 {
     char  buf[PAT_RFC3339_LEN + 1];
 
-    if (ms == 0 || pat_rfc3339_format(ms, buf) == 0) {
+    if (ms == 0 || ngx_http_auth_pat_rfc3339_format(ms, buf) == 0) {
         return json_null();
     }
 
@@ -453,7 +453,7 @@ ngx_http_auth_pat_api_name(ngx_http_auth_pat_api_t *api, ngx_uint_t *status)
 
     *status = NGX_HTTP_UNPROCESSABLE_ENTITY;
 
-    if (pat_utf8_check((char *) p, last - p, &nchars, 1) != 0) {
+    if (ngx_http_auth_pat_utf8_check((char *) p, last - p, &nchars, 1) != 0) {
         return "name must be valid UTF-8 without control characters";
     }
 
@@ -508,7 +508,9 @@ ngx_http_auth_pat_api_expires(ngx_http_auth_pat_api_t *api,
     } else if (json_is_string(v)) {
         s = json_string_value(v);
 
-        if (pat_rfc3339_parse(s, json_string_length(v), &ms) != 0) {
+        if (ngx_http_auth_pat_rfc3339_parse(s, json_string_length(v), &ms)
+            != 0)
+        {
             return "expiresAt must be an RFC 3339 date-time, "
                    "e.g. 2026-12-31T23:59:59Z";
         }
@@ -555,9 +557,11 @@ ngx_http_auth_pat_api_new_token(ngx_http_request_t *r,
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
 
-    n = pat_token_generate((char *) pmcf->prefix.data, pmcf->prefix.len,
-                           (char *) api->token, sizeof(api->token));
-    if (n < 0 || pat_uuid_v4((char *) api->new_id) != 0) {
+    n = ngx_http_auth_pat_token_generate((char *) pmcf->prefix.data,
+                                         pmcf->prefix.len,
+                                         (char *) api->token,
+                                         sizeof(api->token));
+    if (n < 0 || ngx_http_auth_pat_uuid_v4((char *) api->new_id) != 0) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "auth_pat: RAND_bytes() failed");
         return NGX_ERROR;
@@ -750,8 +754,8 @@ ngx_http_auth_pat_api_query(ngx_http_request_t *r,
         q->search.data = p;
         q->search.len = dst - p;
 
-        if (pat_utf8_check((char *) q->search.data, q->search.len, &nchars,
-                           1)
+        if (ngx_http_auth_pat_utf8_check((char *) q->search.data,
+                                         q->search.len, &nchars, 1)
             != 0)
         {
             return "search_term must be valid UTF-8";
@@ -1832,7 +1836,7 @@ ngx_http_auth_pat_api_route(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (!pat_uuid_valid((char *) api->id.data, api->id.len)) {
+    if (!ngx_http_auth_pat_uuid_valid((char *) api->id.data, api->id.len)) {
         return NGX_ERROR;
     }
 

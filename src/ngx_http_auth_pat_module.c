@@ -940,7 +940,7 @@ ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     pmcf->key.data = buf;
     pmcf->key.len = size;
 
-    if (pat_hmac_key_init(&pmcf->hmac, buf, size) != 0) {
+    if (ngx_http_auth_pat_hmac_key_init(&pmcf->hmac, buf, size) != 0) {
         return NGX_CONF_ERROR;
     }
 
@@ -970,7 +970,7 @@ ngx_http_auth_pat_token_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
-    if (!pat_prefix_valid((char *) value[1].data, value[1].len)) {
+    if (!ngx_http_auth_pat_prefix_valid((char *) value[1].data, value[1].len)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid token prefix \"%V\": use 1 to %d "
                            "letters, digits and \"_\"", &value[1],

@@ -46,7 +46,7 @@ typedef struct {
     ngx_http_auth_pat_cache_t     *cache;
     ngx_flag_t                     cache_set;
     ngx_str_t                      key;        /* HMAC key */
-    pat_hmac_key_t                 hmac;       /* the key, absorbed */
+    ngx_http_auth_pat_hmac_key_t   hmac;       /* the key, absorbed */
     ngx_str_t                      key_file;
     ngx_str_t                      prefix;     /* token prefix */
     ngx_flag_t                     used;       /* auth_pat somewhere */

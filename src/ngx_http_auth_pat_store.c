@@ -94,13 +94,13 @@ ngx_int_t
 ngx_http_auth_pat_store_digest(ngx_http_auth_pat_main_conf_t *pmcf,
     u_char *token, size_t len, u_char *md, u_char *hex)
 {
-    pat_hmac_key_digest(&pmcf->hmac, token, len, md);
+    ngx_http_auth_pat_hmac_key_digest(&pmcf->hmac, token, len, md);
 
     if (hex == NULL) {
         return NGX_OK;
     }
 
-    pat_hex_encode(md, PAT_DIGEST_LEN, (char *) hex);
+    ngx_http_auth_pat_hex_encode(md, PAT_DIGEST_LEN, (char *) hex);
 
     return NGX_OK;
 }

@@ -32,26 +32,27 @@
 #define PAT_YEAR_SHIFT  400
 
 
-static int pat_base62_value(unsigned char c);
-static int pat_hex_value(unsigned char c);
-static int pat_digits(const char *s, size_t n, unsigned *v);
-static int pat_is_leap(int64_t y);
-static unsigned pat_days_in_month(int64_t y, unsigned m);
-static int64_t pat_days_before_year(int64_t y);
-static int64_t pat_days_from_civil(int64_t y, unsigned m, unsigned d);
-static void pat_civil_from_days(int64_t days, int64_t *y, unsigned *m,
-    unsigned *d);
-static void pat_put_digits(char *p, unsigned v, size_t n);
+static int ngx_http_auth_pat_base62_value(unsigned char c);
+static int ngx_http_auth_pat_hex_value(unsigned char c);
+static int ngx_http_auth_pat_digits(const char *s, size_t n, unsigned *v);
+static int ngx_http_auth_pat_is_leap(int64_t y);
+static unsigned ngx_http_auth_pat_days_in_month(int64_t y, unsigned m);
+static int64_t ngx_http_auth_pat_days_before_year(int64_t y);
+static int64_t ngx_http_auth_pat_days_from_civil(int64_t y, unsigned m,
+    unsigned d);
+static void ngx_http_auth_pat_civil_from_days(int64_t days, int64_t *y,
+    unsigned *m, unsigned *d);
+static void ngx_http_auth_pat_put_digits(char *p, unsigned v, size_t n);
 
 
-static const char  pat_base62_alphabet[] =
+static const char  ngx_http_auth_pat_base62_alphabet[] =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-static const char  pat_hex_alphabet[] = "0123456789abcdef";
+static const char  ngx_http_auth_pat_hex_alphabet[] = "0123456789abcdef";
 
 /* reflected CRC32 (polynomial 0xEDB88320), processed 4 bits at a time */
 /* CRC-32 (IEEE 802.3, reflected, polynomial 0xedb88320), a byte at a time */
-static const uint32_t  pat_crc32_table[256] = {
+static const uint32_t  ngx_http_auth_pat_crc32_table[256] = {
     0x00000000, 0x77073096, 0xee0e612c, 0x990951ba,
     0x076dc419, 0x706af48f, 0xe963a535, 0x9e6495a3,
     0x0edb8832, 0x79dcb8a4, 0xe0d5e91e, 0x97d2d988,
@@ -119,17 +120,17 @@ static const uint32_t  pat_crc32_table[256] = {
 };
 
 /* days before the first of each month in a non-leap year */
-static const unsigned  pat_month_start[12] = {
+static const unsigned  ngx_http_auth_pat_month_start[12] = {
     0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334
 };
 
-static const unsigned  pat_month_days[12] = {
+static const unsigned  ngx_http_auth_pat_month_days[12] = {
     31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
 };
 
 
 uint32_t
-pat_crc32(const void *data, size_t len)
+ngx_http_auth_pat_crc32(const void *data, size_t len)
 {
     size_t                i;
     uint32_t              crc;
@@ -139,7 +140,7 @@ pat_crc32(const void *data, size_t len)
     crc = 0xffffffff;
 
     for (i = 0; i < len; i++) {
-        crc = (crc >> 8) ^ pat_crc32_table[(crc ^ p[i]) & 0xff];
+        crc = (crc >> 8) ^ ngx_http_auth_pat_crc32_table[(crc ^ p[i]) & 0xff];
     }
 
     return crc ^ 0xffffffff;
@@ -147,7 +148,7 @@ pat_crc32(const void *data, size_t len)
 
 
 static int
-pat_base62_value(unsigned char c)
+ngx_http_auth_pat_base62_value(unsigned char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -166,21 +167,21 @@ pat_base62_value(unsigned char c)
 
 
 void
-pat_base62_encode_u32(uint32_t v, char out[PAT_TOKEN_CRC_LEN])
+ngx_http_auth_pat_base62_encode_u32(uint32_t v, char out[PAT_TOKEN_CRC_LEN])
 {
     size_t  i;
 
     /* 62^6 > 2^32, so six digits always suffice */
 
     for (i = PAT_TOKEN_CRC_LEN; i > 0; i--) {
-        out[i - 1] = pat_base62_alphabet[v % 62];
+        out[i - 1] = ngx_http_auth_pat_base62_alphabet[v % 62];
         v /= 62;
     }
 }
 
 
 int
-pat_base62_decode_u32(const char *s, size_t len, uint32_t *v)
+ngx_http_auth_pat_base62_decode_u32(const char *s, size_t len, uint32_t *v)
 {
     int       d;
     size_t    i;
@@ -193,7 +194,7 @@ pat_base62_decode_u32(const char *s, size_t len, uint32_t *v)
     acc = 0;
 
     for (i = 0; i < len; i++) {
-        d = pat_base62_value((unsigned char) s[i]);
+        d = ngx_http_auth_pat_base62_value((unsigned char) s[i]);
         if (d < 0) {
             return -1;
         }
@@ -215,7 +216,7 @@ pat_base62_decode_u32(const char *s, size_t len, uint32_t *v)
 
 
 int
-pat_prefix_valid(const char *p, size_t len)
+ngx_http_auth_pat_prefix_valid(const char *p, size_t len)
 {
     size_t         i;
     unsigned char  c;
@@ -227,7 +228,7 @@ pat_prefix_valid(const char *p, size_t len)
     for (i = 0; i < len; i++) {
         c = (unsigned char) p[i];
 
-        if (c != '_' && pat_base62_value(c) < 0) {
+        if (c != '_' && ngx_http_auth_pat_base62_value(c) < 0) {
             return 0;
         }
     }
@@ -237,8 +238,8 @@ pat_prefix_valid(const char *p, size_t len)
 
 
 int
-pat_token_generate(const char *prefix, size_t prefix_len, char *out,
-    size_t out_size)
+ngx_http_auth_pat_token_generate(const char *prefix, size_t prefix_len,
+    char *out, size_t out_size)
 {
     size_t         i, n, body, total;
     unsigned char  rnd[64];
@@ -247,7 +248,7 @@ pat_token_generate(const char *prefix, size_t prefix_len, char *out,
         return -1;
     }
 
-    if (!pat_prefix_valid(prefix, prefix_len)) {
+    if (!ngx_http_auth_pat_prefix_valid(prefix, prefix_len)) {
         goto failed;
     }
 
@@ -277,14 +278,16 @@ pat_token_generate(const char *prefix, size_t prefix_len, char *out,
 
         for (i = 0; i < sizeof(rnd) && n < PAT_TOKEN_RANDOM_LEN; i++) {
             if (rnd[i] < PAT_RAND_LIMIT) {
-                out[prefix_len + n++] = pat_base62_alphabet[rnd[i] % 62];
+                out[prefix_len + n++] =
+                    ngx_http_auth_pat_base62_alphabet[rnd[i] % 62];
             }
         }
     }
 
     OPENSSL_cleanse(rnd, sizeof(rnd));
 
-    pat_base62_encode_u32(pat_crc32(out, body), out + body);
+    ngx_http_auth_pat_base62_encode_u32(ngx_http_auth_pat_crc32(out, body),
+                                        out + body);
     out[total] = '\0';
 
     return (int) total;
@@ -300,7 +303,7 @@ failed:
 
 
 int
-pat_token_verify(const char *tok, size_t len, const char *prefix,
+ngx_http_auth_pat_token_verify(const char *tok, size_t len, const char *prefix,
     size_t prefix_len)
 {
     size_t    i, body;
@@ -323,42 +326,46 @@ pat_token_verify(const char *tok, size_t len, const char *prefix,
     body = len - PAT_TOKEN_CRC_LEN;
 
     for (i = prefix_len; i < body; i++) {
-        if (pat_base62_value((unsigned char) tok[i]) < 0) {
+        if (ngx_http_auth_pat_base62_value((unsigned char) tok[i]) < 0) {
             return 0;
         }
     }
 
     /* fixed width: each value has exactly one 6-character form, so
      * decoding and comparing is the same as encoding and comparing */
-    if (pat_base62_decode_u32(tok + body, PAT_TOKEN_CRC_LEN, &crc) != 0) {
+    if (ngx_http_auth_pat_base62_decode_u32(tok + body, PAT_TOKEN_CRC_LEN, &crc)
+        != 0)
+    {
         return 0;
     }
 
-    return crc == pat_crc32(tok, body);
+    return crc == ngx_http_auth_pat_crc32(tok, body);
 }
 
 
 typedef struct {
     SHA256_CTX  inner;
     SHA256_CTX  outer;
-} pat_hmac_state_t;
+} ngx_http_auth_pat_hmac_state_t;
 
-typedef char pat_hmac_state_fits[(sizeof(pat_hmac_state_t)
-                                  <= sizeof(pat_hmac_key_t)) ? 1 : -1];
+typedef char ngx_http_auth_pat_hmac_state_fits[
+    (sizeof(ngx_http_auth_pat_hmac_state_t)
+     <= sizeof(ngx_http_auth_pat_hmac_key_t)) ? 1 : -1];
 
 
 int
-pat_hmac_key_init(pat_hmac_key_t *hk, const void *key, size_t key_len)
+ngx_http_auth_pat_hmac_key_init(ngx_http_auth_pat_hmac_key_t *hk,
+    const void *key, size_t key_len)
 {
     size_t             i;
     unsigned char      block[SHA256_CBLOCK], pad[SHA256_CBLOCK];
-    pat_hmac_state_t  *st;
+    ngx_http_auth_pat_hmac_state_t  *st;
 
     if (hk == NULL || (key == NULL && key_len != 0)) {
         return -1;
     }
 
-    st = (pat_hmac_state_t *) hk->opaque;
+    st = (ngx_http_auth_pat_hmac_state_t *) hk->opaque;
     memset(block, 0, sizeof(block));
 
     /* RFC 2104: a key longer than a block is hashed first */
@@ -391,14 +398,14 @@ pat_hmac_key_init(pat_hmac_key_t *hk, const void *key, size_t key_len)
 
 
 void
-pat_hmac_key_digest(const pat_hmac_key_t *hk, const void *msg,
-    size_t msg_len, uint8_t out[PAT_DIGEST_LEN])
+ngx_http_auth_pat_hmac_key_digest(const ngx_http_auth_pat_hmac_key_t *hk,
+    const void *msg, size_t msg_len, uint8_t out[PAT_DIGEST_LEN])
 {
     SHA256_CTX               ctx;
     unsigned char            inner[SHA256_DIGEST_LENGTH];
-    const pat_hmac_state_t  *st;
+    const ngx_http_auth_pat_hmac_state_t  *st;
 
-    st = (const pat_hmac_state_t *) hk->opaque;
+    st = (const ngx_http_auth_pat_hmac_state_t *) hk->opaque;
 
     ctx = st->inner;
     SHA256_Update(&ctx, msg, msg_len);
@@ -413,14 +420,14 @@ pat_hmac_key_digest(const pat_hmac_key_t *hk, const void *msg,
 
 
 void
-pat_hmac_key_clear(pat_hmac_key_t *hk)
+ngx_http_auth_pat_hmac_key_clear(ngx_http_auth_pat_hmac_key_t *hk)
 {
-    OPENSSL_cleanse(hk, sizeof(pat_hmac_key_t));
+    OPENSSL_cleanse(hk, sizeof(ngx_http_auth_pat_hmac_key_t));
 }
 
 
 int
-pat_hmac_sha256(const void *key, size_t key_len, const void *msg,
+ngx_http_auth_pat_hmac_sha256(const void *key, size_t key_len, const void *msg,
     size_t msg_len, uint8_t out[PAT_DIGEST_LEN])
 {
     unsigned int                 out_len;
@@ -460,19 +467,19 @@ pat_hmac_sha256(const void *key, size_t key_len, const void *msg,
 
 
 void
-pat_hex_encode(const uint8_t *in, size_t n, char *out)
+ngx_http_auth_pat_hex_encode(const uint8_t *in, size_t n, char *out)
 {
     size_t  i;
 
     for (i = 0; i < n; i++) {
-        out[2 * i] = pat_hex_alphabet[in[i] >> 4];
-        out[2 * i + 1] = pat_hex_alphabet[in[i] & 0x0f];
+        out[2 * i] = ngx_http_auth_pat_hex_alphabet[in[i] >> 4];
+        out[2 * i + 1] = ngx_http_auth_pat_hex_alphabet[in[i] & 0x0f];
     }
 }
 
 
 int
-pat_uuid_v4(char out[PAT_UUID_LEN + 1])
+ngx_http_auth_pat_uuid_v4(char out[PAT_UUID_LEN + 1])
 {
     size_t         i, j;
     unsigned char  b[16];
@@ -491,8 +498,8 @@ pat_uuid_v4(char out[PAT_UUID_LEN + 1])
             out[j++] = '-';
         }
 
-        out[j++] = pat_hex_alphabet[b[i] >> 4];
-        out[j++] = pat_hex_alphabet[b[i] & 0x0f];
+        out[j++] = ngx_http_auth_pat_hex_alphabet[b[i] >> 4];
+        out[j++] = ngx_http_auth_pat_hex_alphabet[b[i] & 0x0f];
     }
 
     out[j] = '\0';
@@ -504,7 +511,7 @@ pat_uuid_v4(char out[PAT_UUID_LEN + 1])
 
 
 static int
-pat_hex_value(unsigned char c)
+ngx_http_auth_pat_hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -523,7 +530,7 @@ pat_hex_value(unsigned char c)
 
 
 int
-pat_uuid_valid(const char *s, size_t len)
+ngx_http_auth_pat_uuid_valid(const char *s, size_t len)
 {
     size_t  i;
 
@@ -541,7 +548,7 @@ pat_uuid_valid(const char *s, size_t len)
             continue;
         }
 
-        if (pat_hex_value((unsigned char) s[i]) < 0) {
+        if (ngx_http_auth_pat_hex_value((unsigned char) s[i]) < 0) {
             return 0;
         }
     }
@@ -553,7 +560,7 @@ pat_uuid_valid(const char *s, size_t len)
 /* exactly n ASCII digits */
 
 static int
-pat_digits(const char *s, size_t n, unsigned *v)
+ngx_http_auth_pat_digits(const char *s, size_t n, unsigned *v)
 {
     size_t    i;
     unsigned  r;
@@ -575,20 +582,20 @@ pat_digits(const char *s, size_t n, unsigned *v)
 
 
 static int
-pat_is_leap(int64_t y)
+ngx_http_auth_pat_is_leap(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
 
 static unsigned
-pat_days_in_month(int64_t y, unsigned m)
+ngx_http_auth_pat_days_in_month(int64_t y, unsigned m)
 {
-    if (m == 2 && pat_is_leap(y)) {
+    if (m == 2 && ngx_http_auth_pat_is_leap(y)) {
         return 29;
     }
 
-    return pat_month_days[m - 1];
+    return ngx_http_auth_pat_month_days[m - 1];
 }
 
 
@@ -598,7 +605,7 @@ pat_days_in_month(int64_t y, unsigned m)
  */
 
 static int64_t
-pat_days_before_year(int64_t y)
+ngx_http_auth_pat_days_before_year(int64_t y)
 {
     int64_t  n;
 
@@ -615,14 +622,15 @@ pat_days_before_year(int64_t y)
  */
 
 static int64_t
-pat_days_from_civil(int64_t y, unsigned m, unsigned d)
+ngx_http_auth_pat_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     int64_t  days;
 
-    days = pat_days_before_year(y + PAT_YEAR_SHIFT)
-           - pat_days_before_year(1970 + PAT_YEAR_SHIFT);
+    days = ngx_http_auth_pat_days_before_year(y + PAT_YEAR_SHIFT)
+           - ngx_http_auth_pat_days_before_year(1970 + PAT_YEAR_SHIFT);
 
-    days += pat_month_start[m - 1] + (m > 2 && pat_is_leap(y)) + d - 1;
+    days += ngx_http_auth_pat_month_start[m - 1]
+            + (m > 2 && ngx_http_auth_pat_is_leap(y)) + d - 1;
 
     return days;
 }
@@ -634,13 +642,14 @@ pat_days_from_civil(int64_t y, unsigned m, unsigned d)
  */
 
 static void
-pat_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
+ngx_http_auth_pat_civil_from_days(int64_t days, int64_t *y, unsigned *m,
+    unsigned *d)
 {
     int64_t   n, q400, q100, q4, q1, year;
     unsigned  mon, dim;
 
     /* days since 0001-01-01 of the shifted calendar */
-    n = days + pat_days_before_year(1970 + PAT_YEAR_SHIFT);
+    n = days + ngx_http_auth_pat_days_before_year(1970 + PAT_YEAR_SHIFT);
 
     q400 = n / 146097;          /* 400 years */
     n %= 146097;
@@ -665,7 +674,7 @@ pat_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
     /* n is now the 0-based day of the year */
 
     for (mon = 1; mon < 12; mon++) {
-        dim = pat_days_in_month(year, mon);
+        dim = ngx_http_auth_pat_days_in_month(year, mon);
 
         if (n < (int64_t) dim) {
             break;
@@ -681,7 +690,7 @@ pat_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 
 
 int
-pat_rfc3339_parse(const char *s, size_t len, int64_t *ms)
+ngx_http_auth_pat_rfc3339_parse(const char *s, size_t len, int64_t *ms)
 {
     int64_t   t, offset;
     size_t    pos, nfrac;
@@ -693,17 +702,17 @@ pat_rfc3339_parse(const char *s, size_t len, int64_t *ms)
         return -1;
     }
 
-    if (pat_digits(s, 4, &year) != 0
+    if (ngx_http_auth_pat_digits(s, 4, &year) != 0
         || s[4] != '-'
-        || pat_digits(s + 5, 2, &mon) != 0
+        || ngx_http_auth_pat_digits(s + 5, 2, &mon) != 0
         || s[7] != '-'
-        || pat_digits(s + 8, 2, &day) != 0
+        || ngx_http_auth_pat_digits(s + 8, 2, &day) != 0
         || (s[10] != 'T' && s[10] != 't')
-        || pat_digits(s + 11, 2, &hour) != 0
+        || ngx_http_auth_pat_digits(s + 11, 2, &hour) != 0
         || s[13] != ':'
-        || pat_digits(s + 14, 2, &min) != 0
+        || ngx_http_auth_pat_digits(s + 14, 2, &min) != 0
         || s[16] != ':'
-        || pat_digits(s + 17, 2, &sec) != 0)
+        || ngx_http_auth_pat_digits(s + 17, 2, &sec) != 0)
     {
         return -1;
     }
@@ -744,9 +753,9 @@ pat_rfc3339_parse(const char *s, size_t len, int64_t *ms)
     } else if (s[pos] == '+' || s[pos] == '-') {
 
         if (len - pos < 6
-            || pat_digits(s + pos + 1, 2, &oh) != 0
+            || ngx_http_auth_pat_digits(s + pos + 1, 2, &oh) != 0
             || s[pos + 3] != ':'
-            || pat_digits(s + pos + 4, 2, &om) != 0
+            || ngx_http_auth_pat_digits(s + pos + 4, 2, &om) != 0
             || oh > 23
             || om > 59)
         {
@@ -772,13 +781,13 @@ pat_rfc3339_parse(const char *s, size_t len, int64_t *ms)
     /* leap seconds (":60") are deliberately not supported */
 
     if (mon < 1 || mon > 12
-        || day < 1 || day > pat_days_in_month(year, mon)
+        || day < 1 || day > ngx_http_auth_pat_days_in_month(year, mon)
         || hour > 23 || min > 59 || sec > 59)
     {
         return -1;
     }
 
-    t = pat_days_from_civil(year, mon, day) * PAT_MS_PER_DAY
+    t = ngx_http_auth_pat_days_from_civil(year, mon, day) * PAT_MS_PER_DAY
         + (((int64_t) hour * 60 + min) * 60 + sec) * 1000 + frac;
 
     /* local time = UTC + offset */
@@ -797,7 +806,7 @@ pat_rfc3339_parse(const char *s, size_t len, int64_t *ms)
 
 
 static void
-pat_put_digits(char *p, unsigned v, size_t n)
+ngx_http_auth_pat_put_digits(char *p, unsigned v, size_t n)
 {
     while (n > 0) {
         p[--n] = (char) ('0' + v % 10);
@@ -807,7 +816,7 @@ pat_put_digits(char *p, unsigned v, size_t n)
 
 
 size_t
-pat_rfc3339_format(int64_t ms, char out[PAT_RFC3339_LEN + 1])
+ngx_http_auth_pat_rfc3339_format(int64_t ms, char out[PAT_RFC3339_LEN + 1])
 {
     int64_t   days, rem, year;
     unsigned  mon, day, msec, sec;
@@ -827,24 +836,24 @@ pat_rfc3339_format(int64_t ms, char out[PAT_RFC3339_LEN + 1])
         days--;
     }
 
-    pat_civil_from_days(days, &year, &mon, &day);
+    ngx_http_auth_pat_civil_from_days(days, &year, &mon, &day);
 
     msec = (unsigned) (rem % 1000);
     sec = (unsigned) (rem / 1000);
 
-    pat_put_digits(out, (unsigned) year, 4);
+    ngx_http_auth_pat_put_digits(out, (unsigned) year, 4);
     out[4] = '-';
-    pat_put_digits(out + 5, mon, 2);
+    ngx_http_auth_pat_put_digits(out + 5, mon, 2);
     out[7] = '-';
-    pat_put_digits(out + 8, day, 2);
+    ngx_http_auth_pat_put_digits(out + 8, day, 2);
     out[10] = 'T';
-    pat_put_digits(out + 11, sec / 3600, 2);
+    ngx_http_auth_pat_put_digits(out + 11, sec / 3600, 2);
     out[13] = ':';
-    pat_put_digits(out + 14, sec / 60 % 60, 2);
+    ngx_http_auth_pat_put_digits(out + 14, sec / 60 % 60, 2);
     out[16] = ':';
-    pat_put_digits(out + 17, sec % 60, 2);
+    ngx_http_auth_pat_put_digits(out + 17, sec % 60, 2);
     out[19] = '.';
-    pat_put_digits(out + 20, msec, 3);
+    ngx_http_auth_pat_put_digits(out + 20, msec, 3);
     out[23] = 'Z';
     out[24] = '\0';
 
@@ -853,7 +862,7 @@ pat_rfc3339_format(int64_t ms, char out[PAT_RFC3339_LEN + 1])
 
 
 int
-pat_timingsafe_equal(const void *a, const void *b, size_t n)
+ngx_http_auth_pat_timingsafe_equal(const void *a, const void *b, size_t n)
 {
     if (n == 0) {
         return 1;
@@ -864,7 +873,7 @@ pat_timingsafe_equal(const void *a, const void *b, size_t n)
 
 
 int
-pat_utf8_check(const char *s, size_t len, size_t *nchars,
+ngx_http_auth_pat_utf8_check(const char *s, size_t len, size_t *nchars,
     int reject_controls)
 {
     size_t                i, k, need, count;

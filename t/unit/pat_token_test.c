@@ -106,11 +106,11 @@ is_lower_hex(char c)
 static void
 test_crc32(void)
 {
-    ok(pat_crc32(S("123456789")) == 0xcbf43926, "crc32(\"123456789\")");
-    ok(pat_crc32(S("")) == 0, "crc32(\"\") == 0");
-    ok(pat_crc32(NULL, 0) == 0, "crc32(NULL, 0) == 0");
-    ok(pat_crc32(S("a")) == 0xe8b7be43, "crc32(\"a\")");
-    ok(pat_crc32(S("The quick brown fox jumps over the lazy dog"))
+    ok(ngx_http_auth_pat_crc32(S("123456789")) == 0xcbf43926, "crc32(\"123456789\")");
+    ok(ngx_http_auth_pat_crc32(S("")) == 0, "crc32(\"\") == 0");
+    ok(ngx_http_auth_pat_crc32(NULL, 0) == 0, "crc32(NULL, 0) == 0");
+    ok(ngx_http_auth_pat_crc32(S("a")) == 0xe8b7be43, "crc32(\"a\")");
+    ok(ngx_http_auth_pat_crc32(S("The quick brown fox jumps over the lazy dog"))
        == 0x414fa339, "crc32(quick brown fox)");
 }
 
@@ -123,9 +123,9 @@ b62_roundtrip(uint32_t v)
     char      buf[PAT_TOKEN_CRC_LEN];
     uint32_t  r;
 
-    pat_base62_encode_u32(v, buf);
+    ngx_http_auth_pat_base62_encode_u32(v, buf);
 
-    return pat_base62_decode_u32(buf, sizeof(buf), &r) == 0 && r == v;
+    return ngx_http_auth_pat_base62_decode_u32(buf, sizeof(buf), &r) == 0 && r == v;
 }
 
 
@@ -138,19 +138,19 @@ test_base62(void)
 
     buf[PAT_TOKEN_CRC_LEN] = '\0';
 
-    pat_base62_encode_u32(0, buf);
+    ngx_http_auth_pat_base62_encode_u32(0, buf);
     ok(strcmp(buf, "000000") == 0, "base62 encode(0) == \"000000\"");
 
-    pat_base62_encode_u32(61, buf);
+    ngx_http_auth_pat_base62_encode_u32(61, buf);
     ok(strcmp(buf, "00000z") == 0, "base62 encode(61) == \"00000z\"");
 
-    pat_base62_encode_u32(62, buf);
+    ngx_http_auth_pat_base62_encode_u32(62, buf);
     ok(strcmp(buf, "000010") == 0, "base62 encode(62) == \"000010\"");
 
-    pat_base62_encode_u32(0xffffffff, buf);
+    ngx_http_auth_pat_base62_encode_u32(0xffffffff, buf);
     ok(strcmp(buf, "4gfFC3") == 0, "base62 encode(0xffffffff) == \"4gfFC3\"");
 
-    pat_base62_encode_u32(0xcbf43926, buf);
+    ngx_http_auth_pat_base62_encode_u32(0xcbf43926, buf);
     ok(strcmp(buf, "3jZRME") == 0, "base62 encode(0xcbf43926) == \"3jZRME\"");
 
     ok(b62_roundtrip(0), "base62 round trip 0");
@@ -170,26 +170,26 @@ test_base62(void)
     ok(good, "base62 round trip of %d random values", NRANDOM);
 
     v = 12345;
-    ok(pat_base62_decode_u32(S("4gfFC3"), &v) == 0 && v == 0xffffffff,
+    ok(ngx_http_auth_pat_base62_decode_u32(S("4gfFC3"), &v) == 0 && v == 0xffffffff,
        "base62 decode \"4gfFC3\" == 0xffffffff");
-    ok(pat_base62_decode_u32(S("z"), &v) == 0 && v == 61,
+    ok(ngx_http_auth_pat_base62_decode_u32(S("z"), &v) == 0 && v == 61,
        "base62 decode short \"z\" == 61");
-    ok(pat_base62_decode_u32(S("00000000000010"), &v) == 0 && v == 62,
+    ok(ngx_http_auth_pat_base62_decode_u32(S("00000000000010"), &v) == 0 && v == 62,
        "base62 decode with many leading zeros");
-    ok(pat_base62_decode_u32(S("zzzzzz"), &v) == -1,
+    ok(ngx_http_auth_pat_base62_decode_u32(S("zzzzzz"), &v) == -1,
        "base62 decode \"zzzzzz\" overflows");
-    ok(pat_base62_decode_u32(S("4gfFC4"), &v) == -1,
+    ok(ngx_http_auth_pat_base62_decode_u32(S("4gfFC4"), &v) == -1,
        "base62 decode 0x100000000 overflows");
-    ok(pat_base62_decode_u32(S("1000000000"), &v) == -1,
+    ok(ngx_http_auth_pat_base62_decode_u32(S("1000000000"), &v) == -1,
        "base62 decode long value overflows");
-    ok(pat_base62_decode_u32(S(""), &v) == -1, "base62 decode len 0");
-    ok(pat_base62_decode_u32(S("12-4"), &v) == -1, "base62 decode '-'");
-    ok(pat_base62_decode_u32(S("ab c"), &v) == -1, "base62 decode ' '");
-    ok(pat_base62_decode_u32(S("ab_c"), &v) == -1, "base62 decode '_'");
-    ok(pat_base62_decode_u32(S("ab\x80"), &v) == -1, "base62 decode 0x80");
-    ok(pat_base62_decode_u32("12\0" "3", 4, &v) == -1,
+    ok(ngx_http_auth_pat_base62_decode_u32(S(""), &v) == -1, "base62 decode len 0");
+    ok(ngx_http_auth_pat_base62_decode_u32(S("12-4"), &v) == -1, "base62 decode '-'");
+    ok(ngx_http_auth_pat_base62_decode_u32(S("ab c"), &v) == -1, "base62 decode ' '");
+    ok(ngx_http_auth_pat_base62_decode_u32(S("ab_c"), &v) == -1, "base62 decode '_'");
+    ok(ngx_http_auth_pat_base62_decode_u32(S("ab\x80"), &v) == -1, "base62 decode 0x80");
+    ok(ngx_http_auth_pat_base62_decode_u32("12\0" "3", 4, &v) == -1,
        "base62 decode embedded NUL");
-    ok(pat_base62_decode_u32("12xyz", 2, &v) == 0 && v == 64,
+    ok(ngx_http_auth_pat_base62_decode_u32("12xyz", 2, &v) == 0 && v == 64,
        "base62 decode honours len");
 }
 
@@ -199,18 +199,18 @@ test_base62(void)
 static void
 test_prefix(void)
 {
-    ok(pat_prefix_valid(S("pat_")) == 1, "prefix \"pat_\" valid");
-    ok(pat_prefix_valid(S("A_z9")) == 1, "prefix \"A_z9\" valid");
-    ok(pat_prefix_valid(S("_")) == 1, "prefix \"_\" valid");
-    ok(pat_prefix_valid(S("abcdefghijklmnopqrstuvwxyz012345")) == 1,
+    ok(ngx_http_auth_pat_prefix_valid(S("pat_")) == 1, "prefix \"pat_\" valid");
+    ok(ngx_http_auth_pat_prefix_valid(S("A_z9")) == 1, "prefix \"A_z9\" valid");
+    ok(ngx_http_auth_pat_prefix_valid(S("_")) == 1, "prefix \"_\" valid");
+    ok(ngx_http_auth_pat_prefix_valid(S("abcdefghijklmnopqrstuvwxyz012345")) == 1,
        "32 char prefix valid");
-    ok(pat_prefix_valid(S("abcdefghijklmnopqrstuvwxyz0123456")) == 0,
+    ok(ngx_http_auth_pat_prefix_valid(S("abcdefghijklmnopqrstuvwxyz0123456")) == 0,
        "33 char prefix invalid");
-    ok(pat_prefix_valid(S("")) == 0, "empty prefix invalid");
-    ok(pat_prefix_valid(NULL, 3) == 0, "NULL prefix invalid");
-    ok(pat_prefix_valid(S("pat-")) == 0, "prefix with '-' invalid");
-    ok(pat_prefix_valid(S("pa t")) == 0, "prefix with ' ' invalid");
-    ok(pat_prefix_valid(S("p\xc3\xa4t")) == 0, "non-ASCII prefix invalid");
+    ok(ngx_http_auth_pat_prefix_valid(S("")) == 0, "empty prefix invalid");
+    ok(ngx_http_auth_pat_prefix_valid(NULL, 3) == 0, "NULL prefix invalid");
+    ok(ngx_http_auth_pat_prefix_valid(S("pat-")) == 0, "prefix with '-' invalid");
+    ok(ngx_http_auth_pat_prefix_valid(S("pa t")) == 0, "prefix with ' ' invalid");
+    ok(ngx_http_auth_pat_prefix_valid(S("p\xc3\xa4t")) == 0, "non-ASCII prefix invalid");
 }
 
 
@@ -225,12 +225,12 @@ hmac_case(const char *name, const void *key, size_t key_len,
 
     memset(hex, 0, sizeof(hex));
 
-    if (pat_hmac_sha256(key, key_len, msg, msg_len, mac) != 0) {
+    if (ngx_http_auth_pat_hmac_sha256(key, key_len, msg, msg_len, mac) != 0) {
         ok(0, "HMAC-SHA256 %s", name);
         return;
     }
 
-    pat_hex_encode(mac, sizeof(mac), hex);
+    ngx_http_auth_pat_hex_encode(mac, sizeof(mac), hex);
 
     ok(strcmp(hex, expect) == 0, "HMAC-SHA256 %s", name);
 
@@ -291,9 +291,9 @@ test_hmac(void)
     hmac_case("RFC 4231 case 7", key, 131, msg7, sizeof(msg7) - 1,
         "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
 
-    ok(pat_hmac_sha256(NULL, 0, NULL, 0, mac) == 0,
+    ok(ngx_http_auth_pat_hmac_sha256(NULL, 0, NULL, 0, mac) == 0,
        "HMAC-SHA256 with empty key and message");
-    ok(pat_hmac_sha256(NULL, 5, "x", 1, mac) == -1,
+    ok(ngx_http_auth_pat_hmac_sha256(NULL, 5, "x", 1, mac) == -1,
        "HMAC-SHA256 NULL key with length fails");
 
     memset(hex, 0, sizeof(hex));
@@ -301,7 +301,7 @@ test_hmac(void)
     mac[1] = 0x9f;
     mac[2] = 0xa0;
     mac[3] = 0xff;
-    pat_hex_encode(mac, 4, hex);
+    ngx_http_auth_pat_hex_encode(mac, 4, hex);
     ok(strcmp(hex, "009fa0ff") == 0, "hex encode is lowercase");
 }
 
@@ -322,7 +322,7 @@ token_verifies(const char *tok, size_t len, const char *prefix)
     }
 
     memcpy(copy, tok, len);
-    rc = pat_token_verify(copy, len, prefix, strlen(prefix));
+    rc = ngx_http_auth_pat_token_verify(copy, len, prefix, strlen(prefix));
     free(copy);
 
     return rc;
@@ -334,7 +334,7 @@ static char  hexbuf[2 * PAT_DIGEST_LEN + 1];
 static void
 tohex(const uint8_t *p, size_t n)
 {
-    pat_hex_encode(p, n, hexbuf);
+    ngx_http_auth_pat_hex_encode(p, n, hexbuf);
     hexbuf[2 * n] = '\0';
 }
 
@@ -347,11 +347,11 @@ test_hmac_key(void)
     size_t          i, klen, mlen;
     uint8_t         a[PAT_DIGEST_LEN], b[PAT_DIGEST_LEN];
     unsigned char   key[200], msg[300];
-    pat_hmac_key_t  hk;
+    ngx_http_auth_pat_hmac_key_t  hk;
 
     /* RFC 4231 test case 2 */
-    pat_hmac_key_init(&hk, "Jefe", 4);
-    pat_hmac_key_digest(&hk, "what do ya want for nothing?", 28, a);
+    ngx_http_auth_pat_hmac_key_init(&hk, "Jefe", 4);
+    ngx_http_auth_pat_hmac_key_digest(&hk, "what do ya want for nothing?", 28, a);
     tohex(a, PAT_DIGEST_LEN);
     ok(strcmp(hexbuf,
               "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
@@ -359,8 +359,8 @@ test_hmac_key(void)
 
     /* RFC 4231 test case 6: a 131-byte key is hashed first */
     memset(key, 0xaa, 131);
-    pat_hmac_key_init(&hk, key, 131);
-    pat_hmac_key_digest(&hk, "Test Using Larger Than Block-Size Key - Hash Key First",
+    ngx_http_auth_pat_hmac_key_init(&hk, key, 131);
+    ngx_http_auth_pat_hmac_key_digest(&hk, "Test Using Larger Than Block-Size Key - Hash Key First",
                         54, a);
     tohex(a, PAT_DIGEST_LEN);
     ok(strcmp(hexbuf,
@@ -375,10 +375,10 @@ test_hmac_key(void)
         RAND_bytes(key, (int) sizeof(key));
         RAND_bytes(msg, (int) sizeof(msg));
 
-        pat_hmac_key_init(&hk, key, klen);
-        pat_hmac_key_digest(&hk, msg, mlen, a);
+        ngx_http_auth_pat_hmac_key_init(&hk, key, klen);
+        ngx_http_auth_pat_hmac_key_digest(&hk, msg, mlen, a);
 
-        if (pat_hmac_sha256(key, klen, msg, mlen, b) != 0
+        if (ngx_http_auth_pat_hmac_sha256(key, klen, msg, mlen, b) != 0
             || memcmp(a, b, PAT_DIGEST_LEN) != 0)
         {
             good = 0;
@@ -390,11 +390,11 @@ test_hmac_key(void)
     ok(good, "hmac key agrees with one-shot HMAC on 2000 random keys "
        "(0-199 bytes) and messages (0-299 bytes)");
 
-    pat_hmac_key_digest(&hk, "x", 1, a);
-    pat_hmac_key_digest(&hk, "x", 1, b);
+    ngx_http_auth_pat_hmac_key_digest(&hk, "x", 1, a);
+    ngx_http_auth_pat_hmac_key_digest(&hk, "x", 1, b);
     ok(memcmp(a, b, PAT_DIGEST_LEN) == 0, "hmac key: reusable, same input same digest");
 
-    pat_hmac_key_clear(&hk);
+    ngx_http_auth_pat_hmac_key_clear(&hk);
     good = 1;
     for (i = 0; i < sizeof(hk.opaque) / sizeof(hk.opaque[0]); i++) {
         good &= (hk.opaque[i] == 0);
@@ -415,7 +415,7 @@ test_token_single(void)
     static const char  repl[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                 "abcdefghijklmnopqrstuvwxyz_-.+/= \x80\xff";
 
-    n = pat_token_generate(S("pat_"), tok, sizeof(tok));
+    n = ngx_http_auth_pat_token_generate(S("pat_"), tok, sizeof(tok));
     len = strlen(tok);
 
     ok(n == 4 + PAT_TOKEN_RANDOM_LEN + PAT_TOKEN_CRC_LEN,
@@ -466,35 +466,35 @@ test_token_single(void)
     bad[len] = 'A';
     ok(token_verifies(bad, len + 1, "pat_") == 0, "extended token fails");
     ok(token_verifies(tok, 0, "pat_") == 0, "empty token fails");
-    ok(pat_token_verify(tok, 3, "pat_", 4) == 0, "prefix longer than len");
-    ok(pat_token_verify(NULL, len, "pat_", 4) == 0, "NULL token fails");
+    ok(ngx_http_auth_pat_token_verify(tok, 3, "pat_", 4) == 0, "prefix longer than len");
+    ok(ngx_http_auth_pat_token_verify(NULL, len, "pat_", 4) == 0, "NULL token fails");
 
     /* a correct checksum over a non-base62 random part must still fail */
 
     memcpy(bad, tok, len);
     bad[10] = '_';
-    pat_base62_encode_u32(pat_crc32(bad, len - PAT_TOKEN_CRC_LEN), crc);
+    ngx_http_auth_pat_base62_encode_u32(ngx_http_auth_pat_crc32(bad, len - PAT_TOKEN_CRC_LEN), crc);
     memcpy(bad + len - PAT_TOKEN_CRC_LEN, crc, PAT_TOKEN_CRC_LEN);
     ok(token_verifies(bad, len, "pat_") == 0,
        "non-base62 random part with matching crc fails");
 
     /* output buffer sizes */
 
-    ok(pat_token_generate(S("pat_"), small, 38) == -1,
+    ok(ngx_http_auth_pat_token_generate(S("pat_"), small, 38) == -1,
        "out_size without room for NUL fails");
-    ok(pat_token_generate(S("pat_"), small, 39) == 38,
+    ok(ngx_http_auth_pat_token_generate(S("pat_"), small, 39) == 38,
        "out_size of exactly len + 1 works");
     ok(token_verifies(small, 38, "pat_") == 1, "that token verifies");
-    ok(pat_token_generate(S("pat_"), small, 0) == -1, "out_size 0 fails");
-    ok(pat_token_generate(S("pat-"), small, sizeof(small)) == -1
+    ok(ngx_http_auth_pat_token_generate(S("pat_"), small, 0) == -1, "out_size 0 fails");
+    ok(ngx_http_auth_pat_token_generate(S("pat-"), small, sizeof(small)) == -1
        && small[0] == '\0', "invalid prefix fails");
-    ok(pat_token_generate(S(""), small, sizeof(small)) == -1,
+    ok(ngx_http_auth_pat_token_generate(S(""), small, sizeof(small)) == -1,
        "empty prefix fails");
-    ok(pat_token_generate(S("abcdefghijklmnopqrstuvwxyz0123456"), tok,
+    ok(ngx_http_auth_pat_token_generate(S("abcdefghijklmnopqrstuvwxyz0123456"), tok,
                           sizeof(tok)) == -1,
        "33 char prefix fails");
 
-    n = pat_token_generate(S("abcdefghijklmnopqrstuvwxyz_12345"), tok,
+    n = ngx_http_auth_pat_token_generate(S("abcdefghijklmnopqrstuvwxyz_12345"), tok,
                            sizeof(tok));
     ok(n == PAT_TOKEN_MAX_LEN && strlen(tok) == PAT_TOKEN_MAX_LEN,
        "32 char prefix gives PAT_TOKEN_MAX_LEN token");
@@ -528,13 +528,13 @@ test_token_bulk(void)
     for (i = 0; i < NTOKENS; i++) {
         t = toks + i * W;
 
-        n = pat_token_generate(S("pat_"), t, W);
+        n = ngx_http_auth_pat_token_generate(S("pat_"), t, W);
         if (n != W - 1) {
             good_len = 0;
             continue;
         }
 
-        if (pat_token_verify(t, (size_t) n, S("pat_")) != 1) {
+        if (ngx_http_auth_pat_token_verify(t, (size_t) n, S("pat_")) != 1) {
             good_verify = 0;
         }
 
@@ -620,7 +620,7 @@ test_uuid(void)
     for (i = 0; i < NUUIDS; i++) {
         u = uuids + i * W;
 
-        if (pat_uuid_v4(u) != 0) {
+        if (ngx_http_auth_pat_uuid_v4(u) != 0) {
             rc = -1;
         }
 
@@ -640,7 +640,7 @@ test_uuid(void)
 
         ver &= u[14] == '4';
         var &= strchr("89ab", u[19]) != NULL && u[19] != '\0';
-        valid &= pat_uuid_valid(u, PAT_UUID_LEN);
+        valid &= ngx_http_auth_pat_uuid_valid(u, PAT_UUID_LEN);
     }
 
     ok(rc == 0, "uuid_v4 returns 0");
@@ -662,28 +662,28 @@ test_uuid(void)
 
     free(uuids);
 
-    ok(pat_uuid_valid(S("123e4567-e89b-12d3-a456-426614174000")) == 1,
+    ok(ngx_http_auth_pat_uuid_valid(S("123e4567-e89b-12d3-a456-426614174000")) == 1,
        "uuid_valid accepts version 1 lowercase");
-    ok(pat_uuid_valid(S("123E4567-E89B-42D3-A456-426614174ABC")) == 1,
+    ok(ngx_http_auth_pat_uuid_valid(S("123E4567-E89B-42D3-A456-426614174ABC")) == 1,
        "uuid_valid accepts uppercase");
-    ok(pat_uuid_valid(S("00000000-0000-0000-0000-000000000000")) == 1,
+    ok(ngx_http_auth_pat_uuid_valid(S("00000000-0000-0000-0000-000000000000")) == 1,
        "uuid_valid accepts nil uuid");
-    ok(pat_uuid_valid(S("123e4567-e89b-12d3-a456-42661417400")) == 0,
+    ok(ngx_http_auth_pat_uuid_valid(S("123e4567-e89b-12d3-a456-42661417400")) == 0,
        "uuid_valid rejects 35 chars");
-    ok(pat_uuid_valid(S("123e4567-e89b-12d3-a456-4266141740000")) == 0,
+    ok(ngx_http_auth_pat_uuid_valid(S("123e4567-e89b-12d3-a456-4266141740000")) == 0,
        "uuid_valid rejects 37 chars");
-    ok(pat_uuid_valid(S("123e4567-e89b-12d3-a456-42661417400g")) == 0,
+    ok(ngx_http_auth_pat_uuid_valid(S("123e4567-e89b-12d3-a456-42661417400g")) == 0,
        "uuid_valid rejects non-hex 'g'");
-    ok(pat_uuid_valid(S("123e4567 e89b-12d3-a456-426614174000")) == 0,
+    ok(ngx_http_auth_pat_uuid_valid(S("123e4567 e89b-12d3-a456-426614174000")) == 0,
        "uuid_valid rejects ' ' instead of '-'");
-    ok(pat_uuid_valid(S("123e4567e89b12d3a456426614174000")) == 0,
+    ok(ngx_http_auth_pat_uuid_valid(S("123e4567e89b12d3a456426614174000")) == 0,
        "uuid_valid rejects missing dashes");
-    ok(pat_uuid_valid(S("123e4567-e89b1-2d3-a456-426614174000")) == 0,
+    ok(ngx_http_auth_pat_uuid_valid(S("123e4567-e89b1-2d3-a456-426614174000")) == 0,
        "uuid_valid rejects misplaced dash");
-    ok(pat_uuid_valid(S("{23e4567-e89b-12d3-a456-42661417400}")) == 0,
+    ok(ngx_http_auth_pat_uuid_valid(S("{23e4567-e89b-12d3-a456-42661417400}")) == 0,
        "uuid_valid rejects braces");
-    ok(pat_uuid_valid(S("")) == 0, "uuid_valid rejects empty");
-    ok(pat_uuid_valid(NULL, PAT_UUID_LEN) == 0, "uuid_valid rejects NULL");
+    ok(ngx_http_auth_pat_uuid_valid(S("")) == 0, "uuid_valid rejects empty");
+    ok(ngx_http_auth_pat_uuid_valid(NULL, PAT_UUID_LEN) == 0, "uuid_valid rejects NULL");
 }
 
 
@@ -706,7 +706,7 @@ parse(const char *s, int64_t *ms)
     }
 
     memcpy(copy, s, len);
-    rc = pat_rfc3339_parse(copy, len, ms);
+    rc = ngx_http_auth_pat_rfc3339_parse(copy, len, ms);
     free(copy);
 
     return rc;
@@ -767,7 +767,7 @@ check_all_dates(void)
                 snprintf(buf, sizeof(buf), "%04d-%02d-%02dT12:00:00Z",
                          y, m, d);
 
-                if (pat_rfc3339_parse(buf, strlen(buf), &ms) != 0
+                if (ngx_http_auth_pat_rfc3339_parse(buf, strlen(buf), &ms) != 0
                     || ms != days * 86400000 + 43200000)
                 {
                     diag("parse mismatch at %s", buf);
@@ -781,7 +781,7 @@ check_all_dates(void)
                 buf[23] = 'Z';
                 buf[24] = '\0';
 
-                if (pat_rfc3339_format(ms, out) != PAT_RFC3339_LEN
+                if (ngx_http_auth_pat_rfc3339_format(ms, out) != PAT_RFC3339_LEN
                     || strcmp(out, buf) != 0)
                 {
                     diag("format mismatch at %s: %s", buf, out);
@@ -795,7 +795,7 @@ check_all_dates(void)
                 snprintf(buf, sizeof(buf), "%04d-%02d-%02dT12:00:00Z",
                          y, m, d);
 
-                if (pat_rfc3339_parse(buf, strlen(buf), &ms) != -1) {
+                if (ngx_http_auth_pat_rfc3339_parse(buf, strlen(buf), &ms) != -1) {
                     diag("%s accepted", buf);
                     return 0;
                 }
@@ -872,11 +872,11 @@ test_rfc3339_parse(void)
     parse_bad("+026-11-28T03:20:33Z", "sign in year");
     parse_bad("2026-1-28T03:20:33Z", "1-digit month");
 
-    ok(pat_rfc3339_parse("2026-11-28T03:20:33Zjunk", 20, &ms) == 0
+    ok(ngx_http_auth_pat_rfc3339_parse("2026-11-28T03:20:33Zjunk", 20, &ms) == 0
        && ms == INT64_C(1795836033000), "rfc3339 parse honours len");
-    ok(pat_rfc3339_parse("2026-11-28T03:20:33.123Z", 23, &ms) == -1,
+    ok(ngx_http_auth_pat_rfc3339_parse("2026-11-28T03:20:33.123Z", 23, &ms) == -1,
        "rfc3339 parse with len cut before 'Z'");
-    ok(pat_rfc3339_parse(NULL, 0, &ms) == -1, "rfc3339 parse NULL");
+    ok(ngx_http_auth_pat_rfc3339_parse(NULL, 0, &ms) == -1, "rfc3339 parse NULL");
 }
 
 
@@ -886,7 +886,7 @@ format_is(int64_t ms, const char *expect)
     size_t  n;
     char    out[PAT_RFC3339_LEN + 1];
 
-    n = pat_rfc3339_format(ms, out);
+    n = ngx_http_auth_pat_rfc3339_format(ms, out);
 
     ok(n == PAT_RFC3339_LEN && strcmp(out, expect) == 0,
        "rfc3339 format %lld == \"%s\"", (long long) ms, expect);
@@ -917,13 +917,13 @@ test_rfc3339_format(void)
     format_is(MS_MAX, "9999-12-31T23:59:59.999Z");
 
     out[0] = 'x';
-    ok(pat_rfc3339_format(MS_MIN - 1, out) == 0 && out[0] == '\0',
+    ok(ngx_http_auth_pat_rfc3339_format(MS_MIN - 1, out) == 0 && out[0] == '\0',
        "rfc3339 format before year 1 fails");
-    ok(pat_rfc3339_format(MS_MAX + 1, out) == 0,
+    ok(ngx_http_auth_pat_rfc3339_format(MS_MAX + 1, out) == 0,
        "rfc3339 format after year 9999 fails");
-    ok(pat_rfc3339_format(INT64_MIN, out) == 0,
+    ok(ngx_http_auth_pat_rfc3339_format(INT64_MIN, out) == 0,
        "rfc3339 format INT64_MIN fails");
-    ok(pat_rfc3339_format(INT64_MAX, out) == 0,
+    ok(ngx_http_auth_pat_rfc3339_format(INT64_MAX, out) == 0,
        "rfc3339 format INT64_MAX fails");
 
     range = (uint64_t) (MS_MAX - MS_MIN) + 1;
@@ -932,11 +932,11 @@ test_rfc3339_format(void)
     for (i = 0; i < NRANDOM; i++) {
         ms = MS_MIN + (int64_t) (prng() % range);
 
-        n = pat_rfc3339_format(ms, out);
+        n = ngx_http_auth_pat_rfc3339_format(ms, out);
         back = INT64_MIN;
 
         if (n != PAT_RFC3339_LEN || strlen(out) != PAT_RFC3339_LEN
-            || pat_rfc3339_parse(out, n, &back) != 0 || back != ms)
+            || ngx_http_auth_pat_rfc3339_parse(out, n, &back) != 0 || back != ms)
         {
             diag("round trip failed for %lld: \"%s\" -> %lld",
                  (long long) ms, out, (long long) back);
@@ -957,15 +957,15 @@ test_rfc3339_format(void)
 static void
 test_timingsafe(void)
 {
-    ok(pat_timingsafe_equal("abcdef", "abcdef", 6) == 1,
+    ok(ngx_http_auth_pat_timingsafe_equal("abcdef", "abcdef", 6) == 1,
        "timingsafe_equal equal");
-    ok(pat_timingsafe_equal("abcdef", "abcdeg", 6) == 0,
+    ok(ngx_http_auth_pat_timingsafe_equal("abcdef", "abcdeg", 6) == 0,
        "timingsafe_equal differs in last byte");
-    ok(pat_timingsafe_equal("xbcdef", "abcdef", 6) == 0,
+    ok(ngx_http_auth_pat_timingsafe_equal("xbcdef", "abcdef", 6) == 0,
        "timingsafe_equal differs in first byte");
-    ok(pat_timingsafe_equal("abcdef", "abcdeg", 5) == 1,
+    ok(ngx_http_auth_pat_timingsafe_equal("abcdef", "abcdeg", 5) == 1,
        "timingsafe_equal compares only n bytes");
-    ok(pat_timingsafe_equal("a", "b", 0) == 1, "timingsafe_equal n == 0");
+    ok(ngx_http_auth_pat_timingsafe_equal("a", "b", 0) == 1, "timingsafe_equal n == 0");
 }
 
 
@@ -976,7 +976,7 @@ utf8_ok(const char *s, size_t len, size_t expect, const char *desc)
     size_t  n;
 
     n = (size_t) -1;
-    rc = pat_utf8_check(s, len, &n, 0);
+    rc = ngx_http_auth_pat_utf8_check(s, len, &n, 0);
 
     ok(rc == 0 && n == expect, "utf8 accepts %s (%zu chars)", desc, expect);
 
@@ -991,8 +991,8 @@ utf8_bad(const char *s, size_t len, const char *desc)
 {
     size_t  n;
 
-    ok(pat_utf8_check(s, len, &n, 0) == -1
-       && pat_utf8_check(s, len, &n, 1) == -1,
+    ok(ngx_http_auth_pat_utf8_check(s, len, &n, 0) == -1
+       && ngx_http_auth_pat_utf8_check(s, len, &n, 1) == -1,
        "utf8 rejects %s", desc);
 }
 
@@ -1002,8 +1002,8 @@ utf8_ctl(const char *s, size_t len, const char *desc)
 {
     size_t  n;
 
-    ok(pat_utf8_check(s, len, &n, 0) == 0
-       && pat_utf8_check(s, len, &n, 1) == -1,
+    ok(ngx_http_auth_pat_utf8_check(s, len, &n, 0) == 0
+       && ngx_http_auth_pat_utf8_check(s, len, &n, 1) == -1,
        "utf8 control %s rejected only with reject_controls", desc);
 }
 
@@ -1053,9 +1053,9 @@ test_utf8(void)
     utf8_ctl(S("\xc2\x80"), "U+0080");
     utf8_ctl(S("\xc2\x9f"), "U+009F");
 
-    ok(pat_utf8_check(S(" ~\xc2\xa0\xc3\xa9"), &n, 1) == 0 && n == 4,
+    ok(ngx_http_auth_pat_utf8_check(S(" ~\xc2\xa0\xc3\xa9"), &n, 1) == 0 && n == 4,
        "utf8 reject_controls accepts space, '~', U+00A0, U+00E9");
-    ok(pat_utf8_check(S("abc"), NULL, 1) == 0, "utf8 nchars may be NULL");
+    ok(ngx_http_auth_pat_utf8_check(S("abc"), NULL, 1) == 0, "utf8 nchars may be NULL");
 }
 
 
