@@ -2038,7 +2038,6 @@ ngx_http_auth_pat_error_header_filter(ngx_http_request_t *r)
 {
     const char                    *code, *message;
     ngx_buf_t                     *b;
-    ngx_table_elt_t               *h;
     ngx_http_auth_pat_ctx_t       *ctx;
     ngx_http_auth_pat_loc_conf_t  *plcf;
 
@@ -2081,30 +2080,9 @@ ngx_http_auth_pat_error_header_filter(ngx_http_request_t *r)
 
     ctx->error_body = b;
 
-    ngx_http_clear_accept_ranges(r);
-    ngx_http_clear_last_modified(r);
-    ngx_http_clear_etag(r);
-
-    r->headers_out.content_length_n = b->last - b->pos;
-
-    if (r->headers_out.content_length) {
-        r->headers_out.content_length->hash = 0;
-        r->headers_out.content_length = NULL;
-    }
-
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-    r->headers_out.charset.len = 0;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_auth_pat_json_headers(r, b) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
 
     return ngx_http_next_header_filter(r);
 }

@@ -324,6 +324,37 @@ ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj)
 }
 
 
+/* the headers of a JSON body b: type, length, no-store, no validators */
+
+ngx_int_t
+ngx_http_auth_pat_json_headers(ngx_http_request_t *r, ngx_buf_t *b)
+{
+    ngx_table_elt_t  *h;
+
+    ngx_http_clear_content_length(r);
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    return NGX_OK;
+}
+
+
 /*
  * Every JSON answer of the module, from the access check and the API
  * alike: the status, obj as the body, no-store, and WWW-Authenticate when
@@ -356,16 +387,11 @@ ngx_http_auth_pat_send_json(ngx_http_request_t *r, ngx_uint_t status,
 
     b->last_buf = (r == r->main) ? 1 : 0;
 
-    ngx_http_clear_content_length(r);
-    ngx_http_clear_accept_ranges(r);
-    ngx_http_clear_last_modified(r);
-    ngx_http_clear_etag(r);
-
     ngx_http_auth_pat_set_status(r, status);
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
+
+    if (ngx_http_auth_pat_json_headers(r, b) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (www_authenticate != NULL && www_authenticate->len) {
         h = ngx_list_push(&r->headers_out.headers);
@@ -378,15 +404,6 @@ ngx_http_auth_pat_send_json(ngx_http_request_t *r, ngx_uint_t status,
         h->value = *www_authenticate;
         r->headers_out.www_authenticate = h;
     }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
 
     rc = ngx_http_send_header(r);
 

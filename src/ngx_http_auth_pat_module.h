@@ -145,6 +145,7 @@ ngx_int_t ngx_http_auth_pat_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_auth_pat_api_init_filters(ngx_conf_t *cf);
 
 void ngx_http_auth_pat_set_status(ngx_http_request_t *r, ngx_uint_t status);
+ngx_int_t ngx_http_auth_pat_json_headers(ngx_http_request_t *r, ngx_buf_t *b);
 ngx_buf_t *ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj);
 json_t *ngx_http_auth_pat_error_json(const char *code, const char *message);
 ngx_int_t ngx_http_auth_pat_send_json(ngx_http_request_t *r,
