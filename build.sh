@@ -7,6 +7,8 @@
 #   ./build.sh run      build, start Redis + nginx on 127.0.0.1:8080 (foreground)
 #   ./build.sh bench    build, then the wrk benchmark on loopback
 #   ./build.sh profile  build, then instructions per request under callgrind
+#   ./build.sh asan     build nginx 1.22.1 and the module with clang ASan+UBSan
+#                       (build/asan/), then run every test against them
 #
 # Environment:
 #   NGINX_SRC    nginx source tree to configure against
@@ -14,6 +16,7 @@
 #   NGINX_BIN    nginx binary used by run/test/bench (default /usr/sbin/nginx)
 #   PAT_CFLAGS   extra compiler flags for the module
 #   PAT_RUN_DIR  state of `run` (default ./.run)
+#   PAT_MODULE   module loaded by run/test (default build/ngx_http_auth_pat_module.so)
 
 set -euo pipefail
 
@@ -35,6 +38,11 @@ PKGS_RUN=(redis-server openssl curl)
 PKGS_TEST=(perl redis-server)
 PKGS_BENCH=(wrk redis-server)
 PKGS_PROFILE=(wrk redis-server valgrind)
+# asan: clang 14 with its sanitizer runtimes (libclang-rt-14-dev is only
+# recommended by clang) and llvm-symbolizer (llvm-14) for stack traces;
+# dpkg-dev for `apt-get source`; the libraries of Debian's configure flags.
+PKGS_ASAN=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev make libpcre2-dev zlib1g-dev
+           libssl-dev libhiredis-dev libjansson-dev perl redis-server curl)
 
 ensure_pkgs() {
     local missing=() p
@@ -103,7 +111,9 @@ build() {
 
 run_tests() {
     ensure_pkgs "${PKGS_TEST[@]}"
-    export NGINX_BIN PAT_MODULE=$MODULE
+    # the harness reads PAT_NGINX and PAT_MODULE; `run` (t/30-run.t) too
+    export NGINX_BIN PAT_NGINX=${PAT_NGINX:-$NGINX_BIN}
+    export PAT_MODULE=${PAT_MODULE:-$MODULE}
     prove -r ${PROVE_ARGS:--j2} t/
 }
 
@@ -180,7 +190,7 @@ save ""
 logfile $rd/redis.log
 daemonize no
 EOF
-    sed -e "s#modules/ngx_http_auth_pat_module.so#$MODULE#" \
+    sed -e "s#modules/ngx_http_auth_pat_module.so#${PAT_MODULE:-$MODULE}#" \
         -e "s#/run/redis/redis-server.sock#$rd/redis.sock#" \
         -e "s#/etc/nginx/pat.key#$rd/pat.key#" \
         -e "s#/etc/nginx/pat.htpasswd#$rd/pat.htpasswd#" \
@@ -218,6 +228,189 @@ EOF
     wait "$nginx_pid"
 }
 
+# ---------------------------------------------------------------- asan
+#
+# nginx and the module, both built by clang 14 with AddressSanitizer and
+# UndefinedBehaviorSanitizer, in build/asan/ (apart from the normal build).
+# The nginx source is Debian's nginx_1.22.1.orig.tar.gz (pristine upstream
+# 1.22.1, fetched with `apt-get source`); Debian's patches are not applied.
+
+ASAN_DIR=$BUILD/asan
+ASAN_NGINX_VERSION=1.22.1
+ASAN_ORIG=nginx_${ASAN_NGINX_VERSION}.orig.tar.gz
+# sha256 of nginx_1.22.1.orig.tar.gz, as listed by Debian's (signed) Sources.
+ASAN_ORIG_SHA256=9ebb333a9e82b952acd3e2b4aeb1d4ff6406f72491bab6cd9fe69f0dea737f31
+ASAN_CC=clang-14
+ASAN_SYMBOLIZER=/usr/lib/llvm-14/bin/llvm-symbolizer
+
+asan_orig_ok() {
+    [ -f "$ASAN_DIR/src/$ASAN_ORIG" ] \
+        && echo "$ASAN_ORIG_SHA256  $ASAN_DIR/src/$ASAN_ORIG" | sha256sum -c --status
+}
+
+# Debian's nginx 1.22.1 source into build/asan/src/, once. Needs deb-src
+# entries: when apt knows no source for nginx, this adds
+# /etc/apt/sources.list.d/debian-src.sources (a copy of debian.sources with
+# "Types: deb-src") and runs apt-get update.
+asan_fetch_source() {
+    asan_orig_ok && return 0
+
+    local src_list=/etc/apt/sources.list.d/debian-src.sources
+    local bin_list=/etc/apt/sources.list.d/debian.sources
+    if [ "$(id -u)" -ne 0 ]; then
+        printf 'build.sh: the nginx source is fetched with apt-get source; as root, run:\n\n' >&2
+        printf '  sed "s/^Types:.*/Types: deb-src/" %s > %s\n' "$bin_list" "$src_list" >&2
+        printf '  apt-get update\n  mkdir -p %s/src && cd %s/src && apt-get source --download-only nginx\n\n' \
+            "$ASAN_DIR" "$ASAN_DIR" >&2
+        exit 1
+    fi
+
+    if ! apt-cache showsrc nginx 2>/dev/null | grep -q '^Package: nginx$'; then
+        if [ ! -f "$src_list" ]; then
+            [ -f "$bin_list" ] || die "no $bin_list to derive deb-src entries from; add deb-src entries for Debian"
+            log "adding deb-src entries: $src_list"
+            sed 's/^Types:.*/Types: deb-src/' "$bin_list" > "$src_list.tmp"
+            mv -f "$src_list.tmp" "$src_list"
+        fi
+        log "apt-get update (source indexes)"
+        apt-get update -q >&2
+    fi
+
+    # Every Debian revision of 1.22.1 ships the same orig tarball. Newest
+    # first; an older one only if a revision's files cannot be fetched
+    # (a mirror may list a .dsc that it does not serve).
+    local versions v got=
+    versions=$(apt-cache showsrc nginx \
+               | sed -n "s/^Version: \(${ASAN_NGINX_VERSION//./\\.}-.*\)$/\1/p" | sort -Vru)
+    [ -n "$versions" ] || die "apt knows no source package nginx $ASAN_NGINX_VERSION (apt-cache showsrc nginx)"
+    mkdir -p "$ASAN_DIR/src"
+    for v in $versions; do
+        log "apt-get source --download-only nginx=$v"
+        if (cd "$ASAN_DIR/src" && apt-get source -q --download-only "nginx=$v") \
+               > "$ASAN_DIR/src/apt-source.log" 2>&1 && asan_orig_ok; then
+            got=$v
+            break
+        fi
+        log "nginx=$v: $(grep -m1 '^E:' "$ASAN_DIR/src/apt-source.log" || echo 'failed')"
+    done
+    [ -n "$got" ] || { tail -20 "$ASAN_DIR/src/apt-source.log" >&2; die "could not fetch $ASAN_ORIG"; }
+}
+
+# Checks left out of nginx core, never of the module, at compile time (a
+# runtime suppression would start llvm-symbolizer in the nginx that
+# daemonizes; the symbolizer then holds the harness' output pipe open).
+asan_write_ignorelist() {
+    printf '%s\n' \
+        '# ngx_pstrdup() copies an empty string with memcpy(dst, NULL, 0)' \
+        '[nonnull-attribute]' \
+        'fun:ngx_pstrdup' \
+        > "$ASAN_DIR/ubsan.ignorelist.tmp"
+    if cmp -s "$ASAN_DIR/ubsan.ignorelist.tmp" "$ASAN_DIR/ubsan.ignorelist"; then
+        rm -f "$ASAN_DIR/ubsan.ignorelist.tmp"
+    else
+        mv -f "$ASAN_DIR/ubsan.ignorelist.tmp" "$ASAN_DIR/ubsan.ignorelist"
+    fi
+}
+
+build_asan() {
+    ensure_pkgs "${PKGS_ASAN[@]}"
+    asan_fetch_source
+
+    # Debian's configure flags (nginx-dev), as the normal build: the same
+    # paths, --with-compat and the same module signature as /usr/sbin/nginx
+    # (so build/ngx_http_auth_pat_module.so, used by `run`, loads too).
+    local conf_flags=/usr/share/nginx/src/conf_flags
+    [ -f "$conf_flags" ] || die "$conf_flags missing (package nginx-dev)"
+    local NGX_CONF_FLAGS=()
+    # shellcheck disable=SC1090
+    . "$conf_flags"
+    local flags=("${NGX_CONF_FLAGS[@]}")
+
+    # -O1 -g -fno-omit-frame-pointer: usable speed, exact stack traces.
+    # -fsanitize-address-use-odr-indicator: the module's own (unused)
+    #   ngx_modules[] is registered with ASan at its own address; without it,
+    #   dlopen() poisons the binary's ngx_modules[] past the module's 16 bytes
+    #   and the next reload stops in ngx_cycle_modules (global-buffer-overflow).
+    # NGX_DEBUG_PALLOC: every ngx_palloc() is a malloc() of its own, so that
+    #   ASan sees overruns between pool allocations, not only past a block.
+    # -lcrypt: ASan's crypt_r() interceptor makes configure find crypt_r() in
+    #   libc; without libcrypt it calls NULL (auth_basic with $6$ hashes).
+    mkdir -p "$ASAN_DIR"
+    asan_write_ignorelist
+    local san="-fsanitize=address,undefined"
+    local ccopt="-g -O1 -fno-omit-frame-pointer $san -fsanitize-address-use-odr-indicator"
+    ccopt+=" -fsanitize-ignorelist=$ASAN_DIR/ubsan.ignorelist -DNGX_DEBUG_PALLOC=1"
+    local ldopt="$san -Wl,--push-state,--no-as-needed -lcrypt -Wl,--pop-state"
+    local stamp_want
+    stamp_want=$(printf '%s\n' "$ASAN_ORIG_SHA256" "$("$ASAN_CC" --version | head -1)" \
+                 "${flags[@]}" "$ccopt" "$ldopt" "$ROOT" \
+                 | cat - "$ROOT/config" "$ASAN_DIR/ubsan.ignorelist" | sha256sum | cut -d' ' -f1)
+
+    local tree=$ASAN_DIR/nginx-$ASAN_NGINX_VERSION
+    if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$ASAN_DIR/.configured" 2>/dev/null)" != "$stamp_want" ]; then
+        log "configuring nginx $ASAN_NGINX_VERSION ($ASAN_CC $san)"
+        rm -rf "$tree" "$ASAN_DIR/.configured"
+        tar -xzf "$ASAN_DIR/src/$ASAN_ORIG" -C "$ASAN_DIR" --no-same-owner
+        [ -x "$tree/configure" ] || die "$ASAN_ORIG did not unpack to $tree"
+        (cd "$tree" && ./configure "${flags[@]}" --with-cc="$ASAN_CC" \
+            --with-cc-opt="$ccopt" --with-ld-opt="$ldopt" \
+            --add-dynamic-module="$ROOT" > "$ASAN_DIR/configure.log" 2>&1) \
+            || { tail -30 "$ASAN_DIR/configure.log" >&2; die "configure failed (see build/asan/configure.log)"; }
+        echo "$stamp_want" > "$ASAN_DIR/.configured"
+    fi
+
+    log "compiling nginx and the module (asan)"
+    make -s -C "$tree" -f objs/Makefile -j"$(nproc)" > "$ASAN_DIR/make.log" 2>&1 \
+        || { tail -30 "$ASAN_DIR/make.log" >&2; die "compilation failed (see build/asan/make.log)"; }
+    local f
+    for f in nginx ngx_http_auth_pat_module.so; do
+        cmp -s "$tree/objs/$f" "$ASAN_DIR/$f" && continue
+        cp -f "$tree/objs/$f" "$ASAN_DIR/$f.tmp"
+        mv -f "$ASAN_DIR/$f.tmp" "$ASAN_DIR/$f"
+    done
+    log "built $ASAN_DIR/nginx and $ASAN_DIR/ngx_http_auth_pat_module.so"
+}
+
+# LeakSanitizer suppressions, for what nginx core leaves to exit() by design:
+# `nginx -t` and `nginx -s` exit with the cycle they read (ngx_init_cycle)
+# and `nginx -s` with main()'s init-cycle pool. A suppressed block hides the
+# blocks only it points to, so a pool that is never destroyed is not
+# reported; malloc() leaks (hiredis, jansson, OpenSSL, the module) are.
+asan_write_lsan_supp() {
+    printf '%s\n' \
+        '# nginx -t / -s: the configuration cycle, left to exit()' \
+        'leak:ngx_init_cycle' \
+        '# nginx -s: the pool of the init cycle made in main()' \
+        'leak:ngx_create_pool' \
+        > "$ASAN_DIR/lsan.supp.tmp"
+    mv -f "$ASAN_DIR/lsan.supp.tmp" "$ASAN_DIR/lsan.supp"
+}
+
+run_asan_tests() {
+    ensure_pkgs "${PKGS_TEST[@]}"
+    asan_write_lsan_supp
+    # The sanitizer runtime reads its options once, when a process starts:
+    # nginx empties its workers' environment, but they are forked from the
+    # master and keep the options it read.
+    #   abort_on_error=1  a report ends the process with SIGABRT: nginx logs
+    #                     "exited on signal 6" [alert] after the report (both
+    #                     in error.log: a daemonized nginx points stderr at it)
+    #   halt_on_error=1   UBSan stops at the first report (ASan always does)
+    #   detect_odr_violation=0  the module and the binary both define
+    #                     ngx_modules & co.: harmless, reported on dlopen
+    #   detect_leaks=1    LeakSanitizer, with lsan.supp (above) for nginx core
+    export ASAN_OPTIONS="abort_on_error=1:halt_on_error=1:detect_odr_violation=0:detect_leaks=1"
+    export LSAN_OPTIONS="suppressions=$ASAN_DIR/lsan.supp:print_suppressions=0"
+    export UBSAN_OPTIONS="abort_on_error=1:halt_on_error=1:print_stacktrace=1"
+    export ASAN_SYMBOLIZER_PATH=$ASAN_SYMBOLIZER
+    # the harness (PAT_NGINX, PAT_MODULE), `build.sh run` in t/30-run.t
+    # (NGINX_BIN) and the C unit tests of t/01-unit.t (PAT_SANITIZE, CC)
+    export PAT_NGINX=$ASAN_DIR/nginx NGINX_BIN=$ASAN_DIR/nginx
+    export PAT_MODULE=$ASAN_DIR/ngx_http_auth_pat_module.so
+    export PAT_SANITIZE=1 CC=$ASAN_CC
+    prove -r ${PROVE_ARGS:--j2} t/
+}
+
 case "${1:-build}" in
     build) build ;;
     test)  build; run_tests ;;
@@ -226,5 +419,6 @@ case "${1:-build}" in
     profile)
         build; ensure_pkgs "${PKGS_PROFILE[@]}"
         exec perl "$ROOT/t/bench/profile.pl" ;;
-    *)     die "usage: $0 [build|test|run|bench|profile]" ;;
+    asan)  build; build_asan; run_asan_tests ;;
+    *)     die "usage: $0 [build|test|run|bench|profile|asan]" ;;
 esac

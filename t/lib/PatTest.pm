@@ -669,7 +669,13 @@ sub _nginx_args {
 # deliberate config errors don't end up in error.log.
 sub nginx_test {
     my ($self) = @_;
-    return _run_capture($self->_nginx_args($self->path('nginx-cmd.log')), '-t');
+    my ($rc, $out) = _run_capture($self->_nginx_args($self->path('nginx-cmd.log')), '-t');
+    # a sanitizer report after the expected message must not pass unseen
+    if ($out =~ /AddressSanitizer|LeakSanitizer|runtime error:/) {
+        Test::More::fail('nginx -t: no sanitizer report');
+        Test::More::diag($out);
+    }
+    return ($rc, $out);
 }
 
 sub nginx_pid {
