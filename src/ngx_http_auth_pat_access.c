@@ -21,6 +21,9 @@
  *        meanwhile; ngx_http_auth_pat_store_touch() reports the use
  *     -> the verdict goes into the ctx; the phases run again, so the
  *        access handler is re-entered and returns the verdict
+ *   ngx_http_auth_pat_verdict(): NGX_OK, or the refusal as a status
+ *     (401, 400, 503) with WWW-Authenticate, for nginx to finalize; the
+ *     error filter (ngx_http_auth_pat_api.c) writes the JSON body
  *
  * A request cleanup detaches the pending command: the command's memory
  * belongs to the Redis layer, and its late reply is dropped there.
