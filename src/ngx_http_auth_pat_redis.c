@@ -487,12 +487,27 @@ ngx_http_auth_pat_redis_cleanup(void *privdata)
         conn->c = NULL;
     }
 
-    if (conn->ac != NULL && conn->ac->err && !conn->exiting
-        && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY)
-    {
-        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                      "auth_pat: redis connection to \"%V\" lost: %s",
-                      &conn->conf->addr_text, conn->ac->errstr);
+    if (conn->ac != NULL && conn->ac->err && !conn->exiting) {
+
+        if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
+            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                          "auth_pat: redis connection to \"%V\" lost: %s",
+                          &conn->conf->addr_text, conn->ac->errstr);
+
+        } else if (conn->ac->c.flags & REDIS_CONNECTED) {
+            /*
+             * Closed during the setup (a proxy with no backend, a TLS-only
+             * port): a failed attempt like a refused connect, logged and
+             * backed off.  A failed connect() is counted in on_connect(),
+             * a timeout or a refusal where it is seen: those free the
+             * context themselves, with no error set.
+             */
+            conn->failures++;
+            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                          "auth_pat: redis \"%V\" closed the connection "
+                          "during its setup: %s",
+                          &conn->conf->addr_text, conn->ac->errstr);
+        }
     }
 
     conn->ac = NULL;
@@ -1036,9 +1051,10 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
     conn->failures++;
 
     /*
-     * The reset below frees cmd: hiredis hands it its NULL reply, or the
-     * held commands are released.  A handshake command's handler is not
-     * told: the reset fails the whole handshake.
+     * Only a command written to Redis has a timer.  The reset below frees
+     * cmd: hiredis hands it its NULL reply.  A handshake command's
+     * handler is not told: the reset fails the whole handshake, and with
+     * it the commands held behind it.
      */
     cmd->done = 1;
     handler = cmd->handler;
@@ -1084,6 +1100,7 @@ ngx_http_auth_pat_redis_release_held(ngx_http_auth_pat_redis_conn_t *conn,
         {
             ngx_free(cmd->held);
             cmd->held = NULL;
+            ngx_add_timer(&cmd->timer, conn->conf->timeout);
             continue;
         }
 
@@ -1271,7 +1288,16 @@ ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     cmd->timer.data = cmd;
     cmd->timer.log = conn->log;
 
-    ngx_add_timer(&cmd->timer, conn->conf->timeout);
+    /*
+     * The deadline runs from when the command is written.  A held one
+     * waits for the handshake, whose commands have deadlines of their
+     * own: were it timed from now, a Redis slow enough (a third of the
+     * timeout per round trip) would see every connection reset as soon
+     * as its handshake is done.
+     */
+    if (!hold) {
+        ngx_add_timer(&cmd->timer, conn->conf->timeout);
+    }
 
     return cmd;
 }

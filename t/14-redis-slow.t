@@ -1,0 +1,117 @@
+# Redis behind a bad or slow network: an endpoint that accepts and closes
+# (a proxy with no backend, a TLS-only port) is retried with backoff and
+# logged; a Redis whose round trip is most of the timeout still serves,
+# with no connection reset, requests that arrive while it is being set up.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use IO::Socket::INET;
+use IO::Select;
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use PatTest;
+use PatToken qw(seed_token);
+use PatLoad qw(burst);
+
+my $t = PatTest->new;
+my $redis = $t->start_redis;
+
+# a listener on a free port, served by a child process; returns its pid
+sub serve {
+    my ($port, $conn) = @_;
+    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+                                    Listen => 128, ReuseAddr => 1) or die "listen: $!";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        $SIG{CHLD} = 'IGNORE';
+        while (my $c = $srv->accept) {
+            my $k = fork // POSIX::_exit(1);
+            if (!$k) { $conn->($c); POSIX::_exit(0) }
+            close $c;
+        }
+        POSIX::_exit(0);
+    }
+    close $srv;
+    return $pid;
+}
+
+sub conf {
+    my ($port) = @_;
+    $t->nginx_conf(workers => 1, http => <<"EOF2");
+auth_pat_redis 127.0.0.1:$port timeout=1s;
+auth_pat_key_file %%KEY%%;
+server { listen 127.0.0.1:%%PORT%%; location / { auth_pat "t"; alias %%HTML%%/; } }
+EOF2
+}
+
+# --- accepts, then closes at once: each attempt is logged and backed off
+{
+    my $port = $t->free_port;
+    my $count = $t->path('accepted');
+    my $pid = serve($port, sub {
+        open my $f, '>>', $count or return;
+        print $f "x";
+        close $f;
+        close $_[0];
+    });
+    conf($port);
+    $t->start_nginx;
+    sleep 3;
+    $t->stop_nginx;
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
+    my $n = -s $count // 0;
+    my @lines = grep { /closed the connection during its setup/ } split /\n/, $t->error_log;
+    cmp_ok($n, '>=', 2, "closed during the setup: nginx tries again ($n attempts in 3 s)");
+    cmp_ok($n, '<=', 12, 'closed during the setup: with backoff, not in a loop');
+    cmp_ok(scalar @lines, '>=', 1, 'closed during the setup: logged');
+    cmp_ok(scalar @lines, '<=', $n, 'closed during the setup: once per attempt');
+    $t->write_file('error.log', '');
+}
+
+# --- 300 ms each way between nginx and Redis, timeout=1s: a request held
+# behind the connection setup waits for it, then gets a full timeout of its
+# own, and the connection is not reset
+{
+    my $delay = 0.3;
+    my $port = $t->free_port;
+    my $pid = serve($port, sub {
+        my ($c) = @_;
+        my $r = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$redis->{port}") or return;
+        my %peer = (fileno $c => $r, fileno $r => $c);
+        my $sel = IO::Select->new($c, $r);
+        my @line;    # [due, socket, bytes], in order
+        while (1) {
+            my $wait = @line ? $line[0][0] - time : 1;
+            for my $s ($sel->can_read($wait > 0 ? $wait : 0)) {
+                my $got = sysread($s, my $buf, 65536);
+                return unless $got;
+                push @line, [time + $delay, $peer{ fileno $s }, $buf];
+            }
+            while (@line && $line[0][0] <= time) {
+                my $x = shift @line;
+                syswrite($x->[1], $x->[2]) // return;
+            }
+        }
+    });
+    conf($port);
+    my $tok = seed_token($t, user => 'slow');
+    $t->start_nginx;    # its requests below arrive during the setup
+    my $res = burst(port => $t->port, concurrency => 4, timeout => 10,
+        requests => [ map { { path => '/protected.txt', headers => { Authorization => "Bearer $tok->{token}" } } } 1..8 ]);
+    my %st; $st{ $_->{status} }++ for @$res;
+    is($st{200} // 0, 8, 'a slow Redis: requests that arrived during the setup all pass')
+        or diag explain \%st;
+    $res = burst(port => $t->port, concurrency => 4, timeout => 10,
+        requests => [ map { { path => '/protected.txt', headers => { Authorization => "Bearer $tok->{token}" } } } 1..8 ]);
+    %st = (); $st{ $_->{status} }++ for @$res;
+    is($st{200} // 0, 8, 'a slow Redis: and so do later ones') or diag explain \%st;
+    unlike($t->error_log, qr/did not answer/, 'a slow Redis: no deadline missed, no reset');
+    $t->stop_nginx;
+    kill 'TERM', $pid;
+    waitpid $pid, 0;
+}
+
+$t->done;
+done_testing;
