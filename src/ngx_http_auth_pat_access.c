@@ -334,15 +334,23 @@ ngx_http_auth_pat_verdict(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx)
     }
 
     if (challenge != NULL) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        h = r->headers_out.www_authenticate;
+
+        if (h == NULL || h->hash == 0 || h->value.len < 7
+            || ngx_strncmp(h->value.data, "Bearer ", 7) != 0)
+        {
+            /* not our own from before an error_page redirect: a new one */
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "WWW-Authenticate");
+            r->headers_out.www_authenticate = h;
         }
 
-        h->hash = 1;
-        ngx_str_set(&h->key, "WWW-Authenticate");
         h->value = *challenge;
-        r->headers_out.www_authenticate = h;
     }
 
     ctx->refused = status;
@@ -434,9 +442,9 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
 
     if (pmcf->cache) {
         /* an invalidation already received must win over the cache */
-        ngx_http_auth_pat_redis_poll();
-
-        if (ngx_http_auth_pat_store_cache_trusted()) {
+        if (ngx_http_auth_pat_redis_poll()
+            && ngx_http_auth_pat_store_cache_trusted())
+        {
             now = ngx_http_auth_pat_now();
 
             rc = ngx_http_auth_pat_cache_get(pmcf->cache, md, now, r->pool,

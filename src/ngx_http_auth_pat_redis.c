@@ -49,6 +49,7 @@
 #define NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MIN   100
 #define NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MAX   2000
 #define NGX_HTTP_AUTH_PAT_REDIS_FREE_CMDS     1024
+#define NGX_HTTP_AUTH_PAT_REDIS_POLL_READS    64
 
 
 typedef enum {
@@ -151,6 +152,7 @@ static void ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev);
 static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_conn;
 static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_sub;
 static ngx_uint_t                       ngx_http_auth_pat_redis_polled;
+static ngx_uint_t                       ngx_http_auth_pat_redis_backlog;
 static ngx_event_t                      ngx_http_auth_pat_redis_poll_done;
 
 
@@ -1522,23 +1524,38 @@ static void
 ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev)
 {
     ngx_http_auth_pat_redis_polled = 0;
+    ngx_http_auth_pat_redis_backlog = 0;
 }
 
 
-void
+/*
+ * Returns 0 when invalidations are still unread: a flood of more than
+ * NGX_HTTP_AUTH_PAT_REDIS_POLL_READS reads (1 MB) is not read in one
+ * request's access check; the cache is not trusted until the event loop
+ * has read the rest.
+ */
+
+ngx_uint_t
 ngx_http_auth_pat_redis_poll(void)
 {
     int                              n;
+    ngx_uint_t                       reads;
     ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_sub;
 
     if (conn == NULL || ngx_http_auth_pat_redis_polled) {
-        return;
+        return !ngx_http_auth_pat_redis_backlog;
     }
 
     ngx_http_auth_pat_redis_polled = 1;
     ngx_post_event(&ngx_http_auth_pat_redis_poll_done, &ngx_posted_events);
 
-    while (conn->subscribed && conn->ac != NULL) {
+    for (reads = 0; conn->subscribed && conn->ac != NULL; reads++) {
+
+        if (reads == NGX_HTTP_AUTH_PAT_REDIS_POLL_READS) {
+            ngx_http_auth_pat_redis_backlog = 1;
+            return 0;
+        }
+
         redisAsyncHandleRead(conn->ac);
 
         if (conn->c == NULL || ngx_socket_nread(conn->c->fd, &n) == -1
@@ -1547,6 +1564,8 @@ ngx_http_auth_pat_redis_poll(void)
             break;
         }
     }
+
+    return 1;
 }
 
 
@@ -1556,7 +1575,7 @@ void
 ngx_http_auth_pat_redis_poll_now(void)
 {
     ngx_http_auth_pat_redis_polled = 0;
-    ngx_http_auth_pat_redis_poll();
+    (void) ngx_http_auth_pat_redis_poll();
 }
 
 

@@ -58,7 +58,7 @@ ngx_int_t ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
     ngx_http_auth_pat_redis_conf_t *rcf, ngx_str_t *channel,
     ngx_http_auth_pat_redis_message_pt on_message,
     ngx_http_auth_pat_redis_state_pt on_state, void *data);
-void ngx_http_auth_pat_redis_poll(void);
+ngx_uint_t ngx_http_auth_pat_redis_poll(void);
 void ngx_http_auth_pat_redis_poll_now(void);
 
 ngx_int_t ngx_http_auth_pat_redis_script_init(ngx_conf_t *cf,

@@ -58,6 +58,11 @@ server {
         alias %%HTML%%/;
     }
     location /errors/ { auth_pat off; alias %%HTML%%/; }
+    location /custom2/ {
+        error_page 401 /errors2/401.txt;
+        alias %%HTML%%/;
+    }
+    location /errors2/ { alias %%HTML%%/; }
     location /delayed/ {
         auth_delay 400ms;
         alias %%HTML%%/;
@@ -206,6 +211,11 @@ is($r->{content}, "custom page\n", 'error_page 401: the operator\'s page');
 is($r->{headers}{'www-authenticate'}, 'Bearer realm="example"', 'error_page 401: the challenge stays');
 $r = $t->get('/custom/protected.txt', bearer($valid->{token}));
 is($r->{status}, 200, 'error_page 401: a valid token still passes');
+$r = $t->get('/custom2/protected.txt');
+is($r->{status}, 401, 'error_page 401 to a protected page: 401');
+is($r->{json}{error}, 'unauthorized', 'error_page 401 to a protected page: the JSON body');
+is(ref($r->{headers}{'www-authenticate'}), '', 'error_page 401 to a protected page: one challenge, not two')
+    or diag explain $r->{headers}{'www-authenticate'};
 my $t0 = time;
 $r = $t->get('/delayed/protected.txt', bearer(make_token()));
 is($r->{status}, 401, 'auth_delay: 401');
