@@ -9,6 +9,7 @@
 #   ./build.sh profile  build, then instructions per request under callgrind
 #   ./build.sh asan     build nginx 1.22.1 and the module with clang ASan+UBSan
 #                       (build/asan/), then run every test against them
+#   ./build.sh fuzz     libFuzzer on the token core's parsers (FUZZ_SECONDS, 60)
 #
 # Environment:
 #   NGINX_SRC    nginx source tree to configure against
@@ -43,6 +44,8 @@ PKGS_PROFILE=(wrk redis-server valgrind)
 # dpkg-dev for `apt-get source`; the libraries of Debian's configure flags.
 PKGS_ASAN=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev make libpcre2-dev zlib1g-dev
            libssl-dev libhiredis-dev libjansson-dev perl redis-server curl)
+
+PKGS_FUZZ=(clang-14 libclang-rt-14-dev libssl-dev)
 
 ensure_pkgs() {
     local missing=() p
@@ -411,6 +414,31 @@ run_asan_tests() {
     prove -r ${PROVE_ARGS:--j2} t/
 }
 
+# ---------------------------------------------------------------- fuzz
+#
+# t/fuzz/pat_token_fuzz.c with src/pat_token.c under libFuzzer, ASan and
+# UBSan, from a few seeds, for FUZZ_SECONDS; a crash or a failed property
+# stops it with the input saved in build/fuzz/.
+
+run_fuzz() {
+    ensure_pkgs "${PKGS_FUZZ[@]}"
+    local dir=$BUILD/fuzz
+    mkdir -p "$dir/corpus"
+    log "compiling the fuzz target"
+    clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+        -I"$ROOT/src" -o "$dir/pat_token_fuzz" \
+        "$ROOT/t/fuzz/pat_token_fuzz.c" "$ROOT/src/pat_token.c" -lcrypto
+    # seeds: the first byte picks the parser
+    printf '\0002026-12-31T23:59:59Z' > "$dir/corpus/date"
+    printf '\0002026-02-28T12:00:00.123456+05:30' > "$dir/corpus/date-offset"
+    printf '\001pat_0123456789abcdefghijABCDEFGH000000' > "$dir/corpus/token"
+    printf '\002zzzzzz' > "$dir/corpus/base62"
+    printf '\003123e4567-e89b-42d3-a456-426614174000' > "$dir/corpus/uuid"
+    log "fuzzing for ${FUZZ_SECONDS:-60} s"
+    (cd "$dir" && ./pat_token_fuzz -max_total_time="${FUZZ_SECONDS:-60}" \
+        -print_final_stats=1 corpus)
+}
+
 case "${1:-build}" in
     build) build ;;
     test)  build; run_tests ;;
@@ -420,5 +448,6 @@ case "${1:-build}" in
         build; ensure_pkgs "${PKGS_PROFILE[@]}"
         exec perl "$ROOT/t/bench/profile.pl" ;;
     asan)  build; build_asan; run_asan_tests ;;
-    *)     die "usage: $0 [build|test|run|bench|profile|asan]" ;;
+    fuzz)  run_fuzz ;;
+    *)     die "usage: $0 [build|test|run|bench|profile|asan|fuzz]" ;;
 esac
