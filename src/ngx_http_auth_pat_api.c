@@ -5,17 +5,28 @@
  * of Redis commands (see ngx_http_auth_pat_store.c); every step is an
  * asynchronous reply, and the request is finalized once, by the last.
  *
- *   POST   PREFIX              create     CREATE -> ACTIVATE
+ *   POST   PREFIX              create     CREATE -> ACTIVATE -> CONFIRM
  *   GET    PREFIX              list       (PURGE) LIST -> PAGE
  *   DELETE PREFIX/ID           revoke     GET -> DEACTIVATE -> INVALIDATE
- *                                         -> REVOKE
+ *                                         -> REVOKE -> DEACTIVATE
+ *                                         -> INVALIDATE
  *   POST   PREFIX/ID/rotate    rotate     GET -> CLAIM -> DEACTIVATE
  *                                         -> INVALIDATE -> ROTATE
- *                                         -> ACTIVATE
+ *                                         -> DEACTIVATE -> INVALIDATE
+ *                                         -> ACTIVATE -> CONFIRM
  *
  * DEACTIVATE deletes the validation record; INVALIDATE then publishes the
  * digest to every nginx's cache.  Only after both does the metadata say
  * "revoked", and only after that does the client get its 2xx.
+ *
+ * The validation record (NS v:DIGEST) and the metadata live in different
+ * Cluster slots, so no script writes both.  A revoke can therefore run
+ * between a new token's metadata and its ACTIVATE, and delete a record
+ * not yet written.  Two rules close that window, whatever the order:
+ * after marking a token revoked, its validation record is deleted (and
+ * published) once more; after activating a token, CONFIRM reads its
+ * metadata, and a token revoked meanwhile is deleted again and the
+ * client gets 409, never a dead token.
  *
  * The plaintext of a new token lives in the request's memory only, is
  * sent once in the response, and is wiped when the request ends: the
@@ -104,7 +115,8 @@ typedef enum {
     NGX_HTTP_AUTH_PAT_STEP_INVALIDATE,
     NGX_HTTP_AUTH_PAT_STEP_REVOKE,
     NGX_HTTP_AUTH_PAT_STEP_CLAIM,
-    NGX_HTTP_AUTH_PAT_STEP_ROTATE
+    NGX_HTTP_AUTH_PAT_STEP_ROTATE,
+    NGX_HTTP_AUTH_PAT_STEP_CONFIRM
 } ngx_http_auth_pat_step_e;
 
 
@@ -132,6 +144,12 @@ typedef struct {
 
     u_char                           old_hex[PAT_DIGEST_HEX_LEN];
 
+    /* revoke and rotate: the metadata says revoked, delete again */
+    unsigned                         marked:1;
+    /* create and rotate: the new token was revoked while activated */
+    unsigned                         dead:1;
+    json_t                          *answer;    /* revoke: the record */
+
     ngx_http_auth_pat_list_query_t   query;
 } ngx_http_auth_pat_api_t;
 
@@ -145,6 +163,10 @@ static void ngx_http_auth_pat_api_reply(void *data, redisReply *reply,
     ngx_int_t rc);
 static void ngx_http_auth_pat_api_list_done(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply);
+static void ngx_http_auth_pat_api_activate(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api);
+static void ngx_http_auth_pat_api_deactivate(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api);
 
 
 /* ------------------------------------------------------------ answers */
@@ -334,6 +356,11 @@ ngx_http_auth_pat_api_cleanup(void *data)
     if (api->old) {
         json_decref(api->old);
         api->old = NULL;
+    }
+
+    if (api->answer) {
+        json_decref(api->answer);
+        api->answer = NULL;
     }
 
     OPENSSL_cleanse(api->token, sizeof(api->token));
@@ -1176,10 +1203,7 @@ ngx_http_auth_pat_api_got(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
 
     if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
         /* revoke: the validation record goes first */
-        ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_DEACTIVATE,
-            ngx_http_auth_pat_store_deactivate(r->pool, api->old_hex,
-                                               ngx_http_auth_pat_api_reply,
-                                               api));
+        ngx_http_auth_pat_api_deactivate(r, api);
         return;
     }
 
@@ -1260,8 +1284,17 @@ ngx_http_auth_pat_api_claimed(ngx_http_request_t *r,
         return;
     }
 
+    ngx_http_auth_pat_api_deactivate(r, api);
+}
+
+
+static void
+ngx_http_auth_pat_api_deactivate(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
     ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_DEACTIVATE,
-        ngx_http_auth_pat_store_deactivate(r->pool, api->old_hex,
+        ngx_http_auth_pat_store_deactivate(r->pool,
+                                           api->dead ? api->hex : api->old_hex,
                                            ngx_http_auth_pat_api_reply, api));
 }
 
@@ -1271,7 +1304,8 @@ ngx_http_auth_pat_api_deactivated(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
     ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_INVALIDATE,
-        ngx_http_auth_pat_store_invalidate(r->pool, api->old_hex,
+        ngx_http_auth_pat_store_invalidate(r->pool,
+                                           api->dead ? api->hex : api->old_hex,
                                            ngx_http_auth_pat_api_reply, api));
 }
 
@@ -1280,6 +1314,29 @@ static void
 ngx_http_auth_pat_api_invalidated(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
+    if (api->dead) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "auth_pat: token %V of user \"%V\" was revoked while "
+                      "it was issued", &api->new_id_str, &api->user);
+        ngx_http_auth_pat_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                    "the new token was revoked meanwhile");
+        return;
+    }
+
+    if (api->marked) {
+        if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "auth_pat: token %V of user \"%V\" revoked",
+                          &api->id, &api->user);
+            ngx_http_auth_pat_api_send_token(r, NGX_HTTP_OK, api->answer,
+                                             api, 0);
+            return;
+        }
+
+        ngx_http_auth_pat_api_activate(r, api);
+        return;
+    }
+
     if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
         ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_REVOKE,
             ngx_http_auth_pat_store_revoke(r->pool, &api->user, &api->id,
@@ -1346,7 +1403,9 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
     api->cmd = NULL;
 
     if (rc != NGX_OK) {
-        if (api->step == NGX_HTTP_AUTH_PAT_STEP_ACTIVATE) {
+        if (api->step == NGX_HTTP_AUTH_PAT_STEP_ACTIVATE
+            || api->step == NGX_HTTP_AUTH_PAT_STEP_CONFIRM)
+        {
             ngx_http_auth_pat_api_abandon(r, api);
         }
 
@@ -1358,7 +1417,9 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "auth_pat: redis error: %s", reply->str);
 
-        if (api->step == NGX_HTTP_AUTH_PAT_STEP_ACTIVATE) {
+        if (api->step == NGX_HTTP_AUTH_PAT_STEP_ACTIVATE
+            || api->step == NGX_HTTP_AUTH_PAT_STEP_CONFIRM)
+        {
             ngx_http_auth_pat_api_abandon(r, api);
         }
 
@@ -1393,15 +1454,42 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
         break;
 
     case NGX_HTTP_AUTH_PAT_STEP_ACTIVATE:
-        rec = ngx_http_auth_pat_api_parse_record((char *) api->record.data,
-                                                 api->record.len);
-        if (rec == NULL) {
-            ngx_http_auth_pat_api_internal(r);
+        /* was the new token revoked before its record was written? */
+        ngx_http_auth_pat_api_next(r, api, NGX_HTTP_AUTH_PAT_STEP_CONFIRM,
+            ngx_http_auth_pat_store_get(r->pool, &api->user,
+                                        &api->new_id_str,
+                                        ngx_http_auth_pat_api_reply, api));
+        break;
+
+    case NGX_HTTP_AUTH_PAT_STEP_CONFIRM:
+        rec = (reply->type == REDIS_REPLY_STRING)
+              ? ngx_http_auth_pat_api_parse_record(reply->str, reply->len)
+              : NULL;
+
+        if (rec != NULL && ngx_http_auth_pat_json_ms(rec, "r") == 0) {
+            json_decref(rec);
+
+            rec = ngx_http_auth_pat_api_parse_record(
+                                              (char *) api->record.data,
+                                              api->record.len);
+            if (rec == NULL) {
+                ngx_http_auth_pat_api_internal(r);
+                break;
+            }
+
+            ngx_http_auth_pat_api_send_token(r, NGX_HTTP_CREATED, rec, api,
+                                             1);
+            json_decref(rec);
             break;
         }
 
-        ngx_http_auth_pat_api_send_token(r, NGX_HTTP_CREATED, rec, api, 1);
-        json_decref(rec);
+        if (rec != NULL) {
+            json_decref(rec);
+        }
+
+        /* revoked meanwhile (or gone): the record just written goes too */
+        api->dead = 1;
+        ngx_http_auth_pat_api_deactivate(r, api);
         break;
 
     case NGX_HTTP_AUTH_PAT_STEP_GET:
@@ -1435,12 +1523,10 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
             break;
         }
 
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "auth_pat: token %V of user \"%V\" revoked",
-                      &api->id, &api->user);
-
-        ngx_http_auth_pat_api_send_token(r, NGX_HTTP_OK, rec, api, 0);
-        json_decref(rec);
+        /* marked: its validation record is deleted once more */
+        api->answer = rec;
+        api->marked = 1;
+        ngx_http_auth_pat_api_deactivate(r, api);
         break;
 
     case NGX_HTTP_AUTH_PAT_STEP_ROTATE:
@@ -1454,7 +1540,9 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
                       "auth_pat: token %V of user \"%V\" rotated to %V",
                       &api->id, &api->user, &api->new_id_str);
 
-        ngx_http_auth_pat_api_activate(r, api);
+        /* the old token is marked: its record is deleted once more */
+        api->marked = 1;
+        ngx_http_auth_pat_api_deactivate(r, api);
         break;
     }
 

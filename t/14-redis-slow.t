@@ -7,34 +7,15 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use IO::Socket::INET;
-use IO::Select;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use PatTest;
 use PatToken qw(seed_token);
 use PatLoad qw(burst);
+use PatProxy qw(serve delay_proxy stop);
 
 my $t = PatTest->new;
 my $redis = $t->start_redis;
-
-# a listener on a free port, served by a child process; returns its pid
-sub serve {
-    my ($port, $conn) = @_;
-    my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-                                    Listen => 128, ReuseAddr => 1) or die "listen: $!";
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        $SIG{CHLD} = 'IGNORE';
-        while (my $c = $srv->accept) {
-            my $k = fork // POSIX::_exit(1);
-            if (!$k) { $conn->($c); POSIX::_exit(0) }
-            close $c;
-        }
-        POSIX::_exit(0);
-    }
-    close $srv;
-    return $pid;
-}
 
 sub conf {
     my ($port) = @_;
@@ -59,8 +40,7 @@ EOF2
     $t->start_nginx;
     sleep 3;
     $t->stop_nginx;
-    kill 'TERM', $pid;
-    waitpid $pid, 0;
+    stop($pid);
     my $n = -s $count // 0;
     my @lines = grep { /closed the connection during its setup/ } split /\n/, $t->error_log;
     cmp_ok($n, '>=', 2, "closed during the setup: nginx tries again ($n attempts in 3 s)");
@@ -76,25 +56,7 @@ EOF2
 {
     my $delay = 0.3;
     my $port = $t->free_port;
-    my $pid = serve($port, sub {
-        my ($c) = @_;
-        my $r = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$redis->{port}") or return;
-        my %peer = (fileno $c => $r, fileno $r => $c);
-        my $sel = IO::Select->new($c, $r);
-        my @line;    # [due, socket, bytes], in order
-        while (1) {
-            my $wait = @line ? $line[0][0] - time : 1;
-            for my $s ($sel->can_read($wait > 0 ? $wait : 0)) {
-                my $got = sysread($s, my $buf, 65536);
-                return unless $got;
-                push @line, [time + $delay, $peer{ fileno $s }, $buf];
-            }
-            while (@line && $line[0][0] <= time) {
-                my $x = shift @line;
-                syswrite($x->[1], $x->[2]) // return;
-            }
-        }
-    });
+    my $pid = delay_proxy($port, $redis->{port}, $delay);
     conf($port);
     my $tok = seed_token($t, user => 'slow');
     $t->start_nginx;    # its requests below arrive during the setup
@@ -109,8 +71,7 @@ EOF2
     is($st{200} // 0, 8, 'a slow Redis: and so do later ones') or diag explain \%st;
     unlike($t->error_log, qr/did not answer/, 'a slow Redis: no deadline missed, no reset');
     $t->stop_nginx;
-    kill 'TERM', $pid;
-    waitpid $pid, 0;
+    stop($pid);
 }
 
 $t->done;
