@@ -105,6 +105,14 @@ typedef struct {
 } ngx_http_auth_pat_list_entry_t;
 
 
+/*
+ * 5000-01-01T00:00:00Z in ms.  The Lua scripts re-encode records with
+ * Redis' cjson, which keeps 14 significant digits: from about year 5138
+ * on, an instant in ms would come back rounded.
+ */
+#define NGX_HTTP_AUTH_PAT_EXPIRES_MAX  95617584000000LL
+
+
 typedef enum {
     NGX_HTTP_AUTH_PAT_STEP_LIST = 0,
     NGX_HTTP_AUTH_PAT_STEP_PAGE,
@@ -148,6 +156,8 @@ typedef struct {
     unsigned                         marked:1;
     /* create and rotate: the new token was revoked while activated */
     unsigned                         dead:1;
+    /* create and rotate: the new token's metadata exists */
+    unsigned                         issuing:1;
     json_t                          *answer;    /* revoke: the record */
 
     ngx_http_auth_pat_list_query_t   query;
@@ -544,6 +554,10 @@ ngx_http_auth_pat_api_expires(ngx_http_auth_pat_api_t *api,
 
         if (ms <= api->now) {
             return "expiresAt must be in the future";
+        }
+
+        if (ms >= NGX_HTTP_AUTH_PAT_EXPIRES_MAX) {
+            return "expiresAt must be before 5000-01-01T00:00:00Z";
         }
 
     } else {
@@ -1367,10 +1381,10 @@ ngx_http_auth_pat_api_activate(ngx_http_request_t *r,
 
 
 /*
- * The new token's metadata exists but its validation record may not:
- * the client gets 503 and never sees the plaintext.  Undo in the safe
- * order, on the same pipelined connection: the validation record (in
- * case the write did land), then the metadata.
+ * The new token's metadata exists but its validation record may or may
+ * not: the client gets 503 (or 500) and never sees the plaintext.  Undo
+ * in the safe order, on the same pipelined connection: the validation
+ * record (in case the write did land), then the metadata.
  */
 
 static void
@@ -1403,9 +1417,7 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
     api->cmd = NULL;
 
     if (rc != NGX_OK) {
-        if (api->step == NGX_HTTP_AUTH_PAT_STEP_ACTIVATE
-            || api->step == NGX_HTTP_AUTH_PAT_STEP_CONFIRM)
-        {
+        if (api->issuing) {
             ngx_http_auth_pat_api_abandon(r, api);
         }
 
@@ -1417,9 +1429,7 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "auth_pat: redis error: %s", reply->str);
 
-        if (api->step == NGX_HTTP_AUTH_PAT_STEP_ACTIVATE
-            || api->step == NGX_HTTP_AUTH_PAT_STEP_CONFIRM)
-        {
+        if (api->issuing) {
             ngx_http_auth_pat_api_abandon(r, api);
         }
 
@@ -1450,6 +1460,7 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
             break;
         }
 
+        api->issuing = 1;
         ngx_http_auth_pat_api_activate(r, api);
         break;
 
@@ -1541,6 +1552,7 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
                       &api->id, &api->user, &api->new_id_str);
 
         /* the old token is marked: its record is deleted once more */
+        api->issuing = 1;
         api->marked = 1;
         ngx_http_auth_pat_api_deactivate(r, api);
         break;

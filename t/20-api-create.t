@@ -64,6 +64,20 @@ is($r->{json}{data}{expiresAt}, undef, 'create: no expiry');
 $r = api($t, POST => '/v2/tokens/', user => 'alice', body => { name => 'forever too' });
 is($r->{json}{data}{expiresAt}, undef, 'create: no expiry by default without lifetimes');
 
+# far expiries: exact up to the documented bound, refused past it (Redis'
+# cjson keeps 14 significant digits of a number in ms)
+$r = api($t, POST => '/v2/tokens/', user => 'far', body => { name => 'far', expiresAt => '4999-12-31T23:59:59.999Z' });
+is($r->{status}, 201, 'create: expiresAt in year 4999');
+my $far = $r->{json}{data};
+$r = api($t, DELETE => "/$far->{id}", user => 'far', base => '/v2/tokens');
+is($r->{json}{data}{expiresAt}, '4999-12-31T23:59:59.999Z', 'revoke: a far expiresAt comes back exact');
+is(api($t, GET => '/', user => 'far', base => '/v2/tokens')->{json}{items}[0]{expiresAt},
+   '4999-12-31T23:59:59.999Z', 'list: a far expiresAt comes back exact');
+err_ok(api($t, POST => '/v2/tokens/', user => 'far', body => { name => 'x', expiresAt => '5000-01-01T00:00:00Z' }),
+       422, 'validation_error', 'expiresAt in year 5000');
+err_ok(api($t, POST => '/v2/tokens/', user => 'far', body => { name => 'x', expiresAt => '9999-12-31T23:59:59.999Z' }),
+       422, 'validation_error', 'expiresAt in year 9999');
+
 $r = api($t, POST => '', user => 'bob', body => '{"name":"charset"}', ctype => 'application/json; charset=utf-8');
 is($r->{status}, 201, 'create: application/json; charset=utf-8');
 $r = api($t, POST => '/', user => 'bob', body => { name => 'slash' });
