@@ -783,8 +783,15 @@ ngx_http_auth_pat_api_query(ngx_http_request_t *r,
             return "internal error";
         }
 
-        /* form encoding: '+' is a space */
+        /* form encoding: '+' is a space; '%' takes two hex digits */
         for (i = 0; i < v.len; i++) {
+            if (v.data[i] == '%'
+                && (i + 2 >= v.len
+                    || ngx_hextoi(&v.data[i + 1], 2) == NGX_ERROR))
+            {
+                return "search_term has a bad percent escape";
+            }
+
             p[i] = (v.data[i] == '+') ? ' ' : v.data[i];
         }
 

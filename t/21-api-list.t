@@ -87,7 +87,8 @@ is($s->{totalCount}, 9, 'sort_by=lastUsedAt accepted');
 # bad queries: 400 with a JSON error
 for my $q ('page_size=0', 'page_size=101', 'page_size=-1', 'page_size=abc', 'page_size=', 'page_size=1.5',
            'page_index=-1', 'page_index=x', 'sort_by=id', 'sort_by=created_at', 'sort_direction=up',
-           'status=deleted', 'search_term=' . ('x' x 201), 'search_term=%ff', 'search_term=%07') {
+           'status=deleted', 'search_term=' . ('x' x 201), 'search_term=%ff', 'search_term=%07',
+           'search_term=%', 'search_term=%zz', 'search_term=ab%4') {
     my $b = api($t, GET => "?$q", user => 'lister');
     is($b->{status}, 400, "bad query $q: 400");
     is($b->{json}{error}, 'invalid_request', "bad query $q: invalid_request");
