@@ -1485,16 +1485,6 @@ ngx_http_auth_pat_api_reply(void *data, redisReply *reply, ngx_int_t rc)
               : NULL;
 
         if (rec != NULL && ngx_http_auth_pat_json_ms(rec, "r") == 0) {
-            json_decref(rec);
-
-            rec = ngx_http_auth_pat_api_parse_record(
-                                              (char *) api->record.data,
-                                              api->record.len);
-            if (rec == NULL) {
-                ngx_http_auth_pat_api_internal(r);
-                break;
-            }
-
             ngx_http_auth_pat_api_send_token(r, NGX_HTTP_CREATED, rec, api,
                                              1);
             json_decref(rec);

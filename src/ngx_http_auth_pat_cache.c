@@ -267,7 +267,7 @@ ngx_http_auth_pat_cache_flush(ngx_http_auth_pat_cache_t *cache)
 }
 
 
-/* "xxxxxxxx-xxxx-..." <-> 16 bytes */
+/* a UUID in its 8-4-4-4-12 hex text <-> 16 bytes */
 
 static void
 ngx_http_auth_pat_uuid_pack(u_char *text, u_char *bin)

@@ -12,7 +12,7 @@ use Test::More;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 use PatTest;
-use PatApi qw(api secrecy_scan);
+use PatApi qw(api secrecy_scan gateway_conf);
 use PatProxy qw(delay_proxy stop);
 
 my $B = PatTest->new;
@@ -24,22 +24,8 @@ $A->{issued} = $B->{issued} = [];
 my $slow = $A->free_port;
 my $proxy = delay_proxy($slow, $redis->{port}, 0.4);
 
-my $conf = <<'EOF2';
-auth_pat_redis 127.0.0.1:PORT timeout=3s;
-auth_pat_key_file %%KEY%%;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location /v1/personal-access-tokens {
-        auth_pat_api;
-        auth_pat_api_user $http_x_user;
-    }
-    location /static/ { auth_pat "t"; alias %%HTML%%/; }
-}
-EOF2
-(my $ca = $conf) =~ s/PORT/$slow/;
-(my $cb = $conf) =~ s/PORT/$redis->{port}/;
-$A->nginx_conf(workers => 1, http => $ca);
-$B->nginx_conf(workers => 1, http => $cb);
+$A->nginx_conf(workers => 1, http => gateway_conf(redis => "127.0.0.1:$slow", timeout => '3s'));
+$B->nginx_conf(workers => 1, http => gateway_conf(redis => "127.0.0.1:$redis->{port}", timeout => '3s'));
 $A->start_nginx;
 $B->start_nginx;
 

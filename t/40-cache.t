@@ -9,7 +9,7 @@ use Test::More;
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use PatTest;
-use PatApi qw(api secrecy_scan);
+use PatApi qw(api secrecy_scan gateway_conf);
 use PatToken qw(seed_token now_ms);
 use PatLoad qw(burst);
 
@@ -18,25 +18,10 @@ my $redis = $A->start_redis(aof => 1);
 my $B = PatTest->new;
 $B->{key} = $A->key;
 
-my $conf = <<'EOF2';
-auth_pat_redis 127.0.0.1:REDISPORT timeout=1s;
-auth_pat_key_file %%KEY%%;
-auth_pat_cache zone=patcache:ZONE ttl=TTL;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location /v1/personal-access-tokens {
-        auth_pat_api;
-        auth_pat_api_user $http_x_user;
-    }
-    location /static/ { auth_pat "t"; alias %%HTML%%/; }
-}
-EOF2
 sub conf_for {
     my ($zone, $ttl) = @_;
-    (my $c = $conf) =~ s/REDISPORT/$redis->{port}/;
-    $c =~ s/ZONE/$zone/;
-    $c =~ s/TTL/$ttl/;
-    return $c;
+    return gateway_conf(redis => "127.0.0.1:$redis->{port}",
+                        extra => "auth_pat_cache zone=patcache:$zone ttl=$ttl;");
 }
 $A->nginx_conf(http => conf_for('1m', '60s'));
 $B->nginx_conf(http => conf_for('32k', '2s'));

@@ -15,7 +15,28 @@ use PatTest;
 use PatToken qw(base62_u32);
 
 our @EXPORT_OK = qw(api_env api uuid_re rfc3339_re token_ok secrecy_scan
-                    parse_rfc3339);
+                    parse_rfc3339 gateway_conf);
+
+# The http-block configuration of a minimal gateway for tests with several
+# nginx on one Redis: the v1 API (caller from X-User) and a protected
+# /static/.  redis => "host:port", timeout => "1s", extra => more lines
+sub gateway_conf {
+    my (%o) = @_;
+    my $extra = $o{extra} // '';
+    return <<"EOF2";
+auth_pat_redis $o{redis} timeout=@{[ $o{timeout} // '1s' ]};
+auth_pat_key_file %%KEY%%;
+$extra
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location /v1/personal-access-tokens {
+        auth_pat_api;
+        auth_pat_api_user \$http_x_user;
+    }
+    location /static/ { auth_pat "t"; alias %%HTML%%/; }
+}
+EOF2
+}
 
 sub api_env {
     my (%o) = @_;
