@@ -2,31 +2,12 @@
 /*
  * The access-phase check of "Authorization: Bearer <token>" (RFC 6750).
  *
- * The flow:
- *   ngx_http_auth_pat_access_handler()
- *     -> ngx_http_auth_pat_parse_authorization(): scheme, b64token syntax
- *     -> ngx_http_auth_pat_token_verify(): prefix, length, CRC32 checksum;
- *        no Redis
- *     -> ngx_http_auth_pat_store_digest(): HMAC-SHA256 of the token
- *     -> with auth_pat_cache: ngx_http_auth_pat_redis_poll() applies the
- *        invalidations already received, then, if this worker's
- *        subscription is up and synced, ngx_http_auth_pat_cache_get():
- *        a hit is the verdict, with no Redis at all
- *     -> ngx_http_auth_pat_store_lookup(): one HMGET, pipelined on the
- *        worker's Redis connection; the handler returns NGX_DONE with
- *        r->main->count raised, so the request waits without blocking
- *   ngx_http_auth_pat_access_reply() (from the Redis connection's event)
- *     -> ngx_http_auth_pat_store_lookup_result(): record, expiry
- *     -> ngx_http_auth_pat_cache_put(), unless an invalidation came
- *        meanwhile; ngx_http_auth_pat_store_touch() reports the use
- *     -> the verdict goes into the ctx; the phases run again, so the
- *        access handler is re-entered and returns the verdict
- *   ngx_http_auth_pat_verdict(): NGX_OK, or the refusal as a status
- *     (401, 400, 503) with WWW-Authenticate, for nginx to finalize; the
- *     error filter (ngx_http_auth_pat_api.c) writes the JSON body
- *
- * A request cleanup detaches the pending command: the command's memory
- * belongs to the Redis layer, and its late reply is dropped there.
+ * While Redis answers, the handler returns NGX_DONE with r->main->count
+ * raised, as ngx_http_mirror_module does; the reply stores the verdict
+ * in the ctx and runs the phases again, and the handler, re-entered,
+ * returns it.  A refusal is returned to nginx as a status, as auth_basic
+ * does, so that auth_delay, satisfy any and error_page work; the error
+ * filter (ngx_http_auth_pat_json.c) gives nginx's page its JSON body.
  */
 
 
@@ -34,178 +15,12 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_auth_pat_module.h"
-#include "ngx_http_auth_pat_store.h"
-#include "ngx_http_auth_pat_cache.h"
+#include "ngx_http_auth_pat_access.h"
+#include "ngx_http_auth_pat_check.h"
+#include "ngx_http_auth_pat_json.h"
 
 
-struct ngx_http_auth_pat_lookup_s {
-    ngx_http_request_t              *request;
-    ngx_http_auth_pat_redis_cmd_t   *cmd;
-    ngx_http_auth_pat_check_done_pt  done;
-    uint64_t                         version;   /* of the cache */
-    ngx_uint_t                       cacheable;
-    u_char                           md[PAT_DIGEST_LEN];
-};
-
-
-static ngx_int_t ngx_http_auth_pat_verdict(ngx_http_request_t *r,
-    ngx_http_auth_pat_ctx_t *ctx);
-static void ngx_http_auth_pat_access_resume(ngx_http_request_t *r);
-
-
-/*
- * Authorization: Bearer b64token.  The scheme is case-insensitive
- * (RFC 7235).  Another scheme means "no bearer credentials"; a Bearer
- * scheme with no token, or a token outside the b64token syntax, is a
- * malformed request.
- */
-
-static ngx_int_t
-ngx_http_auth_pat_parse_authorization(ngx_http_request_t *r, ngx_str_t *token)
-{
-    u_char           *p, *last, *start;
-    ngx_table_elt_t  *h;
-
-    h = r->headers_in.authorization;
-
-    if (h == NULL) {
-        return NGX_HTTP_AUTH_PAT_NO_CREDENTIALS;
-    }
-
-    p = h->value.data;
-    last = p + h->value.len;
-
-    if (h->value.len < sizeof("Bearer") - 1
-        || ngx_strncasecmp(p, (u_char *) "Bearer", sizeof("Bearer") - 1)
-           != 0)
-    {
-        return NGX_HTTP_AUTH_PAT_NO_CREDENTIALS;
-    }
-
-    p += sizeof("Bearer") - 1;
-
-    if (p < last && *p != ' ') {
-        /* "Bearerish ...": another scheme */
-        return NGX_HTTP_AUTH_PAT_NO_CREDENTIALS;
-    }
-
-    while (p < last && *p == ' ') {
-        p++;
-    }
-
-    start = p;
-
-    while (p < last) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-            || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'
-            || *p == '_' || *p == '~' || *p == '+' || *p == '/')
-        {
-            p++;
-            continue;
-        }
-
-        break;
-    }
-
-    while (p < last && *p == '=') {
-        p++;
-    }
-
-    if (p == start || p != last) {
-        return NGX_HTTP_AUTH_PAT_INVALID_REQUEST;
-    }
-
-    token->data = start;
-    token->len = p - start;
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_auth_pat_lookup_cleanup(void *data)
-{
-    ngx_http_auth_pat_lookup_t  *lk = data;
-
-    if (lk->cmd) {
-        ngx_http_auth_pat_redis_cancel(lk->cmd);
-        lk->cmd = NULL;
-    }
-}
-
-
-static void
-ngx_http_auth_pat_access_reply(void *data, redisReply *reply, ngx_int_t rc)
-{
-    ngx_http_auth_pat_lookup_t  *lk = data;
-
-    int64_t                         now;
-    ngx_int_t                       res;
-    ngx_connection_t               *c;
-    ngx_http_request_t             *r;
-    ngx_http_auth_pat_ctx_t        *ctx;
-    ngx_http_auth_pat_main_conf_t  *pmcf;
-
-    r = lk->request;
-    c = r->connection;
-    lk->cmd = NULL;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
-
-    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
-
-    if (rc != NGX_OK) {
-        ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
-
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "auth_pat: redis error: %s", reply->str);
-        ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
-
-    } else {
-        now = ngx_http_auth_pat_now();
-        res = ngx_http_auth_pat_store_lookup_result(reply, r->pool, now,
-                                                    &ctx->identity);
-
-        switch (res) {
-
-        case NGX_OK:
-            ctx->verdict = NGX_OK;
-            ctx->identified = 1;
-
-            pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
-
-            if (lk->cacheable && ngx_http_auth_pat_store_cache_trusted()) {
-                ngx_http_auth_pat_cache_put(pmcf->cache, lk->md,
-                                            &ctx->identity, now,
-                                            lk->version);
-            }
-
-            ngx_http_auth_pat_store_touch(r->pool, &ctx->identity, now,
-                                          lk->cacheable);
-            break;
-
-        case NGX_DECLINED:
-            ctx->verdict = NGX_HTTP_AUTH_PAT_INVALID_TOKEN;
-            break;
-
-        default:
-            ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                          "auth_pat: unexpected validation record");
-            ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
-        }
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "auth_pat lookup done: %i", ctx->verdict);
-
-    lk->done(r);
-    ngx_http_run_posted_requests(c);
-}
-
-
-/* the access phase resumes: the handler runs again and finds the verdict */
+/* the reply came: the handler runs again and finds the verdict */
 
 static void
 ngx_http_auth_pat_access_resume(ngx_http_request_t *r)
@@ -276,27 +91,46 @@ ngx_http_auth_pat_hide_credentials(ngx_http_request_t *r)
 }
 
 
-/*
- * A refusal is returned to nginx as a status, as auth_basic does: so
- * auth_delay, satisfy any and error_page work as they do for any access
- * module.  The error filter then gives nginx's page the JSON body (unless
- * error_page sent the request elsewhere).
- */
+/* WWW-Authenticate, set once even when error_page leads to a refusal */
 
 static ngx_int_t
-ngx_http_auth_pat_verdict(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx)
+ngx_http_auth_pat_access_challenge(ngx_http_request_t *r,
+    ngx_str_t *challenge)
 {
-    ngx_uint_t                     status;
-    ngx_str_t                     *challenge;
-    ngx_table_elt_t               *h;
-    const char                    *code, *message;
-    ngx_http_auth_pat_loc_conf_t  *plcf;
+    ngx_table_elt_t  *h;
 
-    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+    h = r->headers_out.www_authenticate;
 
-    switch (ctx->verdict) {
+    if (h != NULL && h->hash != 0 && h->value.len >= 7
+        && ngx_strncmp(h->value.data, "Bearer ", 7) == 0)
+    {
+        /* our own, from before an error_page redirect */
+        h->value = *challenge;
+        return NGX_OK;
+    }
 
-    case NGX_OK:
+    h = ngx_http_auth_pat_push_header(r, "WWW-Authenticate", challenge);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.www_authenticate = h;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_access_verdict(ngx_http_request_t *r,
+    ngx_http_auth_pat_ctx_t *ctx)
+{
+    ngx_str_t                          *challenge;
+    ngx_http_auth_pat_loc_conf_t       *plcf;
+    const ngx_http_auth_pat_refusal_t  *rf;
+
+    if (ctx->verdict == NGX_HTTP_AUTH_PAT_VALID) {
+        plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
         if (plcf->hide_credentials
             && ngx_http_auth_pat_hide_credentials(r) != NGX_OK)
         {
@@ -304,67 +138,31 @@ ngx_http_auth_pat_verdict(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx)
         }
 
         return NGX_OK;
-
-    case NGX_HTTP_AUTH_PAT_NO_CREDENTIALS:
-        status = NGX_HTTP_UNAUTHORIZED;
-        challenge = &plcf->challenge;
-        code = "unauthorized";
-        message = "a bearer token is required";
-        break;
-
-    case NGX_HTTP_AUTH_PAT_INVALID_TOKEN:
-        status = NGX_HTTP_UNAUTHORIZED;
-        challenge = &plcf->challenge_invalid_token;
-        code = "unauthorized";
-        message = "the token is invalid, expired or revoked";
-        break;
-
-    case NGX_HTTP_AUTH_PAT_INVALID_REQUEST:
-        status = NGX_HTTP_BAD_REQUEST;
-        challenge = &plcf->challenge_invalid_request;
-        code = "invalid_request";
-        message = "malformed Authorization header";
-        break;
-
-    default: /* NGX_HTTP_AUTH_PAT_UNAVAILABLE */
-        status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        challenge = NULL;
-        code = "unavailable";
-        message = "the token store is unavailable";
     }
 
-    if (challenge != NULL) {
-        h = r->headers_out.www_authenticate;
+    rf = ngx_http_auth_pat_refusal(ctx->verdict);
+    challenge = ngx_http_auth_pat_refusal_challenge(r, rf);
 
-        if (h == NULL || h->hash == 0 || h->value.len < 7
-            || ngx_strncmp(h->value.data, "Bearer ", 7) != 0)
-        {
-            /* not our own from before an error_page redirect: a new one */
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            h->hash = 1;
-            ngx_str_set(&h->key, "WWW-Authenticate");
-            r->headers_out.www_authenticate = h;
-        }
-
-        h->value = *challenge;
+    if (challenge != NULL
+        && ngx_http_auth_pat_access_challenge(r, challenge) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->refused = status;
-    ctx->refused_code = code;
-    ctx->refused_message = message;
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "auth_pat access refused: %ui", rf->status);
 
-    return status;
+    ctx->refused = rf->status;
+    ctx->refusal = ctx->verdict;
+
+    return rf->status;
 }
 
 
 /*
- * A request that reaches the precontent phase was let in, under "satisfy
- * any" perhaps by another module after the check refused it: an error
- * page it gets from now on (an upstream's 401, say) is not the check's.
+ * Under "satisfy any" another module may let in a request that the check
+ * refused: an error page it gets from now on (an upstream's 401, say) is
+ * not the check's.
  */
 
 ngx_int_t
@@ -379,134 +177,6 @@ ngx_http_auth_pat_let_in_handler(ngx_http_request_t *r)
     }
 
     return NGX_DECLINED;
-}
-
-
-/*
- * Checks the request's bearer token.  NGX_OK: the verdict is in the ctx
- * now.  NGX_AGAIN: a Redis lookup is in flight, and done(r) is called
- * with the verdict in the ctx.  NGX_ERROR: out of memory.
- */
-
-ngx_int_t
-ngx_http_auth_pat_check_token(ngx_http_request_t *r,
-    ngx_http_auth_pat_ctx_t *ctx, ngx_http_auth_pat_check_done_pt done)
-{
-    u_char                          md[PAT_DIGEST_LEN];
-    u_char                          hex[PAT_DIGEST_HEX_LEN];
-    int64_t                         now;
-    uint64_t                        version;
-    ngx_int_t                       rc;
-    ngx_str_t                       token;
-    ngx_uint_t                      touch, cacheable;
-    ngx_http_cleanup_t             *hcln;
-    ngx_http_auth_pat_lookup_t     *lk;
-    ngx_http_auth_pat_main_conf_t  *pmcf;
-
-    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
-
-    rc = ngx_http_auth_pat_parse_authorization(r, &token);
-
-    if (rc != NGX_OK) {
-        ctx->verdict = rc;
-
-        if (rc == NGX_HTTP_AUTH_PAT_INVALID_REQUEST) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "auth_pat: malformed Authorization header");
-        }
-
-        return NGX_OK;
-    }
-
-    pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
-
-    if (!ngx_http_auth_pat_token_verify((char *) token.data, token.len,
-                                        (char *) pmcf->prefix.data,
-                                        pmcf->prefix.len))
-    {
-        /* never log the token, not even a malformed one */
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "auth_pat: token with a bad format or checksum");
-        ctx->verdict = NGX_HTTP_AUTH_PAT_INVALID_TOKEN;
-        return NGX_OK;
-    }
-
-    if (ngx_http_auth_pat_store_digest(pmcf, token.data, token.len, md, NULL)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    cacheable = 0;
-    version = 0;
-
-    if (pmcf->cache) {
-        /* an invalidation already received must win over the cache */
-        if (ngx_http_auth_pat_redis_poll()
-            && ngx_http_auth_pat_store_cache_trusted())
-        {
-            now = ngx_http_auth_pat_now();
-
-            rc = ngx_http_auth_pat_cache_get(pmcf->cache, md, now, r->pool,
-                                             &ctx->identity, &touch);
-            if (rc == NGX_OK) {
-                ctx->verdict = NGX_OK;
-                ctx->identified = 1;
-
-                if (touch) {
-                    ngx_http_auth_pat_store_touch(r->pool, &ctx->identity,
-                                                  now, 1);
-                }
-
-                return NGX_OK;
-            }
-
-            if (rc == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            version = ngx_http_auth_pat_cache_version(pmcf->cache);
-            cacheable = 1;
-        }
-    }
-
-    /* a miss: one round trip to Redis */
-
-    lk = ngx_palloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
-    if (lk == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(lk->md, md, PAT_DIGEST_LEN);
-    lk->cacheable = cacheable;
-    lk->version = version;
-
-    hcln = ngx_http_cleanup_add(r, 0);
-    if (hcln == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_auth_pat_hex_encode(lk->md, PAT_DIGEST_LEN, (char *) hex);
-
-    lk->request = r;
-    lk->done = done;
-    lk->cmd = ngx_http_auth_pat_store_lookup(pmcf, hex,
-                                             ngx_http_auth_pat_access_reply,
-                                             lk);
-
-    hcln->handler = ngx_http_auth_pat_lookup_cleanup;
-    hcln->data = lk;
-
-    if (lk->cmd == NULL) {
-        /* Redis is down: fail closed, at once */
-        ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
-        return NGX_OK;
-    }
-
-    ctx->lookup = lk;
-    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_PENDING;
-
-    return NGX_AGAIN;
 }
 
 
@@ -531,7 +201,7 @@ ngx_http_auth_pat_access_handler(ngx_http_request_t *r)
     switch (ctx->state) {
 
     case NGX_HTTP_AUTH_PAT_CHECK_DONE:
-        return ngx_http_auth_pat_verdict(r, ctx);
+        return ngx_http_auth_pat_access_verdict(r, ctx);
 
     case NGX_HTTP_AUTH_PAT_CHECK_PENDING:
         return NGX_DONE;
@@ -540,13 +210,12 @@ ngx_http_auth_pat_access_handler(ngx_http_request_t *r)
         break;
     }
 
-    rc = ngx_http_auth_pat_check_token(r, ctx,
-                                       ngx_http_auth_pat_access_resume);
+    rc = ngx_http_auth_pat_check(r, ctx, ngx_http_auth_pat_access_resume);
 
     switch (rc) {
 
     case NGX_OK:
-        return ngx_http_auth_pat_verdict(r, ctx);
+        return ngx_http_auth_pat_access_verdict(r, ctx);
 
     case NGX_AGAIN:
         r->main->count++;

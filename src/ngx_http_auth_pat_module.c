@@ -1,8 +1,7 @@
 
 /*
- * ngx_http_auth_pat_module: directives, configuration, process hooks,
- * variables and the JSON error response shared by the access check and
- * the admin API.
+ * ngx_http_auth_pat_module: directives, configuration, phase handlers,
+ * process hooks and variables.
  */
 
 
@@ -10,13 +9,14 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <malloc.h>
-#include <jansson.h>
-#include <openssl/crypto.h>
-
 #include "ngx_http_auth_pat_module.h"
-#include "ngx_http_auth_pat_store.h"
+#include "ngx_http_auth_pat_access.h"
+#include "ngx_http_auth_pat_api.h"
 #include "ngx_http_auth_pat_cache.h"
+#include "ngx_http_auth_pat_inval.h"
+#include "ngx_http_auth_pat_json.h"
+#include "ngx_http_auth_pat_redis.h"
+#include "ngx_http_auth_pat_store.h"
 
 
 #define NGX_HTTP_AUTH_PAT_KEY_MIN   32
@@ -191,26 +191,6 @@ static ngx_http_variable_t  ngx_http_auth_pat_vars[] = {
 /* ------------------------------------------------------------ runtime */
 
 
-ngx_http_auth_pat_ctx_t *
-ngx_http_auth_pat_get_ctx(ngx_http_request_t *r)
-{
-    ngx_http_auth_pat_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
-
-    if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_auth_pat_ctx_t));
-        if (ctx == NULL) {
-            return NULL;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_auth_pat_module);
-    }
-
-    return ctx;
-}
-
-
 static ngx_int_t
 ngx_http_auth_pat_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -234,205 +214,6 @@ ngx_http_auth_pat_variable(ngx_http_request_t *r,
     v->not_found = 0;
 
     return NGX_OK;
-}
-
-
-/* nginx 1.22 has no reason phrase for 422 */
-
-void
-ngx_http_auth_pat_set_status(ngx_http_request_t *r, ngx_uint_t status)
-{
-    r->headers_out.status = status;
-
-    if (status == NGX_HTTP_UNPROCESSABLE_ENTITY) {
-        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Entity");
-    }
-}
-
-
-/*
- * jansson's memory is wiped as it is freed: the JSON of a create or rotate
- * answer holds the new token's plaintext.
- */
-
-static void
-ngx_http_auth_pat_json_free(void *p)
-{
-    if (p != NULL) {
-        OPENSSL_cleanse(p, malloc_usable_size(p));
-        free(p);
-    }
-}
-
-
-static void
-ngx_http_auth_pat_json_wipe(void *data)
-{
-    ngx_buf_t  *b = data;
-
-    OPENSSL_cleanse(b->start, b->end - b->start);
-}
-
-
-/*
- * obj, serialized compactly with a trailing newline, in a buffer of pool.
- * obj is released.  The serialization is wiped at once, and the buffer
- * when the pool goes, as they may hold a token.
- */
-
-ngx_buf_t *
-ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj)
-{
-    char                *json;
-    size_t               len;
-    ngx_buf_t           *b;
-    ngx_pool_cleanup_t  *cln;
-
-    if (obj == NULL) {
-        return NULL;
-    }
-
-    json = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
-
-    if (json == NULL) {
-        return NULL;
-    }
-
-    len = ngx_strlen(json);
-
-    b = ngx_create_temp_buf(pool, len + 1);
-    cln = ngx_pool_cleanup_add(pool, 0);
-
-    if (b != NULL && cln != NULL) {
-        b->last = ngx_cpymem(b->last, json, len);
-        *b->last++ = '\n';
-        b->last_buf = 1;
-        b->last_in_chain = 1;
-
-        cln->handler = ngx_http_auth_pat_json_wipe;
-        cln->data = b;
-
-    } else {
-        b = NULL;
-    }
-
-    OPENSSL_cleanse(json, len);
-    free(json);
-
-    return b;
-}
-
-
-/* the headers of a JSON body b: type, length, no-store, no validators */
-
-ngx_int_t
-ngx_http_auth_pat_json_headers(ngx_http_request_t *r, ngx_buf_t *b)
-{
-    ngx_table_elt_t  *h;
-
-    ngx_http_clear_content_length(r);
-    ngx_http_clear_accept_ranges(r);
-    ngx_http_clear_last_modified(r);
-    ngx_http_clear_etag(r);
-
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-    r->headers_out.charset.len = 0;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-
-    return NGX_OK;
-}
-
-
-/*
- * Every JSON answer of the module, from the access check and the API
- * alike: the status, obj as the body, no-store, and WWW-Authenticate when
- * given.  Returns what ngx_http_finalize_request() takes.
- */
-
-ngx_int_t
-ngx_http_auth_pat_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    json_t *obj, ngx_str_t *www_authenticate)
-{
-    ngx_int_t                 rc;
-    ngx_buf_t                *b;
-    ngx_chain_t               out;
-    ngx_table_elt_t          *h;
-    ngx_http_auth_pat_ctx_t  *ctx;
-
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
-    }
-
-    ctx = ngx_http_auth_pat_get_ctx(r);
-    b = ngx_http_auth_pat_json_buf(r->pool, obj);
-
-    if (ctx == NULL || b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the API's error filter leaves our own answers alone */
-    ctx->responded = 1;
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-
-    ngx_http_auth_pat_set_status(r, status);
-
-    if (ngx_http_auth_pat_json_headers(r, b) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (www_authenticate != NULL && www_authenticate->len) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "WWW-Authenticate");
-        h->value = *www_authenticate;
-        r->headers_out.www_authenticate = h;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-/* {"error": code, "message": text}: every error of the module */
-
-ngx_int_t
-ngx_http_auth_pat_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message, ngx_str_t *www_authenticate)
-{
-    return ngx_http_auth_pat_send_json(r, status,
-               ngx_http_auth_pat_error_json(code, message), www_authenticate);
-}
-
-
-json_t *
-ngx_http_auth_pat_error_json(const char *code, const char *message)
-{
-    return json_pack("{s:s, s:s}", "error", code, "message", message);
 }
 
 
@@ -640,13 +421,14 @@ ngx_http_auth_pat_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    if (ngx_http_auth_pat_api_init_filters(cf) != NGX_OK) {
+    if (ngx_http_auth_pat_json_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    json_set_alloc_funcs(malloc, ngx_http_auth_pat_json_free);
-
-    if (ngx_http_auth_pat_store_init_conf(cf, pmcf) != NGX_OK) {
+    if (ngx_http_auth_pat_store_init_conf(cf, pmcf->store,
+                                          pmcf->redis->timeout)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -688,13 +470,25 @@ ngx_http_auth_pat_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_auth_pat_store_init_process(cycle, pmcf);
+    if (ngx_http_auth_pat_store_init_process(cycle, pmcf->store, pmcf->redis)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (pmcf->cache == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_auth_pat_inval_init_process(cycle, pmcf->store,
+                                                pmcf->redis, pmcf->cache);
 }
 
 
 static void
 ngx_http_auth_pat_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_auth_pat_inval_exit_process(cycle);
     ngx_http_auth_pat_store_exit_process(cycle);
 }
 
@@ -714,13 +508,15 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t                       i;
     struct sockaddr_un              *sun;
     ngx_http_auth_pat_redis_conf_t  *rcf;
+    ngx_http_auth_pat_store_conf_t  *scf;
 
     if (pmcf->redis) {
         return "is duplicate";
     }
 
     rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_auth_pat_redis_conf_t));
-    if (rcf == NULL) {
+    scf = ngx_pcalloc(cf->pool, sizeof(ngx_http_auth_pat_store_conf_t));
+    if (rcf == NULL || scf == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -728,7 +524,7 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     rcf->addr_text = value[1];
     rcf->timeout = 1000;
-    ngx_str_set(&rcf->ns, "pat:");
+    ngx_str_set(&scf->ns, "pat:");
 
     ngx_memzero(&u, sizeof(ngx_url_t));
 
@@ -831,13 +627,13 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "namespace=", 10) == 0) {
-            rcf->ns.data = value[i].data + 10;
-            rcf->ns.len = value[i].len - 10;
+            scf->ns.data = value[i].data + 10;
+            scf->ns.len = value[i].len - 10;
 
-            if (rcf->ns.len == 0 || rcf->ns.len > NGX_HTTP_AUTH_PAT_NS_MAX) {
+            if (scf->ns.len == 0 || scf->ns.len > NGX_HTTP_AUTH_PAT_NS_MAX) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid redis namespace \"%V\": use "
-                                   "1 to %d bytes", &rcf->ns,
+                                   "1 to %d bytes", &scf->ns,
                                    NGX_HTTP_AUTH_PAT_NS_MAX);
                 return NGX_CONF_ERROR;
             }
@@ -855,6 +651,7 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     pmcf->redis = rcf;
+    pmcf->store = scf;
 
     return NGX_CONF_OK;
 

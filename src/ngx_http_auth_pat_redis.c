@@ -2,37 +2,19 @@
 /*
  * hiredis async on nginx's event loop.
  *
- * One connection per worker, made at init_process and kept: commands of
- * concurrent requests are pipelined on it.  The hiredis socket is wrapped
- * in an ngx_connection_t; hiredis' addRead/addWrite/delRead/delWrite
- * hooks map onto ngx_add_event()/ngx_del_event().  The events are
- * registered level-triggered (NGX_LEVEL_EVENT) even under epoll, as
- * hiredis expects: redisBufferRead() reads at most 16k per call and a
- * level-triggered event fires again while data is left, so nothing is
- * lost without an edge-triggered drain loop.
+ * The hiredis socket is wrapped in an ngx_connection_t; hiredis' event
+ * hooks map onto ngx_add_event()/ngx_del_event(), level-triggered even
+ * under epoll, because redisBufferRead() reads at most 16k per call.
  *
- * hiredis 0.14 has no async timeouts: every command carries an nginx
- * timer.  When it fires, the caller is told at once and the connection
- * is reset (a hung Redis gives no more replies on it); the reply that
- * arrives late, or the NULL reply hiredis hands out when it frees the
- * context, only releases the command.
+ * hiredis 0.14 has no async timeouts: each written command carries an
+ * nginx timer, and a timeout resets the connection, since a hung Redis
+ * gives no more replies on it.
  *
- * Every (re)connect runs a handshake before the connection serves
- * requests: AUTH, SELECT, CLIENT SETNAME ("auth_pat:cmd:PID"), SCRIPT
- * LOAD of each script and a probe of the command used by the access
- * check.  A failure there is logged once per
- * attempt and retried with exponential backoff and jitter (capped at
- * 2 s).  While the connection is down, commands fail at once.  Commands
- * of requests that arrive during the handshake are held in nginx, not
- * written behind it: were AUTH or SELECT refused, Redis would still run
- * them, as another user or in another database.  They are sent when the
- * handshake succeeds and fail with it otherwise.
- *
- * With a cache, each worker keeps a second connection that SUBSCRIBEs to
- * the invalidation channel ("auth_pat:sub:PID").  Its messages and its
- * ups and downs go to the store; ngx_http_auth_pat_redis_poll() reads
- * what is already in its socket, so that a cache hit is never trusted
- * while an invalidation waits unread.
+ * Each (re)connect runs a handshake (AUTH, SELECT, CLIENT SETNAME,
+ * SCRIPT LOAD, a probe command) before the connection serves requests;
+ * commands that arrive meanwhile are held in nginx, so that none runs as
+ * another user or in another database if AUTH or SELECT is refused.
+ * Failures back off exponentially, with jitter, up to 2 s.
  */
 
 
@@ -512,6 +494,9 @@ ngx_http_auth_pat_redis_cleanup(void *privdata)
         }
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: down", conn->name_len, conn->name);
+
     conn->ac = NULL;
     conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
 
@@ -612,6 +597,9 @@ ngx_http_auth_pat_redis_handshake_done(void *data, redisReply *reply,
 
     conn->state = NGX_HTTP_AUTH_PAT_REDIS_READY;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: ready", conn->name_len, conn->name);
+
     if (conn->was_ready) {
         ngx_log_error(NGX_LOG_NOTICE, conn->log, 0,
                       "auth_pat: redis \"%V\" connection restored",
@@ -630,6 +618,26 @@ ngx_http_auth_pat_redis_handshake_done(void *data, redisReply *reply,
 }
 
 
+/* one command of the handshake, written ahead of any held one */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_setup(ngx_http_auth_pat_redis_conn_t *conn, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    if (ngx_http_auth_pat_redis_send(conn,
+                                     ngx_http_auth_pat_redis_handshake_done,
+                                     conn, argc, argv, argvlen, 0)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    conn->handshake_pending++;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
 {
@@ -645,15 +653,6 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
     conn->handshake_failed = 0;
     conn->handshake_refused = 0;
 
-#define ngx_http_auth_pat_redis_hs(n)                                        \
-    if (ngx_http_auth_pat_redis_send(conn,                                   \
-            ngx_http_auth_pat_redis_handshake_done, conn, n, argv, argvlen,  \
-            0)                                                               \
-        == NULL)                                                             \
-    {                                                                        \
-        return NGX_ERROR;                                                    \
-    }                                                                        \
-    conn->handshake_pending++
 
     if (rcf->password.len) {
         argc = 0;
@@ -667,7 +666,11 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
         argv[argc] = (char *) rcf->password.data;
         argvlen[argc++] = rcf->password.len;
 
-        ngx_http_auth_pat_redis_hs(argc);
+        if (ngx_http_auth_pat_redis_setup(conn, argc, argv, argvlen)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     if (rcf->db > 0) {
@@ -675,13 +678,18 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
         argv[1] = (char *) dbbuf;
         argvlen[1] = ngx_sprintf(dbbuf, "%i", rcf->db) - dbbuf;
 
-        ngx_http_auth_pat_redis_hs(2);
+        if (ngx_http_auth_pat_redis_setup(conn, 2, argv, argvlen) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     argv[0] = "CLIENT"; argvlen[0] = 6;
     argv[1] = "SETNAME"; argvlen[1] = 7;
     argv[2] = (char *) conn->name; argvlen[2] = conn->name_len;
-    ngx_http_auth_pat_redis_hs(3);
+
+    if (ngx_http_auth_pat_redis_setup(conn, 3, argv, argvlen) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     for (i = 0; i < conn->nscripts; i++) {
         argv[0] = "SCRIPT"; argvlen[0] = 6;
@@ -689,22 +697,19 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
         argv[2] = (char *) conn->scripts[i].body.data;
         argvlen[2] = conn->scripts[i].body.len;
 
-        ngx_http_auth_pat_redis_hs(3);
-    }
-
-    if (conn->probe_argc) {
-        if (ngx_http_auth_pat_redis_send(conn,
-                ngx_http_auth_pat_redis_handshake_done, conn,
-                conn->probe_argc, conn->probe_argv, conn->probe_argvlen, 0)
-            == NULL)
-        {
+        if (ngx_http_auth_pat_redis_setup(conn, 3, argv, argvlen) != NGX_OK) {
             return NGX_ERROR;
         }
-
-        conn->handshake_pending++;
     }
 
-#undef ngx_http_auth_pat_redis_hs
+    if (conn->probe_argc
+        && ngx_http_auth_pat_redis_setup(conn, conn->probe_argc,
+                                         conn->probe_argv,
+                                         conn->probe_argvlen)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     if (conn->subscriber) {
         /* confirmed (or refused) after the replies above */
@@ -760,6 +765,11 @@ ngx_http_auth_pat_redis_sub_reply(redisAsyncContext *ac, void *r,
         && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY && !conn->subscribed)
     {
         conn->subscribed = 1;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                       "auth_pat redis %*s: subscribed",
+                       conn->name_len, conn->name);
+
         conn->on_state(conn->sub_data, 1);
     }
 }
@@ -773,6 +783,10 @@ ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
     ngx_http_auth_pat_redis_conf_t  *rcf;
 
     rcf = conn->conf;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: connecting to \"%V\"",
+                   conn->name_len, conn->name, &rcf->addr_text);
 
     if (rcf->unix_path.len) {
         ac = redisAsyncConnectUnix((char *) rcf->unix_path.data);
@@ -835,7 +849,12 @@ ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
     if (ngx_http_auth_pat_redis_handshake(conn) != NGX_OK) {
         conn->failures++;
         ngx_http_auth_pat_redis_reset(conn);
+        return;
     }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: handshake of %ui commands queued",
+                   conn->name_len, conn->name, conn->handshake_pending);
 }
 
 
@@ -869,6 +888,10 @@ ngx_http_auth_pat_redis_schedule(ngx_http_auth_pat_redis_conn_t *conn)
             << ngx_min(conn->failures, 5);
     delay = ngx_min(delay, NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MAX);
     delay = delay / 2 + (ngx_msec_t) ngx_random() % (delay / 2 + 1);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: reconnecting in %M ms",
+                   conn->name_len, conn->name, delay);
 
     ngx_add_timer(&conn->reconnect, delay);
 }
@@ -1103,6 +1126,9 @@ ngx_http_auth_pat_redis_release_held(ngx_http_auth_pat_redis_conn_t *conn,
             ngx_free(cmd->held);
             cmd->held = NULL;
             ngx_add_timer(&cmd->timer, conn->conf->timeout);
+
+            ngx_log_debug1(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                           "auth_pat redis held command %p queued", cmd);
             continue;
         }
 
@@ -1237,6 +1263,10 @@ ngx_http_auth_pat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         ngx_del_timer(&cmd->timer);
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis command %p answered, reply type %d",
+                   cmd, reply ? reply->type : 0);
+
     cmd->handler(cmd->data, reply, reply ? NGX_OK : NGX_ERROR);
 
     ngx_http_auth_pat_redis_cmd_free(cmd);
@@ -1300,6 +1330,11 @@ ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     if (!hold) {
         ngx_add_timer(&cmd->timer, conn->conf->timeout);
     }
+
+    ngx_log_debug6(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: command %p %*s %s",
+                   conn->name_len, conn->name, cmd, argvlen[0], argv[0],
+                   hold ? "held until the handshake is done" : "queued");
 
     return cmd;
 }

@@ -1,11 +1,9 @@
 
 /*
- * hiredis async on nginx's event loop.
- *
- * Each worker keeps one pipelined connection: the commands of all
- * concurrent requests share its socket.  Every command has a deadline
- * (an nginx timer).  A reply, a timeout or a lost connection each
- * complete a command exactly once; a late reply is dropped.
+ * The Redis layer: per worker, one pipelined command connection and, for
+ * the cache, one subscriber.  A reply, a timeout or a lost connection
+ * each complete a command exactly once; a late reply is dropped.  It
+ * knows nothing of HTTP, tokens or key names.
  */
 
 
@@ -18,7 +16,19 @@
 
 #include <hiredis/hiredis.h>
 
-#include "ngx_http_auth_pat_module.h"
+
+typedef struct ngx_http_auth_pat_redis_conf_s  ngx_http_auth_pat_redis_conf_t;
+
+struct ngx_http_auth_pat_redis_conf_s {
+    ngx_str_t                      addr_text;  /* as configured */
+    ngx_str_t                      host;       /* numeric, NUL-terminated */
+    ngx_int_t                      port;
+    ngx_str_t                      unix_path;  /* NUL-terminated, or empty */
+    ngx_int_t                      db;
+    ngx_str_t                      password;
+    ngx_str_t                      user;
+    ngx_msec_t                     timeout;
+};
 
 
 typedef struct ngx_http_auth_pat_redis_cmd_s  ngx_http_auth_pat_redis_cmd_t;

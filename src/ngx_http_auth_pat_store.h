@@ -1,8 +1,12 @@
 
 /*
- * The token data model on Redis, shared by the access check and the
- * admin API.  The record layout is documented in
- * ngx_http_auth_pat_store.c.
+ * The token data model on Redis: key names, Lua scripts, and one
+ * function per command.  The record layout is documented in
+ * ngx_http_auth_pat_store.c.  It knows nothing of HTTP or the cache.
+ *
+ * Every command function returns NULL when Redis is not available right
+ * now (see ngx_http_auth_pat_redis_command()); the caller fails at once.
+ * A NULL handler sends the command without waiting for its reply.
  */
 
 
@@ -13,103 +17,129 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_auth_pat_module.h"
 #include "ngx_http_auth_pat_redis.h"
 
 
-#define NGX_HTTP_AUTH_PAT_NS_MAX  64
-
-
-ngx_int_t ngx_http_auth_pat_store_init_process(ngx_cycle_t *cycle,
-    ngx_http_auth_pat_main_conf_t *pmcf);
-void ngx_http_auth_pat_store_exit_process(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
-    ngx_http_auth_pat_main_conf_t *pmcf);
-
-/* HMAC-SHA256(key, token): 32 bytes, and (unless hex is NULL) as 64
- * lowercase hex digits */
-ngx_int_t ngx_http_auth_pat_store_digest(ngx_http_auth_pat_main_conf_t *pmcf,
-    u_char *token, size_t len, u_char *md, u_char *hex);
-
-/* the cache may be used: this worker is subscribed, synced, connected */
-ngx_uint_t ngx_http_auth_pat_store_cache_trusted(void);
-
-/* reports a token's use (lastUsedAt), without waiting */
-void ngx_http_auth_pat_store_touch(ngx_pool_t *pool,
-    ngx_http_auth_pat_identity_t *id, int64_t now, ngx_uint_t force);
-
-/* publishes the invalidation of a digest to every nginx's cache */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_invalidate(
-    ngx_pool_t *pool, u_char *hex,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
-
-/* one round trip: the validation record of a digest */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_lookup(
-    ngx_http_auth_pat_main_conf_t *pmcf, u_char *hex,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
-
-/*
- * NGX_OK: found and not expired at now (ms), identity filled from pool;
- * NGX_DECLINED: unknown or expired; NGX_ERROR: not a reply we understand.
- */
-ngx_int_t ngx_http_auth_pat_store_lookup_result(redisReply *reply,
-    ngx_pool_t *pool, int64_t now, ngx_http_auth_pat_identity_t *id);
-
-
-/* ------------------------------------------------------- admin API */
+#define NGX_HTTP_AUTH_PAT_NS_MAX         64
 
 #define NGX_HTTP_AUTH_PAT_RETENTION      (30 * 86400 * 1000LL)
 #define NGX_HTTP_AUTH_PAT_INACTIVE_MAX   10000
 
 
-/* create: the metadata (checking auth_pat_max_tokens), in the user slot */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_create(
-    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, ngx_str_t *name,
-    ngx_str_t *record, int64_t now, int64_t expires, ngx_uint_t max_tokens,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+typedef struct ngx_http_auth_pat_store_conf_s  ngx_http_auth_pat_store_conf_t;
+
+struct ngx_http_auth_pat_store_conf_s {
+    ngx_str_t                      ns;         /* key namespace */
+    ngx_msec_t                     claim_ttl;  /* a rotation claim's life */
+};
+
+
+/* a token being issued, as its metadata record and list entry hold it */
+typedef struct {
+    ngx_str_t                      id;
+    ngx_str_t                      name;
+    ngx_str_t                      prefix;     /* its first characters */
+    ngx_str_t                      hex;        /* the digest, in hex */
+    ngx_str_t                     *rotated_from;
+    int64_t                        created;
+    int64_t                        expires;    /* 0: never */
+} ngx_http_auth_pat_store_token_t;
+
+
+typedef ngx_http_auth_pat_redis_cmd_t  ngx_http_auth_pat_store_cmd_t;
+typedef ngx_http_auth_pat_redis_handler_pt  ngx_http_auth_pat_store_pt;
+
+
+ngx_int_t ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
+    ngx_http_auth_pat_store_conf_t *scf, ngx_msec_t timeout);
+ngx_int_t ngx_http_auth_pat_store_init_process(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_store_conf_t *scf,
+    ngx_http_auth_pat_redis_conf_t *rcf);
+void ngx_http_auth_pat_store_exit_process(ngx_cycle_t *cycle);
+
+/* the names of the invalidation feed: its channel and its counter */
+ngx_int_t ngx_http_auth_pat_store_inval_names(ngx_pool_t *pool,
+    ngx_http_auth_pat_store_conf_t *scf, ngx_str_t *channel,
+    ngx_str_t *seq);
+
+
+/* ------------------------------------------------------ access check */
+
+/* one round trip: HMGET of the validation record's u, i, n, e */
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_lookup(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, u_char *hex,
+    ngx_http_auth_pat_store_pt handler, void *data);
+
+/* reports a token's use (lastUsedAt), without waiting */
+void ngx_http_auth_pat_store_touch(ngx_http_auth_pat_store_conf_t *scf,
+    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, int64_t now);
+
+
+/* ------------------------------------------------------- admin API */
+
+/* the metadata record of a new token, as JSON in pool */
+ngx_int_t ngx_http_auth_pat_store_record(ngx_pool_t *pool,
+    ngx_http_auth_pat_store_token_t *t, ngx_str_t *record);
+
+/* create: the metadata (checking max_tokens), in the user slot: 1 | 0 */
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_create(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    ngx_http_auth_pat_store_token_t *t, ngx_str_t *record,
+    ngx_uint_t max_tokens, ngx_http_auth_pat_store_pt handler, void *data);
 
 /* the validation record of a new token, with PEXPIREAT */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_activate(
-    ngx_pool_t *pool, u_char *hex, ngx_str_t *user, ngx_str_t *id,
-    ngx_str_t *name, int64_t expires,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_activate(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    ngx_http_auth_pat_store_token_t *t, ngx_http_auth_pat_store_pt handler,
+    void *data);
 
 /* the metadata record of one token, or nil */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_get(ngx_pool_t *pool,
-    ngx_str_t *user, ngx_str_t *id,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_get(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *id, ngx_http_auth_pat_store_pt handler, void *data);
 
 /* deletes the validation record: the token stops working here */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_deactivate(
-    ngx_pool_t *pool, u_char *hex,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_deactivate(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, u_char *hex,
+    ngx_http_auth_pat_store_pt handler, void *data);
+
+/* publishes the invalidation of a digest to every nginx's cache */
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_invalidate(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, u_char *hex,
+    ngx_http_auth_pat_store_pt handler, void *data);
 
 /* marks the metadata revoked (idempotent); the record, or nil */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_revoke(
-    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, int64_t now,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_revoke(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *id, int64_t now, ngx_http_auth_pat_store_pt handler,
+    void *data);
 
 /* claims a token for rotation: {0} unknown, {409, why}, {1, record} */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_claim(
-    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, int64_t now,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_claim(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *id, int64_t now, ngx_http_auth_pat_store_pt handler,
+    void *data);
 
-/* revokes the claimed token and adds its successor: 1, or 0 */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_rotate(
-    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *old_id, int64_t claim,
-    ngx_str_t *new_id, ngx_str_t *name, ngx_str_t *record, int64_t now,
-    int64_t expires, ngx_http_auth_pat_redis_handler_pt handler, void *data);
+/* revokes the claimed token old_id and adds its successor: 1, or 0 */
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_rotate(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *old_id, int64_t claim, ngx_http_auth_pat_store_token_t *t,
+    ngx_str_t *record, ngx_http_auth_pat_store_pt handler, void *data);
 
 /* the user's list index, {id, "c:e:l:r:name", ...}, after a retention
  * purge */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_list_index(
-    ngx_pool_t *pool, ngx_str_t *user, int64_t now,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_list_index(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    int64_t now, ngx_http_auth_pat_store_pt handler, void *data);
 
 /* the metadata records of n tokens, nil for any gone meanwhile */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_store_get_many(
-    ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *ids, ngx_uint_t n,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data);
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_get_many(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    ngx_str_t *ids, ngx_uint_t n, ngx_http_auth_pat_store_pt handler,
+    void *data);
+
+/* the handler will not be called; the command may still complete */
+void ngx_http_auth_pat_store_cancel(ngx_http_auth_pat_store_cmd_t *cmd);
 
 
 #endif /* _NGX_HTTP_AUTH_PAT_STORE_H_INCLUDED_ */

@@ -1,0 +1,92 @@
+
+/*
+ * The token admin API (auth_pat_api).  ngx_http_auth_pat_api.c routes a
+ * request, identifies the caller and reads and validates its input;
+ * ngx_http_auth_pat_api_tokens.c runs the flows: create, list, revoke
+ * and rotate, each a chain of Redis commands.
+ */
+
+
+#ifndef _NGX_HTTP_AUTH_PAT_API_H_INCLUDED_
+#define _NGX_HTTP_AUTH_PAT_API_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+
+#include "ngx_http_auth_pat_module.h"
+#include "ngx_http_auth_pat_store.h"
+#include "ngx_http_auth_pat_parse.h"
+
+
+typedef enum {
+    NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION = 0,
+    NGX_HTTP_AUTH_PAT_ROUTE_ITEM,
+    NGX_HTTP_AUTH_PAT_ROUTE_ROTATE
+} ngx_http_auth_pat_route_e;
+
+
+typedef struct ngx_http_auth_pat_api_s  ngx_http_auth_pat_api_t;
+
+/* a flow's next step, given the reply to the command it waited for */
+typedef void (*ngx_http_auth_pat_api_step_pt)(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply);
+
+
+struct ngx_http_auth_pat_api_s {
+    ngx_http_request_t              *request;
+    ngx_http_auth_pat_store_conf_t  *store;
+    ngx_http_auth_pat_store_cmd_t   *cmd;        /* in flight */
+    ngx_http_auth_pat_api_step_pt    step;       /* what its reply goes to */
+    ngx_http_auth_pat_api_step_pt    withdrawn;  /* after a withdrawal */
+    ngx_http_auth_pat_route_e        route;
+
+    ngx_str_t                        user;
+    ngx_str_t                        id;         /* of the route */
+    json_t                          *body;
+    int64_t                          now;
+
+    /* revoke and rotate: the token named by the route */
+    json_t                          *old;
+    u_char                           old_hex[PAT_DIGEST_HEX_LEN];
+    u_char                          *withdrawing;  /* the hex in hand */
+
+    /* create and rotate: the token being issued */
+    ngx_http_auth_pat_store_token_t  issue;
+    ngx_str_t                        record;
+    ngx_uint_t                       issued;     /* its metadata exists */
+    u_char                           token[PAT_TOKEN_MAX_LEN + 1];
+    size_t                           token_len;
+    u_char                           hex[PAT_DIGEST_HEX_LEN];
+    u_char                           new_id[PAT_UUID_LEN + 1];
+
+    /* list */
+    ngx_http_auth_pat_list_query_t   query;
+    ngx_uint_t                       total;
+    ngx_uint_t                       facets[4];  /* by status */
+};
+
+
+ngx_int_t ngx_http_auth_pat_api_handler(ngx_http_request_t *r);
+
+
+/* the flows, in ngx_http_auth_pat_api_tokens.c */
+
+/* the body's expiresAt, or dflt: NGX_OK, or the request is answered */
+ngx_int_t ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, int64_t dflt);
+
+void ngx_http_auth_pat_api_create(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api);
+void ngx_http_auth_pat_api_list(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api);
+void ngx_http_auth_pat_api_revoke(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api);
+void ngx_http_auth_pat_api_rotate(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api);
+
+
+#endif /* _NGX_HTTP_AUTH_PAT_API_H_INCLUDED_ */

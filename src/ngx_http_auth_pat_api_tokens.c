@@ -1,0 +1,934 @@
+
+/*
+ * The flows of the token API, each a chain of Redis commands.  A step
+ * sends one command and names the function its reply goes to, as
+ * ngx_http_upstream hands off through u->process_header; each function
+ * is named for what the reply finishes.  ngx_http_auth_pat_api_fail()
+ * is the one way out on a failure.
+ *
+ *   create  create_added -> issue_activated -> issue_confirmed
+ *   revoke  revoke_got -> [withdraw] -> revoke_marked -> [withdraw]
+ *           -> revoke_done
+ *   rotate  rotate_got -> rotate_claimed -> [withdraw] -> rotate_swapped
+ *           -> [withdraw] -> issue_activated -> issue_confirmed
+ *   list    list_indexed -> list_paged
+ *
+ * A withdrawal deletes a validation record, then publishes its digest to
+ * every nginx's cache; only after both does the metadata say "revoked".
+ *
+ * The validation record and the metadata live in different Cluster
+ * slots, so no script writes both, and a revoke can run between a new
+ * token's metadata and its activation, deleting a record not yet
+ * written.  Two rules close that window, whatever the order: a token
+ * marked revoked is withdrawn once more; and an activated token's
+ * metadata is read back (issue_confirmed): one revoked meanwhile is
+ * withdrawn again, and the client gets 409, never a dead token.
+ *
+ * The plaintext of a new token lives in the request's memory only, is
+ * sent once in the response, and is wiped when the request ends.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_auth_pat_api.h"
+#include "ngx_http_auth_pat_json.h"
+
+
+typedef struct {
+    u_char                          *id;
+    size_t                           id_len;
+    u_char                          *name;
+    size_t                           name_len;
+    int64_t                          created;
+    int64_t                          key;       /* the sort key */
+    unsigned                         has_key:1; /* no key: sorted last */
+    unsigned                         by_name:1;
+    unsigned                         desc:1;
+} ngx_http_auth_pat_list_entry_t;
+
+
+static void ngx_http_auth_pat_api_issue_activate(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply);
+
+
+/* ------------------------------------------------------------ plumbing */
+
+
+/*
+ * The one way out on a failure.  A new token whose metadata exists may
+ * or may not have its validation record: the client never sees its
+ * plaintext, and it is undone in the safe order, on the same pipelined
+ * connection: the validation record, then the metadata.
+ */
+
+static void
+ngx_http_auth_pat_api_fail(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
+    ngx_uint_t status)
+{
+    const ngx_http_auth_pat_refusal_t  *rf;
+
+    if (api->issued) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "auth_pat: token %V of user \"%V\" was not activated; "
+                      "revoking it", &api->issue.id, &api->user);
+
+        (void) ngx_http_auth_pat_store_deactivate(api->store, r->pool,
+                                                  api->hex, NULL, NULL);
+        (void) ngx_http_auth_pat_store_revoke(api->store, r->pool,
+                                              &api->user, &api->issue.id,
+                                              api->now, NULL, NULL);
+        api->issued = 0;
+    }
+
+    if (status != NGX_HTTP_SERVICE_UNAVAILABLE) {
+        ngx_http_auth_pat_finalize_error(r, status, NULL, NULL);
+        return;
+    }
+
+    rf = ngx_http_auth_pat_refusal(NGX_HTTP_AUTH_PAT_UNAVAILABLE);
+    ngx_http_auth_pat_finalize_error(r, rf->status, rf->code, rf->message);
+}
+
+
+static void
+ngx_http_auth_pat_api_replied(void *data, redisReply *reply, ngx_int_t rc)
+{
+    ngx_http_auth_pat_api_t  *api = data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = api->request;
+    c = r->connection;
+    api->cmd = NULL;
+
+    if (rc != NGX_OK) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_SERVICE_UNAVAILABLE);
+
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "auth_pat: redis error: %s", reply->str);
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+
+    } else {
+        api->step(r, api, reply);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the command's reply goes to step; no command: Redis is unavailable */
+
+static void
+ngx_http_auth_pat_api_wait(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
+    ngx_http_auth_pat_store_cmd_t *cmd, ngx_http_auth_pat_api_step_pt step,
+    const char *what)
+{
+    if (cmd == NULL) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_SERVICE_UNAVAILABLE);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "auth_pat api step: %s", what);
+
+    api->cmd = cmd;
+    api->step = step;
+}
+
+
+static void
+ngx_http_auth_pat_api_withdraw_deleted(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_invalidate(api->store, r->pool,
+                                           api->withdrawing,
+                                           ngx_http_auth_pat_api_replied,
+                                           api),
+        api->withdrawn,
+        "withdraw: publish the invalidation");
+}
+
+
+/* the token of digest hex stops working everywhere; then, then */
+
+static void
+ngx_http_auth_pat_api_withdraw(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, u_char *hex,
+    ngx_http_auth_pat_api_step_pt then)
+{
+    api->withdrawing = hex;
+    api->withdrawn = then;
+
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_deactivate(api->store, r->pool, hex,
+                                           ngx_http_auth_pat_api_replied,
+                                           api),
+        ngx_http_auth_pat_api_withdraw_deleted,
+        "withdraw: delete the validation record");
+}
+
+
+/* {"data": token} or, with the plaintext, {"data": token + "token"} */
+
+static void
+ngx_http_auth_pat_api_send_token(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, ngx_uint_t status, json_t *rec,
+    ngx_uint_t with_plaintext)
+{
+    json_t  *t;
+
+    t = ngx_http_auth_pat_token_object(rec, api->now);
+    if (t == NULL) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (with_plaintext) {
+        json_object_set_new(t, "token",
+            json_stringn((char *) api->token, api->token_len));
+    }
+
+    api->issued = 0;
+
+    ngx_http_auth_pat_finalize_json(r, status, json_pack("{s:o}", "data", t));
+}
+
+
+/*
+ * The metadata record the route names, into api->old: NGX_OK; or the
+ * request is answered (404 for anyone else's).
+ */
+
+static ngx_int_t
+ngx_http_auth_pat_api_old_record(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    json_t  *rec, *d;
+
+    if (reply->type == REDIS_REPLY_NIL) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                    "no such token");
+        return NGX_DECLINED;
+    }
+
+    rec = (reply->type == REDIS_REPLY_STRING)
+          ? ngx_http_auth_pat_parse_record((u_char *) reply->str, reply->len)
+          : NULL;
+
+    d = json_object_get(rec, "d");
+
+    if (!json_is_string(d) || json_string_length(d) != PAT_DIGEST_HEX_LEN) {
+        if (rec) {
+            json_decref(rec);
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "auth_pat: bad metadata record of token %V", &api->id);
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(api->old_hex, json_string_value(d), PAT_DIGEST_HEX_LEN);
+
+    if (api->old) {
+        json_decref(api->old);
+    }
+
+    api->old = rec;
+
+    return NGX_OK;
+}
+
+
+/* -------------------------------------------------------------- issue */
+
+
+/* the body's expiresAt, or dflt: NGX_OK, or the request is answered */
+
+ngx_int_t
+ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, int64_t dflt)
+{
+    json_t                        *v;
+    ngx_uint_t                     status;
+    const char                    *err;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    v = api->body ? json_object_get(api->body, "expiresAt") : NULL;
+
+    err = ngx_http_auth_pat_parse_expires(v, api->now, dflt,
+                                          (int64_t) plcf->max_lifetime * 1000,
+                                          &api->issue.expires, &status);
+    if (err) {
+        ngx_http_auth_pat_finalize_error(r, status, NULL, err);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a new token, its id and digest, and its metadata record */
+
+static ngx_int_t
+ngx_http_auth_pat_api_issue_prepare(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, ngx_str_t *rotated_from)
+{
+    int                             n;
+    u_char                          md[PAT_DIGEST_LEN];
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
+
+    n = ngx_http_auth_pat_token_generate((char *) pmcf->prefix.data,
+                                         pmcf->prefix.len,
+                                         (char *) api->token,
+                                         sizeof(api->token));
+    if (n < 0 || ngx_http_auth_pat_uuid_v4((char *) api->new_id) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "auth_pat: RAND_bytes() failed");
+        return NGX_ERROR;
+    }
+
+    api->token_len = n;
+
+    ngx_http_auth_pat_hmac_key_digest(&pmcf->hmac, api->token, api->token_len,
+                                      md);
+    ngx_http_auth_pat_hex_encode(md, PAT_DIGEST_LEN, (char *) api->hex);
+
+    api->issue.id.data = api->new_id;
+    api->issue.id.len = PAT_UUID_LEN;
+    api->issue.prefix.data = api->token;
+    api->issue.prefix.len = pmcf->prefix.len + 4;
+    api->issue.hex.data = api->hex;
+    api->issue.hex.len = PAT_DIGEST_HEX_LEN;
+    api->issue.rotated_from = rotated_from;
+    api->issue.created = api->now;
+
+    return ngx_http_auth_pat_store_record(r->pool, &api->issue, &api->record);
+}
+
+
+static void
+ngx_http_auth_pat_api_issue_withdrawn(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "auth_pat: token %V of user \"%V\" was revoked while it "
+                  "was issued", &api->issue.id, &api->user);
+
+    api->issued = 0;
+
+    ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                "the new token was revoked meanwhile");
+}
+
+
+static void
+ngx_http_auth_pat_api_issue_confirmed(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    json_t  *rec;
+
+    rec = (reply->type == REDIS_REPLY_STRING)
+          ? ngx_http_auth_pat_parse_record((u_char *) reply->str, reply->len)
+          : NULL;
+
+    if (rec != NULL && ngx_http_auth_pat_json_ms(rec, "r") == 0) {
+        ngx_http_auth_pat_api_send_token(r, api, NGX_HTTP_CREATED, rec, 1);
+        json_decref(rec);
+        return;
+    }
+
+    if (rec != NULL) {
+        json_decref(rec);
+    }
+
+    /* revoked meanwhile (or gone): the record just written goes too */
+    ngx_http_auth_pat_api_withdraw(r, api, api->hex,
+                                   ngx_http_auth_pat_api_issue_withdrawn);
+}
+
+
+/* was the new token revoked before its record was written? */
+
+static void
+ngx_http_auth_pat_api_issue_activated(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_get(api->store, r->pool, &api->user,
+                                    &api->issue.id,
+                                    ngx_http_auth_pat_api_replied, api),
+        ngx_http_auth_pat_api_issue_confirmed,
+        "issue: read the metadata back");
+}
+
+
+static void
+ngx_http_auth_pat_api_issue_activate(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_activate(api->store, r->pool, &api->user,
+                                         &api->issue,
+                                         ngx_http_auth_pat_api_replied, api),
+        ngx_http_auth_pat_api_issue_activated,
+        "issue: write the validation record");
+}
+
+
+/* ------------------------------------------------------------- create */
+
+
+static void
+ngx_http_auth_pat_api_create_added(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (reply->integer == 0) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_UNPROCESSABLE_ENTITY,
+                                    "validation_error",
+                                    "too many active tokens: revoke one "
+                                    "first");
+        return;
+    }
+
+    api->issued = 1;
+
+    ngx_http_auth_pat_api_issue_activate(r, api, reply);
+}
+
+
+void
+ngx_http_auth_pat_api_create(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    if (ngx_http_auth_pat_api_issue_prepare(r, api, NULL) != NGX_OK) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_create(api->store, r->pool, &api->user,
+                                       &api->issue, &api->record,
+                                       plcf->max_tokens,
+                                       ngx_http_auth_pat_api_replied, api),
+        ngx_http_auth_pat_api_create_added,
+        "create: add the metadata");
+}
+
+
+/* ------------------------------------------------------------- revoke */
+
+
+static void
+ngx_http_auth_pat_api_revoke_done(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "auth_pat: token %V of user \"%V\" revoked",
+                  &api->id, &api->user);
+
+    ngx_http_auth_pat_api_send_token(r, api, NGX_HTTP_OK, api->old, 0);
+}
+
+
+static void
+ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    if (ngx_http_auth_pat_api_old_record(r, api, reply) != NGX_OK) {
+        return;
+    }
+
+    /* an activation may have landed since the first withdrawal */
+    ngx_http_auth_pat_api_withdraw(r, api, api->old_hex,
+                                   ngx_http_auth_pat_api_revoke_done);
+}
+
+
+static void
+ngx_http_auth_pat_api_revoke_withdrawn(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_revoke(api->store, r->pool, &api->user,
+                                       &api->id, api->now,
+                                       ngx_http_auth_pat_api_replied, api),
+        ngx_http_auth_pat_api_revoke_marked,
+        "revoke: mark the metadata");
+}
+
+
+static void
+ngx_http_auth_pat_api_revoke_got(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    if (ngx_http_auth_pat_api_old_record(r, api, reply) != NGX_OK) {
+        return;
+    }
+
+    /* the validation record goes before the metadata says revoked */
+    ngx_http_auth_pat_api_withdraw(r, api, api->old_hex,
+                                   ngx_http_auth_pat_api_revoke_withdrawn);
+}
+
+
+void
+ngx_http_auth_pat_api_revoke(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_get(api->store, r->pool, &api->user,
+                                    &api->id, ngx_http_auth_pat_api_replied,
+                                    api),
+        ngx_http_auth_pat_api_revoke_got,
+        "revoke: read the metadata");
+}
+
+
+/* ------------------------------------------------------------- rotate */
+
+
+static void
+ngx_http_auth_pat_api_rotate_swapped(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                    "the token was revoked or rotated "
+                                    "meanwhile");
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "auth_pat: token %V of user \"%V\" rotated to %V",
+                  &api->id, &api->user, &api->issue.id);
+
+    api->issued = 1;
+
+    /* the old token is marked: an activation may have landed meanwhile */
+    ngx_http_auth_pat_api_withdraw(r, api, api->old_hex,
+                                   ngx_http_auth_pat_api_issue_activate);
+}
+
+
+static void
+ngx_http_auth_pat_api_rotate_withdrawn(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_rotate(api->store, r->pool, &api->user,
+                                       &api->id, api->now, &api->issue,
+                                       &api->record,
+                                       ngx_http_auth_pat_api_replied, api),
+        ngx_http_auth_pat_api_rotate_swapped,
+        "rotate: revoke the old, add the new");
+}
+
+
+static void
+ngx_http_auth_pat_api_rotate_claimed(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    switch (reply->element[0]->integer) {
+
+    case 0:
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                    "no such token");
+        return;
+
+    case 1:
+        ngx_http_auth_pat_api_withdraw(r, api, api->old_hex,
+                                       ngx_http_auth_pat_api_rotate_withdrawn);
+        return;
+
+    default:
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                    "the token is revoked, expired or being "
+                                    "rotated");
+        return;
+    }
+}
+
+
+static void
+ngx_http_auth_pat_api_rotate_got(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    json_t   *name;
+    int64_t   c, e, lifetime;
+
+    if (ngx_http_auth_pat_api_old_record(r, api, reply) != NGX_OK) {
+        return;
+    }
+
+    e = ngx_http_auth_pat_json_ms(api->old, "e");
+
+    if (ngx_http_auth_pat_json_ms(api->old, "r")) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                    "the token is revoked");
+        return;
+    }
+
+    if (e && e <= api->now) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                    "the token is expired");
+        return;
+    }
+
+    /* the same lifetime length by default; no expiry stays no expiry */
+    c = ngx_http_auth_pat_json_ms(api->old, "c");
+    lifetime = (e && e > c) ? e - c : 0;
+
+    if (ngx_http_auth_pat_api_expires(r, api,
+                                      lifetime ? api->now + lifetime : 0)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    name = json_object_get(api->old, "name");
+
+    if (!json_is_string(name)) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* it points into api->old, which lives as long as the request */
+    api->issue.name.data = (u_char *) json_string_value(name);
+    api->issue.name.len = json_string_length(name);
+
+    if (ngx_http_auth_pat_api_issue_prepare(r, api, &api->id) != NGX_OK) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_claim(api->store, r->pool, &api->user,
+                                      &api->id, api->now,
+                                      ngx_http_auth_pat_api_replied, api),
+        ngx_http_auth_pat_api_rotate_claimed,
+        "rotate: claim the old token");
+}
+
+
+void
+ngx_http_auth_pat_api_rotate(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_get(api->store, r->pool, &api->user,
+                                    &api->id, ngx_http_auth_pat_api_replied,
+                                    api),
+        ngx_http_auth_pat_api_rotate_got,
+        "rotate: read the metadata");
+}
+
+
+/* --------------------------------------------------------------- list */
+
+
+static int
+ngx_http_auth_pat_list_cmp(const void *one, const void *two)
+{
+    const ngx_http_auth_pat_list_entry_t  *a = one;
+    const ngx_http_auth_pat_list_entry_t  *b = two;
+
+    int      rc;
+    size_t   i, n;
+    u_char   ca, cb;
+
+    /* tokens without the key (no expiry, never used) come last */
+    if (a->has_key != b->has_key) {
+        return a->has_key ? -1 : 1;
+    }
+
+    rc = 0;
+
+    if (a->by_name) {
+        n = ngx_min(a->name_len, b->name_len);
+
+        for (i = 0; i < n && rc == 0; i++) {
+            ca = ngx_tolower(a->name[i]);
+            cb = ngx_tolower(b->name[i]);
+            rc = (ca > cb) - (ca < cb);
+        }
+
+        if (rc == 0) {
+            rc = (a->name_len > b->name_len) - (a->name_len < b->name_len);
+        }
+
+    } else if (a->has_key) {
+        rc = (a->key > b->key) - (a->key < b->key);
+    }
+
+    if (rc) {
+        return a->desc ? -rc : rc;
+    }
+
+    /* ties: newest first, then by id, so pages never overlap */
+    if (a->created != b->created) {
+        return a->created > b->created ? -1 : 1;
+    }
+
+    return ngx_memn2cmp(a->id, b->id, a->id_len, b->id_len);
+}
+
+
+/* the page's records, in order; one gone meanwhile is skipped */
+
+static void
+ngx_http_auth_pat_api_list_paged(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    size_t       i;
+    json_t      *items, *rec, *t;
+    redisReply  *e;
+
+    if (reply && reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    items = json_array();
+    if (items == NULL) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    for (i = 0; reply && i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type == REDIS_REPLY_NIL) {
+            continue;
+        }
+
+        rec = (e->type == REDIS_REPLY_STRING)
+              ? ngx_http_auth_pat_parse_record((u_char *) e->str, e->len)
+              : NULL;
+        if (rec == NULL) {
+            json_decref(items);
+            ngx_http_auth_pat_api_fail(r, api,
+                                       NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        t = ngx_http_auth_pat_token_object(rec, api->now);
+        json_decref(rec);
+
+        if (t == NULL || json_array_append_new(items, t) != 0) {
+            json_decref(items);
+            ngx_http_auth_pat_api_fail(r, api,
+                                       NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
+
+    ngx_http_auth_pat_finalize_json(r, NGX_HTTP_OK,
+        json_pack("{s:o, s:I, s:{s:{s:I, s:I, s:I}}}",
+                  "items", items,
+                  "totalCount", (json_int_t) api->total,
+                  "facets", "status",
+                  "active",
+                  (json_int_t) api->facets[NGX_HTTP_AUTH_PAT_ACTIVE],
+                  "expired",
+                  (json_int_t) api->facets[NGX_HTTP_AUTH_PAT_EXPIRED],
+                  "revoked",
+                  (json_int_t) api->facets[NGX_HTTP_AUTH_PAT_REVOKED]));
+}
+
+
+/* an index entry that passes the filter, counted in the facets */
+
+static ngx_uint_t
+ngx_http_auth_pat_api_list_entry(ngx_http_auth_pat_api_t *api,
+    redisReply *id, redisReply *ix, ngx_http_auth_pat_list_entry_t *e)
+{
+    int64_t                          t[4];
+    ngx_str_t                        name;
+    ngx_http_auth_pat_status_e       status;
+    ngx_http_auth_pat_list_query_t  *q;
+
+    q = &api->query;
+
+    if (id->type != REDIS_REPLY_STRING || ix->type != REDIS_REPLY_STRING
+        || ngx_http_auth_pat_parse_index_entry((u_char *) ix->str, ix->len,
+                                               t, &name)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, api->request->connection->log, 0,
+                      "auth_pat: bad list index entry of user \"%V\"",
+                      &api->user);
+        return 0;
+    }
+
+    /* t[]: created, expires, last used, revoked */
+    if (t[3]) {
+        status = NGX_HTTP_AUTH_PAT_REVOKED;
+
+    } else if (t[1] && t[1] <= api->now) {
+        status = NGX_HTTP_AUTH_PAT_EXPIRED;
+
+    } else {
+        status = NGX_HTTP_AUTH_PAT_ACTIVE;
+    }
+
+    api->facets[status]++;
+
+    if (q->status != NGX_HTTP_AUTH_PAT_ANY && q->status != status) {
+        return 0;
+    }
+
+    if (q->search.len
+        && ngx_strlcasestrn(name.data, name.data + name.len, q->search.data,
+                            q->search.len - 1)
+           == NULL)
+    {
+        return 0;
+    }
+
+    e->id = (u_char *) id->str;
+    e->id_len = id->len;
+    e->name = name.data;
+    e->name_len = name.len;
+    e->created = t[0];
+    e->by_name = (q->sort_by == NGX_HTTP_AUTH_PAT_SORT_NAME);
+    e->desc = q->desc;
+
+    switch (q->sort_by) {
+
+    case NGX_HTTP_AUTH_PAT_SORT_EXPIRES:
+        e->key = t[1];
+        break;
+
+    case NGX_HTTP_AUTH_PAT_SORT_LAST_USED:
+        e->key = t[2];
+        break;
+
+    default:
+        e->key = t[0];
+    }
+
+    e->has_key = (e->key != 0 || e->by_name);
+
+    return 1;
+}
+
+
+/*
+ * The whole index of the caller's tokens: facets over all of them, then
+ * the filter, the order and the page.  The page's records follow.
+ */
+
+static void
+ngx_http_auth_pat_api_list_indexed(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    size_t                           i, n, m, last;
+    ngx_str_t                       *ids;
+    ngx_http_auth_pat_list_query_t  *q;
+    ngx_http_auth_pat_list_entry_t  *entries, *e;
+
+    q = &api->query;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    n = reply->elements / 2;
+
+    entries = ngx_palloc(r->pool,
+                         (n ? n : 1) * sizeof(ngx_http_auth_pat_list_entry_t));
+    if (entries == NULL) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    m = 0;
+
+    for (i = 0; i < n; i++) {
+        m += ngx_http_auth_pat_api_list_entry(api, reply->element[2 * i],
+                                              reply->element[2 * i + 1],
+                                              &entries[m]);
+    }
+
+    ngx_qsort(entries, m, sizeof(ngx_http_auth_pat_list_entry_t),
+              ngx_http_auth_pat_list_cmp);
+
+    api->total = m;
+
+    last = ngx_min(m, q->offset + q->limit);
+    n = (q->offset < last) ? last - q->offset : 0;
+
+    if (n == 0) {
+        ngx_http_auth_pat_api_list_paged(r, api, NULL);
+        return;
+    }
+
+    /* the reply is freed after this handler: copy the page's ids */
+    ids = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
+    if (ids == NULL) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        e = &entries[q->offset + i];
+
+        ids[i].len = e->id_len;
+        ids[i].data = ngx_pnalloc(r->pool, e->id_len);
+        if (ids[i].data == NULL) {
+            ngx_http_auth_pat_api_fail(r, api,
+                                       NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_memcpy(ids[i].data, e->id, e->id_len);
+    }
+
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_get_many(api->store, r->pool, &api->user,
+                                         ids, n,
+                                         ngx_http_auth_pat_api_replied, api),
+        ngx_http_auth_pat_api_list_paged,
+        "list: read the page");
+}
+
+
+void
+ngx_http_auth_pat_api_list(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_list_index(api->store, r->pool, &api->user,
+                                           api->now,
+                                           ngx_http_auth_pat_api_replied,
+                                           api),
+        ngx_http_auth_pat_api_list_indexed,
+        "list: read the index");
+}

@@ -1,0 +1,572 @@
+
+/*
+ * The pure parsers and validators (see ngx_http_auth_pat_parse.h).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "pat_token.h"
+#include "ngx_http_auth_pat_parse.h"
+
+
+#ifndef NGX_HTTP_UNPROCESSABLE_ENTITY
+#define NGX_HTTP_UNPROCESSABLE_ENTITY  422
+#endif
+
+
+/*
+ * The scheme is case-insensitive (RFC 7235).  The token is a b64token
+ * (RFC 6750): a Bearer scheme with anything else is a malformed request.
+ */
+
+ngx_int_t
+ngx_http_auth_pat_parse_bearer(u_char *p, size_t len, ngx_str_t *token)
+{
+    u_char  *last, *start;
+
+    last = p + len;
+
+    if (len < sizeof("Bearer") - 1
+        || ngx_strncasecmp(p, (u_char *) "Bearer", sizeof("Bearer") - 1)
+           != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    p += sizeof("Bearer") - 1;
+
+    if (p < last && *p != ' ') {
+        /* "Bearerish ...": another scheme */
+        return NGX_DECLINED;
+    }
+
+    while (p < last && *p == ' ') {
+        p++;
+    }
+
+    start = p;
+
+    while (p < last) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'
+            || *p == '_' || *p == '~' || *p == '+' || *p == '/')
+        {
+            p++;
+            continue;
+        }
+
+        break;
+    }
+
+    while (p < last && *p == '=') {
+        p++;
+    }
+
+    if (p == start || p != last) {
+        return NGX_ERROR;
+    }
+
+    token->data = start;
+    token->len = p - start;
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_auth_pat_parse_json_type(u_char *p, size_t len)
+{
+    u_char  *last;
+
+    last = p + len;
+
+    if (len < 16
+        || ngx_strncasecmp(p, (u_char *) "application/json", 16) != 0)
+    {
+        return 0;
+    }
+
+    p += 16;
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    if (p == last) {
+        return 1;
+    }
+
+    if (*p++ != ';') {
+        return 0;
+    }
+
+    while (p < last && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+
+    if (last - p < 8 || ngx_strncasecmp(p, (u_char *) "charset=", 8) != 0) {
+        return 0;
+    }
+
+    p += 8;
+
+    if (p < last && *p == '"') {
+        p++;
+        last -= (last[-1] == '"');
+    }
+
+    while (last > p && (last[-1] == ' ' || last[-1] == '\t')) {
+        last--;
+    }
+
+    return (last - p == 5 && ngx_strncasecmp(p, (u_char *) "utf-8", 5) == 0)
+           || (last - p == 4 && ngx_strncasecmp(p, (u_char *) "utf8", 4) == 0);
+}
+
+
+/*
+ * ASCII space, and the Unicode spaces that are not control characters:
+ * U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000,
+ * U+FEFF
+ */
+
+static ngx_uint_t
+ngx_http_auth_pat_parse_space(u_char *p, u_char *last, size_t *n)
+{
+    if (*p == ' ') {
+        *n = 1;
+        return 1;
+    }
+
+    if (last - p >= 2 && p[0] == 0xc2 && p[1] == 0xa0) {
+        *n = 2;
+        return 1;
+    }
+
+    if (last - p < 3) {
+        return 0;
+    }
+
+    if ((p[0] == 0xe1 && p[1] == 0x9a && p[2] == 0x80)
+        || (p[0] == 0xe2 && p[1] == 0x80
+            && (p[2] <= 0x8a || p[2] == 0xa8 || p[2] == 0xa9 || p[2] == 0xaf))
+        || (p[0] == 0xe2 && p[1] == 0x81 && p[2] == 0x9f)
+        || (p[0] == 0xe3 && p[1] == 0x80 && p[2] == 0x80)
+        || (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf))
+    {
+        *n = 3;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_auth_pat_parse_space_before(u_char *start, u_char *p, size_t *n)
+{
+    size_t  k;
+
+    for (k = 1; k <= 3 && p - k >= start; k++) {
+        if (ngx_http_auth_pat_parse_space(p - k, p, n) && *n == k) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* 1 to 200 characters after trimming, valid UTF-8, no control chars */
+
+const char *
+ngx_http_auth_pat_parse_name(json_t *v, ngx_str_t *name, ngx_uint_t *status)
+{
+    u_char  *p, *last;
+    size_t   n, nchars;
+
+    *status = NGX_HTTP_UNPROCESSABLE_ENTITY;
+
+    if (v == NULL) {
+        return "name is required";
+    }
+
+    if (!json_is_string(v)) {
+        *status = NGX_HTTP_BAD_REQUEST;
+        return "name must be a string";
+    }
+
+    p = (u_char *) json_string_value(v);
+    last = p + json_string_length(v);
+
+    while (p < last && ngx_http_auth_pat_parse_space(p, last, &n)) {
+        p += n;
+    }
+
+    while (last > p && ngx_http_auth_pat_parse_space_before(p, last, &n)) {
+        last -= n;
+    }
+
+    if (ngx_http_auth_pat_utf8_check((char *) p, last - p, &nchars, 1) != 0) {
+        return "name must be valid UTF-8 without control characters";
+    }
+
+    if (nchars == 0) {
+        return "name must not be empty";
+    }
+
+    if (nchars > NGX_HTTP_AUTH_PAT_NAME_MAX) {
+        return "name must be at most 200 characters";
+    }
+
+    name->data = p;
+    name->len = last - p;
+
+    return NULL;
+}
+
+
+/* RFC 3339 with any offset, or null; in the future, within max_lifetime */
+
+const char *
+ngx_http_auth_pat_parse_expires(json_t *v, int64_t now, int64_t dflt,
+    int64_t max_lifetime, int64_t *ms, ngx_uint_t *status)
+{
+    int64_t  t;
+
+    *status = NGX_HTTP_UNPROCESSABLE_ENTITY;
+
+    if (v == NULL) {
+        t = dflt;
+
+    } else if (json_is_null(v)) {
+        t = 0;
+
+    } else if (json_is_string(v)) {
+        if (ngx_http_auth_pat_rfc3339_parse(json_string_value(v),
+                                            json_string_length(v), &t)
+            != 0)
+        {
+            return "expiresAt must be an RFC 3339 date-time, "
+                   "e.g. 2026-12-31T23:59:59Z";
+        }
+
+        if (t <= now) {
+            return "expiresAt must be in the future";
+        }
+
+        if (t >= NGX_HTTP_AUTH_PAT_EXPIRES_MAX) {
+            return "expiresAt must be before 5000-01-01T00:00:00Z";
+        }
+
+    } else {
+        *status = NGX_HTTP_BAD_REQUEST;
+        return "expiresAt must be a string or null";
+    }
+
+    if (max_lifetime > 0) {
+        if (t == 0) {
+            return "expiresAt cannot be null: tokens here expire within "
+                   "auth_pat_max_lifetime";
+        }
+
+        if (t > now + max_lifetime) {
+            return "expiresAt is beyond the longest lifetime allowed";
+        }
+    }
+
+    *ms = t;
+
+    return NULL;
+}
+
+
+/* the first "name=value" of args, the name matched case-insensitively */
+
+static ngx_int_t
+ngx_http_auth_pat_parse_arg(ngx_str_t *args, const char *name,
+    ngx_str_t *value)
+{
+    u_char  *p, *last, *end;
+    size_t   len;
+
+    len = ngx_strlen(name);
+    p = args->data;
+    last = p + args->len;
+
+    while (p < last) {
+        end = ngx_strlchr(p, last, '&');
+        if (end == NULL) {
+            end = last;
+        }
+
+        if ((size_t) (end - p) > len && p[len] == '='
+            && ngx_strncasecmp(p, (u_char *) name, len) == 0)
+        {
+            value->data = p + len + 1;
+            value->len = end - value->data;
+            return NGX_OK;
+        }
+
+        p = end + 1;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* snake_case, else the camelCase alias */
+
+static ngx_int_t
+ngx_http_auth_pat_parse_alias(ngx_str_t *args, const char *snake,
+    const char *camel, ngx_str_t *value)
+{
+    if (ngx_http_auth_pat_parse_arg(args, snake, value) == NGX_OK) {
+        return NGX_OK;
+    }
+
+    return ngx_http_auth_pat_parse_arg(args, camel, value);
+}
+
+
+static ngx_uint_t
+ngx_http_auth_pat_parse_is(ngx_str_t *v, const char *s)
+{
+    size_t  len;
+
+    len = ngx_strlen(s);
+
+    return v->len == len && ngx_strncmp(v->data, s, len) == 0;
+}
+
+
+/* form encoding: '+' is a space; '%' takes two hex digits */
+
+static const char *
+ngx_http_auth_pat_parse_search(ngx_str_t *v, u_char *buf, ngx_str_t *search)
+{
+    u_char  *dst, *src;
+    size_t   nchars, i;
+
+    for (i = 0; i < v->len; i++) {
+        if (v->data[i] == '%'
+            && (i + 2 >= v->len
+                || ngx_hextoi(&v->data[i + 1], 2) == NGX_ERROR))
+        {
+            return "search_term has a bad percent escape";
+        }
+
+        buf[i] = (v->data[i] == '+') ? ' ' : v->data[i];
+    }
+
+    src = buf;
+    dst = buf;
+    ngx_unescape_uri(&dst, &src, v->len, 0);
+
+    search->data = buf;
+    search->len = dst - buf;
+
+    if (ngx_http_auth_pat_utf8_check((char *) search->data, search->len,
+                                     &nchars, 1)
+        != 0)
+    {
+        return "search_term must be valid UTF-8";
+    }
+
+    if (nchars > NGX_HTTP_AUTH_PAT_SEARCH_MAX) {
+        return "search_term must be at most 200 characters";
+    }
+
+    for (i = 0; i < search->len; i++) {
+        search->data[i] = ngx_tolower(search->data[i]);
+    }
+
+    return NULL;
+}
+
+
+const char *
+ngx_http_auth_pat_parse_query(ngx_str_t *args, u_char *buf,
+    ngx_http_auth_pat_list_query_t *q)
+{
+    ngx_int_t    n;
+    ngx_str_t    v;
+    const char  *err;
+
+    q->offset = 0;
+    q->limit = NGX_HTTP_AUTH_PAT_PAGE_SIZE;
+    q->status = NGX_HTTP_AUTH_PAT_ANY;
+    ngx_str_null(&q->search);
+    q->sort_by = NGX_HTTP_AUTH_PAT_SORT_CREATED;
+    q->desc = 1;
+
+    if (ngx_http_auth_pat_parse_alias(args, "page_size", "pageSize", &v)
+        == NGX_OK)
+    {
+        n = ngx_atoi(v.data, v.len);
+        if (n < 1 || n > NGX_HTTP_AUTH_PAT_PAGE_SIZE_MAX) {
+            return "page_size must be an integer from 1 to 100";
+        }
+
+        q->limit = n;
+    }
+
+    if (ngx_http_auth_pat_parse_alias(args, "page_index", "pageIndex", &v)
+        == NGX_OK)
+    {
+        n = ngx_atoi(v.data, v.len);
+        if (n < 0 || n > NGX_HTTP_AUTH_PAT_PAGE_INDEX_MAX) {
+            return "page_index must be a non-negative integer";
+        }
+
+        q->offset = n * q->limit;
+    }
+
+    if (ngx_http_auth_pat_parse_arg(args, "status", &v) == NGX_OK) {
+        if (ngx_http_auth_pat_parse_is(&v, "active")) {
+            q->status = NGX_HTTP_AUTH_PAT_ACTIVE;
+
+        } else if (ngx_http_auth_pat_parse_is(&v, "expired")) {
+            q->status = NGX_HTTP_AUTH_PAT_EXPIRED;
+
+        } else if (ngx_http_auth_pat_parse_is(&v, "revoked")) {
+            q->status = NGX_HTTP_AUTH_PAT_REVOKED;
+
+        } else {
+            return "status must be active, expired or revoked";
+        }
+    }
+
+    if (ngx_http_auth_pat_parse_alias(args, "search_term", "searchTerm", &v)
+        == NGX_OK)
+    {
+        err = ngx_http_auth_pat_parse_search(&v, buf, &q->search);
+        if (err) {
+            return err;
+        }
+    }
+
+    if (ngx_http_auth_pat_parse_alias(args, "sort_by", "sortBy", &v)
+        == NGX_OK)
+    {
+        if (ngx_http_auth_pat_parse_is(&v, "createdAt")) {
+            q->sort_by = NGX_HTTP_AUTH_PAT_SORT_CREATED;
+
+        } else if (ngx_http_auth_pat_parse_is(&v, "name")) {
+            q->sort_by = NGX_HTTP_AUTH_PAT_SORT_NAME;
+
+        } else if (ngx_http_auth_pat_parse_is(&v, "expiresAt")) {
+            q->sort_by = NGX_HTTP_AUTH_PAT_SORT_EXPIRES;
+
+        } else if (ngx_http_auth_pat_parse_is(&v, "lastUsedAt")) {
+            q->sort_by = NGX_HTTP_AUTH_PAT_SORT_LAST_USED;
+
+        } else {
+            return "sort_by must be createdAt, name, expiresAt or lastUsedAt";
+        }
+    }
+
+    if (ngx_http_auth_pat_parse_alias(args, "sort_direction",
+                                      "sortDirection", &v)
+        == NGX_OK)
+    {
+        if (ngx_http_auth_pat_parse_is(&v, "asc")) {
+            q->desc = 0;
+
+        } else if (ngx_http_auth_pat_parse_is(&v, "desc")) {
+            q->desc = 1;
+
+        } else {
+            return "sort_direction must be asc or desc";
+        }
+    }
+
+    return NULL;
+}
+
+
+json_t *
+ngx_http_auth_pat_parse_record(u_char *p, size_t len)
+{
+    json_t  *rec;
+
+    rec = json_loadb((char *) p, len, 0, NULL);
+
+    if (rec != NULL && !json_is_object(rec)) {
+        json_decref(rec);
+        return NULL;
+    }
+
+    return rec;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_parse_index_entry(u_char *p, size_t len, int64_t t[4],
+    ngx_str_t *name)
+{
+    u_char      *last, *start;
+    ngx_int_t    i;
+
+    last = p + len;
+
+    for (i = 0; i < 4; i++) {
+        start = p;
+
+        while (p < last && *p != ':') {
+            p++;
+        }
+
+        if (p == last) {
+            return NGX_ERROR;
+        }
+
+        t[i] = 0;
+
+        if (p > start) {
+            t[i] = ngx_atoof(start, p - start);
+            if (t[i] == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+        }
+
+        p++;
+    }
+
+    name->data = p;
+    name->len = last - p;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_parse_validation(ngx_str_t f[4], int64_t now,
+    int64_t *expires)
+{
+    off_t  n;
+
+    if (f[0].data == NULL || f[1].data == NULL) {
+        return NGX_DECLINED;
+    }
+
+    *expires = 0;
+
+    if (f[3].data == NULL || f[3].len == 0) {
+        return NGX_OK;
+    }
+
+    n = ngx_atoof(f[3].data, f[3].len);
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    *expires = n;
+
+    /* the record may outlive its PEXPIREAT by Redis' lazy expiry
+     * granularity; the clock decides */
+    return (n <= now) ? NGX_DECLINED : NGX_OK;
+}

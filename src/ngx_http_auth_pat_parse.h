@@ -1,0 +1,106 @@
+
+/*
+ * The pure parsers and validators: the Authorization header, the fields
+ * of a create or rotate body, the list query, and the records read back
+ * from Redis.  Bytes or jansson values in, no request: each can be
+ * tested and fuzzed alone.  Functions that return a message return NULL
+ * when the input is valid, else the message for the client, with the
+ * HTTP status in *status.
+ */
+
+
+#ifndef _NGX_HTTP_AUTH_PAT_PARSE_H_INCLUDED_
+#define _NGX_HTTP_AUTH_PAT_PARSE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <jansson.h>
+
+
+#define NGX_HTTP_AUTH_PAT_NAME_MAX        200
+#define NGX_HTTP_AUTH_PAT_SEARCH_MAX      200
+#define NGX_HTTP_AUTH_PAT_PAGE_SIZE       25
+#define NGX_HTTP_AUTH_PAT_PAGE_SIZE_MAX   100
+#define NGX_HTTP_AUTH_PAT_PAGE_INDEX_MAX  1000000
+
+/*
+ * 5000-01-01T00:00:00Z in ms.  The Lua scripts re-encode records with
+ * Redis' cjson, which keeps 14 significant digits: from about year 5138
+ * on, an instant in ms would come back rounded.
+ */
+#define NGX_HTTP_AUTH_PAT_EXPIRES_MAX     95617584000000LL
+
+
+typedef enum {
+    NGX_HTTP_AUTH_PAT_ANY = 0,
+    NGX_HTTP_AUTH_PAT_ACTIVE,
+    NGX_HTTP_AUTH_PAT_EXPIRED,
+    NGX_HTTP_AUTH_PAT_REVOKED
+} ngx_http_auth_pat_status_e;
+
+
+typedef enum {
+    NGX_HTTP_AUTH_PAT_SORT_CREATED = 0,
+    NGX_HTTP_AUTH_PAT_SORT_NAME,
+    NGX_HTTP_AUTH_PAT_SORT_EXPIRES,
+    NGX_HTTP_AUTH_PAT_SORT_LAST_USED
+} ngx_http_auth_pat_sort_e;
+
+
+typedef struct {
+    ngx_http_auth_pat_status_e     status;
+    ngx_str_t                      search;     /* lowercased, or empty */
+    ngx_http_auth_pat_sort_e       sort_by;
+    ngx_uint_t                     desc;
+    ngx_uint_t                     offset;
+    ngx_uint_t                     limit;
+} ngx_http_auth_pat_list_query_t;
+
+
+/*
+ * "Bearer b64token": NGX_OK with the token; NGX_DECLINED for another
+ * scheme; NGX_ERROR for a Bearer scheme without a valid b64token.
+ */
+ngx_int_t ngx_http_auth_pat_parse_bearer(u_char *p, size_t len,
+    ngx_str_t *token);
+
+/* application/json, optionally with "; charset=utf-8" */
+ngx_uint_t ngx_http_auth_pat_parse_json_type(u_char *p, size_t len);
+
+/* "name", trimmed; name points into the string of v */
+const char *ngx_http_auth_pat_parse_name(json_t *v, ngx_str_t *name,
+    ngx_uint_t *status);
+
+/*
+ * "expiresAt" (v NULL when absent: dflt, in ms, 0 for never), within
+ * max_lifetime ms of now when that is not 0
+ */
+const char *ngx_http_auth_pat_parse_expires(json_t *v, int64_t now,
+    int64_t dflt, int64_t max_lifetime, int64_t *ms, ngx_uint_t *status);
+
+/*
+ * The list query string.  buf has room for args->len bytes: the decoded
+ * search term is written there.  The status is always 400.
+ */
+const char *ngx_http_auth_pat_parse_query(ngx_str_t *args, u_char *buf,
+    ngx_http_auth_pat_list_query_t *q);
+
+/* a metadata record: a JSON object, or NULL */
+json_t *ngx_http_auth_pat_parse_record(u_char *p, size_t len);
+
+/* a list index entry "c:e:l:r:name": the times (0 for null), the name */
+ngx_int_t ngx_http_auth_pat_parse_index_entry(u_char *p, size_t len,
+    int64_t t[4], ngx_str_t *name);
+
+/*
+ * The validation record's u, i, n, e (data NULL where Redis had none):
+ * NGX_OK and *expires (0: never) for a live token, NGX_DECLINED for an
+ * unknown or expired one, NGX_ERROR for a record we do not understand.
+ */
+ngx_int_t ngx_http_auth_pat_parse_validation(ngx_str_t f[4], int64_t now,
+    int64_t *expires);
+
+
+#endif /* _NGX_HTTP_AUTH_PAT_PARSE_H_INCLUDED_ */
