@@ -656,7 +656,8 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
 
     if (rcf->password.len) {
         argc = 0;
-        argv[argc] = "AUTH"; argvlen[argc++] = 4;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
 
         if (rcf->user.len) {
             argv[argc] = (char *) rcf->user.data;
@@ -674,7 +675,8 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
     }
 
     if (rcf->db > 0) {
-        argv[0] = "SELECT"; argvlen[0] = 6;
+        argv[0] = "SELECT";
+        argvlen[0] = 6;
         argv[1] = (char *) dbbuf;
         argvlen[1] = ngx_sprintf(dbbuf, "%i", rcf->db) - dbbuf;
 
@@ -683,17 +685,22 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
         }
     }
 
-    argv[0] = "CLIENT"; argvlen[0] = 6;
-    argv[1] = "SETNAME"; argvlen[1] = 7;
-    argv[2] = (char *) conn->name; argvlen[2] = conn->name_len;
+    argv[0] = "CLIENT";
+    argvlen[0] = 6;
+    argv[1] = "SETNAME";
+    argvlen[1] = 7;
+    argv[2] = (char *) conn->name;
+    argvlen[2] = conn->name_len;
 
     if (ngx_http_auth_pat_redis_setup(conn, 3, argv, argvlen) != NGX_OK) {
         return NGX_ERROR;
     }
 
     for (i = 0; i < conn->nscripts; i++) {
-        argv[0] = "SCRIPT"; argvlen[0] = 6;
-        argv[1] = "LOAD"; argvlen[1] = 4;
+        argv[0] = "SCRIPT";
+        argvlen[0] = 6;
+        argv[1] = "LOAD";
+        argvlen[1] = 4;
         argv[2] = (char *) conn->scripts[i].body.data;
         argvlen[2] = conn->scripts[i].body.len;
 
@@ -713,8 +720,10 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
 
     if (conn->subscriber) {
         /* confirmed (or refused) after the replies above */
-        argv[0] = "SUBSCRIBE"; argvlen[0] = 9;
-        argv[1] = (char *) conn->channel.data; argvlen[1] = conn->channel.len;
+        argv[0] = "SUBSCRIBE";
+        argvlen[0] = 9;
+        argv[1] = (char *) conn->channel.data;
+        argvlen[1] = conn->channel.len;
 
         if (ngx_http_auth_pat_redis_queue(conn,
                                           ngx_http_auth_pat_redis_sub_reply,
@@ -935,7 +944,8 @@ ngx_http_auth_pat_redis_header(u_char *p, u_char type, size_t n)
 
     *p++ = type;
     p = ngx_cpymem(p, d, digits + NGX_SIZE_T_LEN - d);
-    *p++ = '\r'; *p++ = '\n';
+    *p++ = '\r';
+    *p++ = '\n';
 
     return p;
 }
@@ -977,7 +987,8 @@ ngx_http_auth_pat_redis_format(ngx_http_auth_pat_redis_conn_t *conn,
     for (i = 0; i < argc; i++) {
         p = ngx_http_auth_pat_redis_header(p, '$', argvlen[i]);
         p = ngx_cpymem(p, argv[i], argvlen[i]);
-        *p++ = '\r'; *p++ = '\n';
+        *p++ = '\r';
+        *p++ = '\n';
     }
 
     *p = '\0';
@@ -1181,8 +1192,10 @@ ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
 
     script = &conn->scripts[cmd->script];
 
-    argv[0] = "EVAL"; argvlen[0] = 4;
-    argv[1] = (char *) script->body.data; argvlen[1] = script->body.len;
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = (char *) script->body.data;
+    argvlen[1] = script->body.len;
     argc = 2;
 
     for (i = 0; i < cmd->argc; i++) {
@@ -1376,8 +1389,10 @@ ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
         return NULL;
     }
 
-    full[0] = "EVALSHA"; full_len[0] = 7;
-    full[1] = (char *) conn->scripts[script].sha; full_len[1] = 40;
+    full[0] = "EVALSHA";
+    full_len[0] = 7;
+    full[1] = (char *) conn->scripts[script].sha;
+    full_len[1] = 40;
 
     /* one block: argv[], argvlen[], then the bytes */
     size = argc * (sizeof(char *) + sizeof(size_t));
