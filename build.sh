@@ -4,7 +4,8 @@
 #
 #   ./build.sh          build build/ngx_http_auth_pat_module.so
 #   ./build.sh test     build, then run every test (prove -r t/)
-#   ./build.sh run      build, start Redis + nginx on 127.0.0.1:8080 (foreground)
+#   ./build.sh run      build, start Redis + nginx on 127.0.0.1:$PAT_PORT (8080)
+#                       in the foreground; Ctrl-C stops both
 #   ./build.sh bench    build, then the wrk benchmark on loopback
 #   ./build.sh profile  build, then instructions per request under callgrind
 #   ./build.sh asan     build nginx 1.22.1 and the module with clang ASan+UBSan
@@ -17,6 +18,8 @@
 #   NGINX_BIN    nginx binary used by run/test/bench (default /usr/sbin/nginx)
 #   PAT_CFLAGS   extra compiler flags for the module
 #   PAT_RUN_DIR  state of `run` (default ./.run)
+#   PAT_PORT     port of `run`'s gateway on 127.0.0.1 (default 8080); its
+#                stand-in upstream listens on PAT_PORT+1 (default 8081)
 #   PAT_MODULE   module loaded by run/test (default build/ngx_http_auth_pat_module.so)
 
 set -euo pipefail
@@ -123,13 +126,13 @@ run_tests() {
 # ---------------------------------------------------------------- run
 
 print_next_steps() {
-    local pw=$1 base=http://127.0.0.1:8080
+    local pw=$1 base=http://127.0.0.1:$2
     local api=$base/v1/personal-access-tokens
     local tok="sed -E 's/.*\"token\":\"([^\"]+)\".*/\\1/'"
     local id="sed -E 's/.*\"id\":\"([^\"]+)\".*/\\1/'"
     cat <<EOF
 
-nginx is listening on $base (Redis: $RUN_DIR/redis.sock).
+nginx is listening on $base (Redis: $RUN_DIR/redis.sock; the stand-in upstream on port $3).
 Bootstrap user: alice, password $pw (auth_basic on the token API).
 Logs: $RUN_DIR/error.log.  Ctrl-C stops both.
 
@@ -164,8 +167,49 @@ curl -s -H "Authorization: Bearer \$NEW" $base/api/hello
 EOF
 }
 
+# The processes of `run`, global so that stop_all (the INT, TERM and EXIT
+# traps) sees them wherever the script stops: the EXIT trap can run after
+# run_local has returned, where its locals are gone.
+RUN_REDIS_PID=
+RUN_NGINX_PID=
+
+# Commands started with & by a script ignore SIGINT and SIGQUIT until they
+# install their own handlers: nginx does so only once its configuration is
+# read, so a QUIT sent while it starts would be lost. stop_process sends
+# TERM (fast shutdown for nginx, shutdown for redis), and KILL to a
+# process still there 10 s later.
+stop_process() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 200); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+    trap - INT TERM EXIT
+    [ -n "$RUN_NGINX_PID$RUN_REDIS_PID" ] || return 0
+    log "stopping nginx and redis"
+    if [ -n "$RUN_NGINX_PID" ]; then
+        stop_process "$RUN_NGINX_PID"
+        RUN_NGINX_PID=
+    fi
+    if [ -n "$RUN_REDIS_PID" ]; then
+        stop_process "$RUN_REDIS_PID"
+        RUN_REDIS_PID=
+    fi
+}
+
 run_local() {
     ensure_pkgs "${PKGS_RUN[@]}"
+    local port=${PAT_PORT:-8080}
+    [[ $port =~ ^[0-9]{1,5}$ ]] && (( 10#$port >= 1 && 10#$port <= 65534 )) \
+        || die "PAT_PORT must be a port number from 1 to 65534 (got \"$port\")"
+    port=$((10#$port))
+    local upstream_port=$((port + 1))
     local rd=$RUN_DIR
     mkdir -p "$rd"
     chmod 0755 "$rd"
@@ -193,42 +237,62 @@ save ""
 logfile $rd/redis.log
 daemonize no
 EOF
+    # The example's ports, 8080 (the gateway) and 8081 (the stand-in
+    # upstream), become PAT_PORT and PAT_PORT+1, through placeholders so
+    # that PAT_PORT=8081 or 8079 does not rewrite a port twice.
     sed -e "s#modules/ngx_http_auth_pat_module.so#${PAT_MODULE:-$MODULE}#" \
         -e "s#/run/redis/redis-server.sock#$rd/redis.sock#" \
         -e "s#/etc/nginx/pat.key#$rd/pat.key#" \
         -e "s#/etc/nginx/pat.htpasswd#$rd/pat.htpasswd#" \
         -e "s#/var/log/nginx/#$rd/#" \
         -e "s#^pid .*#pid $rd/nginx.pid;#" \
+        -e 's#127\.0\.0\.1:8080\([^0-9]\|$\)#127.0.0.1:@PAT_PORT@\1#g' \
+        -e 's#127\.0\.0\.1:8081\([^0-9]\|$\)#127.0.0.1:@PAT_UPSTREAM_PORT@\1#g' \
+        -e "s#@PAT_PORT@#$port#g; s#@PAT_UPSTREAM_PORT@#$upstream_port#g" \
         nginx.conf.example > "$rd/nginx.conf"
+    grep -q "^ *listen 127\.0\.0\.1:$port;" "$rd/nginx.conf" \
+        && grep -q "^ *listen 127\.0\.0\.1:$upstream_port;" "$rd/nginx.conf" \
+        || die "nginx.conf.example no longer listens on 127.0.0.1:8080 and :8081 (update run_local)"
 
-    local redis_pid nginx_pid
+    # From here on, however the script ends, it stops what it started.
+    trap 'stop_all; exit 130' INT
+    trap 'stop_all; exit 143' TERM
+    trap stop_all EXIT
+
     redis-server "$rd/redis.conf" &
-    redis_pid=$!
+    RUN_REDIS_PID=$!
     for _ in $(seq 100); do [ -S "$rd/redis.sock" ] && break; sleep 0.05; done
     [ -S "$rd/redis.sock" ] || die "redis did not start (see $rd/redis.log)"
 
     "$NGINX_BIN" -t -p "$rd" -c "$rd/nginx.conf" -q \
-        || { kill "$redis_pid"; die "nginx configuration test failed"; }
+        || die "nginx configuration test failed"
+    # nginx writes its pid file once it has bound its ports (a stale file
+    # holds another pid); on a busy port it retries for about 2.5 s, then
+    # exits.
     "$NGINX_BIN" -p "$rd" -c "$rd/nginx.conf" -g 'daemon off;' &
-    nginx_pid=$!
+    RUN_NGINX_PID=$!
 
-    stop_all() {
-        trap - INT TERM EXIT
-        log "stopping nginx and redis"
-        kill -QUIT "$nginx_pid" 2>/dev/null || true
-        wait "$nginx_pid" 2>/dev/null || true
-        kill -TERM "$redis_pid" 2>/dev/null || true
-        wait "$redis_pid" 2>/dev/null || true
-    }
-    trap stop_all INT TERM EXIT
-
-    for _ in $(seq 100); do
-        curl -s -o /dev/null http://127.0.0.1:8080/ 2>/dev/null && break
+    local up=
+    for _ in $(seq 200); do
+        kill -0 "$RUN_NGINX_PID" 2>/dev/null || break
+        if [ "$(cat "$rd/nginx.pid" 2>/dev/null)" = "$RUN_NGINX_PID" ] \
+           && curl -s -m 1 -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then
+            up=1
+            break
+        fi
         sleep 0.05
     done
+    [ -n "$up" ] || die "nginx did not start on 127.0.0.1:$port and 127.0.0.1:$upstream_port" \
+        "(a port in use? PAT_PORT picks others; see the messages above and $rd/error.log)"
 
-    print_next_steps "$(cat "$rd/password")"
-    wait "$nginx_pid"
+    print_next_steps "$(cat "$rd/password")" "$port" "$upstream_port"
+    local rc=0
+    wait "$RUN_NGINX_PID" || rc=$?
+    # Only when nginx stopped by itself: a signal to build.sh runs its trap.
+    RUN_NGINX_PID=
+    log "nginx exited (status $rc)"
+    stop_all
+    exit "$rc"
 }
 
 # ---------------------------------------------------------------- asan

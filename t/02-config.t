@@ -41,10 +41,29 @@ conf_ok("auth_pat_redis [::1]:6380; auth_pat_key_file %%KEY%%; $srv", 'IPv6 addr
 conf_fails("auth_pat_redis 127.0.0.1:6379; auth_pat_key_file %%DIR%%/missing.key; $srv",
            qr/\[emerg\].*open\(\) ".*missing\.key" failed \(2: No such file or directory\)/,
            'missing key file');
-SKIP: {
-    skip 'root reads any file', 2 if $> == 0;
-    conf_fails("auth_pat_redis 127.0.0.1:6379; auth_pat_key_file %%DIR%%/unreadable.key; $srv",
-               qr/Permission denied/, 'unreadable key file');
+# Root reads a mode-0000 file through CAP_DAC_OVERRIDE (and
+# CAP_DAC_READ_SEARCH): as root (how CI runs), `nginx -t` runs under
+# util-linux setpriv with both dropped from the bounding and inheritable
+# sets, so that the open() of the key file gets EACCES as it would for
+# any other user.
+{
+    my @drop = ('--bounding-set=-dac_override,-dac_read_search',
+                '--inh-caps=-dac_override,-dac_read_search', '--');
+    my ($setpriv) = grep { -x } qw(/usr/bin/setpriv /bin/setpriv);
+    my $name = 'unreadable key file' . ($> == 0 ? ' (root without CAP_DAC_*)' : '');
+    $t->nginx_conf(http => "auth_pat_redis 127.0.0.1:6379; auth_pat_key_file %%DIR%%/unreadable.key; $srv");
+    my ($rc, $out);
+    if ($> != 0) {
+        ($rc, $out) = $t->nginx_test;
+    } elsif (!$setpriv) {
+        ($rc, $out) = (0, 'setpriv (util-linux) not found');
+    } else {
+        ($rc, $out) = PatTest::_run_capture($setpriv, @drop,
+                                            $t->_nginx_args($t->path('nginx-cmd.log')), '-t');
+    }
+    isnt($rc, 0, "nginx -t fails: $name");
+    like($out, qr/\[emerg\] open\(\) "\Q${\ $t->path('unreadable.key')}\E" failed \(13: Permission denied\)/,
+         "message for: $name") or diag $out;
 }
 conf_fails("auth_pat_redis 127.0.0.1:6379; auth_pat_key_file %%DIR%%/short.key; $srv",
            qr/\[emerg\] key file ".*short\.key" holds a 31-byte key: the key must be 32 to 4096 bytes/,

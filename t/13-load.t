@@ -7,6 +7,7 @@ use lib 't/lib';
 use Test::More;
 use POSIX ();
 use Time::HiRes qw(sleep);
+use JSON::PP ();
 use PatTest;
 use PatToken qw(seed_token make_token now_ms);
 use PatLoad qw(burst);
@@ -44,25 +45,46 @@ sub mixed {
             push @reqs, { path => "/r$i", headers => { Authorization => "Bearer $v->{token}" } };
             push @want, [200, 'user=user' . (($i % @valid) + 1)];
         } elsif ($k == 2) {
+            # well-formed, unknown to Redis
             push @reqs, { path => "/r$i", headers => { Authorization => "Bearer $revoked[$i % @revoked]" } };
-            push @want, [401, 'invalid_token'];
+            push @want, [401, 'unauthorized', 'invalid_token'];
         } else {
+            # a b64token that is no token: refused before Redis
             push @reqs, { path => "/r$i", headers => { Authorization => "Bearer not-a-token-$i" } };
-            push @want, [401, 'unauthorized'];
+            push @want, [401, 'unauthorized', 'invalid_token'];
         }
     }
     return (\@reqs, \@want);
 }
 
+# A 200 must carry the upstream's body; a 401 the JSON body
+# {"error": CODE, "message": text} and WWW-Authenticate with the realm
+# "t" and error="ATTR".
 sub check {
     my ($name, $res, $want) = @_;
     my $wrong = 0;
+    my $json = JSON::PP->new->utf8;
     for my $i (0 .. $#$res) {
-        my ($st, $body) = @{ $want->[$i] };
-        my $ok = $res->[$i]{status} == $st
-            && ($st != 200 || $res->[$i]{body} eq "$body\n");
-        if (!$ok) {
-            diag "$name #$i: got $res->[$i]{status} " . ($res->[$i]{error} // '') . " want $st" if $wrong < 5;
+        my ($st, @w) = @{ $want->[$i] };
+        my $r = $res->[$i];
+        my $why;
+        if ($r->{status} != $st) {
+            $why = "status $r->{status}" . ($r->{error} ? " ($r->{error})" : '');
+        } elsif ($st == 200) {
+            $why = "body '$r->{body}'" if $r->{body} ne "$w[0]\n";
+        } else {
+            my ($code, $attr) = @w;
+            my $ct = $r->{headers}{'content-type'} // '';
+            my $b  = eval { $json->decode($r->{body}) };
+            my $wa = $r->{headers}{'www-authenticate'} // '';
+            if ($ct !~ m{^application/json\b}) { $why = "content type '$ct'" }
+            elsif (ref $b ne 'HASH') { $why = "body not a JSON object: '$r->{body}'" }
+            elsif (($b->{error} // '') ne $code) { $why = "error '" . ($b->{error} // '') . "'" }
+            elsif (!defined $b->{message} || ref $b->{message} || !length $b->{message}) { $why = 'no message' }
+            elsif ($wa ne qq{Bearer realm="t", error="$attr"}) { $why = "WWW-Authenticate '$wa'" }
+        }
+        if (defined $why) {
+            diag "$name #$i: got $why, want $st @w" if $wrong < 5;
             $wrong++;
         }
     }

@@ -16,7 +16,9 @@ our @EXPORT_OK = qw(burst);
 # burst(port => P, requests => [ { path, headers => {}, method, body } ... ],
 #       concurrency => N, timeout => S, on_progress => sub { $done })
 # Returns an arrayref, in request order, of
-#   { status => int|0, body => str, elapsed => seconds, error => str|undef }
+#   { status => int|0, body => str, headers => { lc name => value },
+#     elapsed => seconds, error => str|undef }
+# (a header sent more than once has its values joined with ", ")
 sub burst {
     my (%o) = @_;
     my @reqs = @{ $o{requests} };
@@ -58,8 +60,14 @@ sub burst {
         delete $by_fd{ fileno $c->{s} };
         close $c->{s};
         my ($status) = $c->{in} =~ m{^HTTP/\d\.\d (\d{3})};
-        my $body = $c->{in} =~ /\r\n\r\n(.*)\z/s ? $1 : '';
-        $res[ $c->{i} ] = { status => $status // 0, body => $body,
+        my ($head, $body) = $c->{in} =~ /\A(.*?)\r\n\r\n(.*)\z/s ? ($1, $2) : ('', '');
+        my %h;
+        for my $l (split /\r\n/, $head) {
+            next unless $l =~ /^([^:\s]+):[ \t]*(.*?)[ \t]*\z/;
+            my $k = lc $1;
+            $h{$k} = exists $h{$k} ? "$h{$k}, $2" : $2;
+        }
+        $res[ $c->{i} ] = { status => $status // 0, body => $body, headers => \%h,
                             elapsed => time - $c->{t0}, error => $err };
         $done++;
         $o{on_progress}->($done) if $o{on_progress};
