@@ -400,6 +400,9 @@ build_asan() {
     #   and the next reload stops in ngx_cycle_modules (global-buffer-overflow).
     # NGX_DEBUG_PALLOC: every ngx_palloc() is a malloc() of its own, so that
     #   ASan sees overruns between pool allocations, not only past a block.
+    # NGX_HTTP_AUTH_PAT_FAULTS: the module's fault hook (a request header
+    #   that fails a named allocation), for t/26-api-faults.t; never in the
+    #   normal build.
     # -lcrypt: ASan's crypt_r() interceptor makes configure find crypt_r() in
     #   libc; without libcrypt it calls NULL (auth_basic with $6$ hashes).
     mkdir -p "$ASAN_DIR"
@@ -407,6 +410,7 @@ build_asan() {
     local san="-fsanitize=address,undefined"
     local ccopt="-g -O1 -fno-omit-frame-pointer $san -fsanitize-address-use-odr-indicator"
     ccopt+=" -fsanitize-ignorelist=$ASAN_DIR/ubsan.ignorelist -DNGX_DEBUG_PALLOC=1"
+    ccopt+=" -DNGX_HTTP_AUTH_PAT_FAULTS=1"
     local ldopt="$san -Wl,--push-state,--no-as-needed -lcrypt -Wl,--pop-state"
     local stamp_want
     stamp_want=$(printf '%s\n' "$ASAN_ORIG_SHA256" "$("$ASAN_CC" --version | head -1)" \
