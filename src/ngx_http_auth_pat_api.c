@@ -105,7 +105,7 @@ ngx_http_auth_pat_api_validate_create(ngx_http_request_t *r,
     err = ngx_http_auth_pat_parse_name(json_object_get(api->body, "name"),
                                        &api->issue.name, &status);
     if (err) {
-        ngx_http_auth_pat_finalize_error(r, status, NULL, err);
+        ngx_http_auth_pat_finalize_invalid(r, status, err);
         return;
     }
 
@@ -142,7 +142,7 @@ ngx_http_auth_pat_api_validate_list(ngx_http_request_t *r,
 
     err = ngx_http_auth_pat_parse_query(&r->args, buf, &api->query);
     if (err) {
-        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_BAD_REQUEST, NULL, err);
+        ngx_http_auth_pat_finalize_invalid(r, NGX_HTTP_BAD_REQUEST, err);
         return;
     }
 
@@ -159,8 +159,8 @@ ngx_http_auth_pat_api_dispatch(ngx_http_request_t *r,
 {
     if (api->user.len > NGX_HTTP_AUTH_PAT_USER_MAX) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_BAD_REQUEST,
-                                    "invalid_request",
-                                    "the caller identity is too long");
+                                         "invalid_request",
+                                         "the caller identity is too long");
         return;
     }
 
@@ -234,7 +234,7 @@ ngx_http_auth_pat_api_start(ngx_http_request_t *r)
     if (plcf->api_user) {
         if (ngx_http_complex_value(r, plcf->api_user, &user) != NGX_OK) {
             ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                         NULL, NULL);
+                                             NULL, NULL);
             return;
         }
 
@@ -349,8 +349,8 @@ ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
         }
 
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_BAD_REQUEST,
-                                    "invalid_request",
-                                    "the body must be a JSON object");
+                                         "invalid_request",
+                                         "the body must be a JSON object");
         return;
     }
 
@@ -360,13 +360,13 @@ ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
     if (json == NULL) {
         if (json_error_code(&err) == json_error_invalid_utf8) {
             ngx_http_auth_pat_finalize_error(r, NGX_HTTP_UNPROCESSABLE_ENTITY,
-                                        "validation_error",
-                                        "the body is not valid UTF-8");
+                                             "validation_error",
+                                             "the body is not valid UTF-8");
             return;
         }
 
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_BAD_REQUEST,
-                                    "invalid_request", "malformed JSON");
+                                         "invalid_request", "malformed JSON");
         return;
     }
 
@@ -374,8 +374,8 @@ ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
 
     if (!json_is_object(json)) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_BAD_REQUEST,
-                                    "invalid_request",
-                                    "the body must be a JSON object");
+                                         "invalid_request",
+                                         "the body must be a JSON object");
         return;
     }
 

@@ -181,7 +181,8 @@ ngx_http_auth_pat_api_send_token(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, ngx_uint_t status, json_t *rec,
     ngx_uint_t with_plaintext)
 {
-    json_t  *t;
+    json_t     *t;
+    ngx_str_t   token;
 
     t = ngx_http_auth_pat_token_object(rec, api->now);
     if (t == NULL) {
@@ -189,14 +190,13 @@ ngx_http_auth_pat_api_send_token(ngx_http_request_t *r,
         return;
     }
 
-    if (with_plaintext) {
-        json_object_set_new(t, "token",
-            json_stringn((char *) api->token, api->token_len));
-    }
+    token.data = api->token;
+    token.len = api->token_len;
 
     api->issued = 0;
 
-    ngx_http_auth_pat_finalize_json(r, status, json_pack("{s:o}", "data", t));
+    ngx_http_auth_pat_finalize_data(r, status, t,
+                                    with_plaintext ? &token : NULL);
 }
 
 
@@ -213,7 +213,7 @@ ngx_http_auth_pat_api_old_record(ngx_http_request_t *r,
 
     if (reply->type == REDIS_REPLY_NIL) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                    "no such token");
+                                         "no such token");
         return NGX_DECLINED;
     }
 
@@ -268,7 +268,7 @@ ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
                                           (int64_t) plcf->max_lifetime * 1000,
                                           &api->issue.expires, &status);
     if (err) {
-        ngx_http_auth_pat_finalize_error(r, status, NULL, err);
+        ngx_http_auth_pat_finalize_invalid(r, status, err);
         return NGX_DECLINED;
     }
 
@@ -328,7 +328,7 @@ ngx_http_auth_pat_api_issue_withdrawn(ngx_http_request_t *r,
     api->issued = 0;
 
     ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
-                                "the new token was revoked meanwhile");
+                                     "the new token was revoked meanwhile");
 }
 
 
@@ -400,9 +400,9 @@ ngx_http_auth_pat_api_create_added(ngx_http_request_t *r,
 
     if (reply->integer == 0) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_UNPROCESSABLE_ENTITY,
-                                    "validation_error",
-                                    "too many active tokens: revoke one "
-                                    "first");
+                                         "validation_error",
+                                         "too many active tokens: revoke one "
+                                         "first");
         return;
     }
 
@@ -454,9 +454,26 @@ static void
 ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
-    if (ngx_http_auth_pat_api_old_record(r, api, reply) != NGX_OK) {
+    json_t  *rec;
+
+    if (reply->type == REDIS_REPLY_NIL) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                         "no such token");
         return;
     }
+
+    rec = (reply->type == REDIS_REPLY_STRING)
+          ? ngx_http_auth_pat_parse_record((u_char *) reply->str, reply->len)
+          : NULL;
+
+    if (rec == NULL) {
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the record as marked is the answer */
+    json_decref(api->old);
+    api->old = rec;
 
     /* an activation may have landed since the first withdrawal */
     ngx_http_auth_pat_api_withdraw(r, api, api->old_hex,
@@ -513,8 +530,8 @@ ngx_http_auth_pat_api_rotate_swapped(ngx_http_request_t *r,
 {
     if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
-                                    "the token was revoked or rotated "
-                                    "meanwhile");
+                                         "the token was revoked or rotated "
+                                         "meanwhile");
         return;
     }
 
@@ -559,7 +576,7 @@ ngx_http_auth_pat_api_rotate_claimed(ngx_http_request_t *r,
 
     case 0:
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                    "no such token");
+                                         "no such token");
         return;
 
     case 1:
@@ -569,8 +586,8 @@ ngx_http_auth_pat_api_rotate_claimed(ngx_http_request_t *r,
 
     default:
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
-                                    "the token is revoked, expired or being "
-                                    "rotated");
+                                         "the token is revoked, expired or "
+                                         "being rotated");
         return;
     }
 }
@@ -591,13 +608,13 @@ ngx_http_auth_pat_api_rotate_got(ngx_http_request_t *r,
 
     if (ngx_http_auth_pat_json_ms(api->old, "r")) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
-                                    "the token is revoked");
+                                         "the token is revoked");
         return;
     }
 
     if (e && e <= api->now) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
-                                    "the token is expired");
+                                         "the token is expired");
         return;
     }
 

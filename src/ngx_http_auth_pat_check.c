@@ -265,9 +265,13 @@ ngx_http_auth_pat_check_cached(ngx_http_request_t *r,
 
     rc = ngx_http_auth_pat_cache_get(cache, md, now, r->pool, &ctx->identity,
                                      &touch);
-    if (rc != NGX_OK) {
+
+    if (rc == NGX_DECLINED) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "auth_pat cache miss");
+    }
+
+    if (rc != NGX_OK) {
         return rc;
     }
 
@@ -287,7 +291,7 @@ ngx_http_auth_pat_check_cached(ngx_http_request_t *r,
 
 /* a malformed or mistyped token, or none: no Redis */
 
-static ngx_int_t
+static ngx_http_auth_pat_verdict_e
 ngx_http_auth_pat_check_format(ngx_http_request_t *r,
     ngx_http_auth_pat_main_conf_t *pmcf, ngx_str_t *token)
 {
@@ -332,39 +336,43 @@ ngx_int_t
 ngx_http_auth_pat_check(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx,
     ngx_http_auth_pat_check_done_pt done)
 {
+    u_char                          md[PAT_DIGEST_LEN];
     u_char                          hex[PAT_DIGEST_HEX_LEN];
+    uint64_t                        version;
     ngx_int_t                       rc;
     ngx_str_t                       token;
+    ngx_uint_t                      cacheable;
     ngx_http_auth_pat_lookup_t     *lk;
     ngx_http_auth_pat_main_conf_t  *pmcf;
+    ngx_http_auth_pat_verdict_e     verdict;
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
 
     ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
-    ctx->verdict = ngx_http_auth_pat_check_format(r, pmcf, &token);
+    ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
 
-    if (ctx->verdict != NGX_HTTP_AUTH_PAT_VALID) {
+    verdict = ngx_http_auth_pat_check_format(r, pmcf, &token);
+
+    if (verdict != NGX_HTTP_AUTH_PAT_VALID) {
+        ctx->verdict = verdict;
         return NGX_OK;
     }
 
-    lk = ngx_pcalloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
-    if (lk == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_http_auth_pat_hmac_key_digest(&pmcf->hmac, token.data, token.len, md);
 
-    ngx_http_auth_pat_hmac_key_digest(&pmcf->hmac, token.data, token.len,
-                                      lk->md);
+    cacheable = 0;
+    version = 0;
 
     if (pmcf->cache) {
         if (ngx_http_auth_pat_inval_cache_trusted()) {
-            rc = ngx_http_auth_pat_check_cached(r, ctx, pmcf->cache, lk->md);
+            rc = ngx_http_auth_pat_check_cached(r, ctx, pmcf->cache, md);
 
             if (rc != NGX_DECLINED) {
                 return rc;
             }
 
-            lk->version = ngx_http_auth_pat_cache_version(pmcf->cache);
-            lk->cacheable = 1;
+            version = ngx_http_auth_pat_cache_version(pmcf->cache);
+            cacheable = 1;
 
         } else {
             ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -372,13 +380,23 @@ ngx_http_auth_pat_check(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx,
         }
     }
 
-    /* one round trip to Redis */
+    /* one round trip to Redis; the verdict stays "unavailable" until then */
+
+    lk = ngx_palloc(r->pool, sizeof(ngx_http_auth_pat_lookup_t));
+    if (lk == NULL) {
+        return NGX_ERROR;
+    }
+
+    lk->cmd = NULL;
+    lk->version = version;
+    lk->cacheable = cacheable;
+    ngx_memcpy(lk->md, md, PAT_DIGEST_LEN);
 
     if (ngx_http_auth_pat_cancel_on_cleanup(r, &lk->cmd) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_http_auth_pat_hex_encode(lk->md, PAT_DIGEST_LEN, (char *) hex);
+    ngx_http_auth_pat_hex_encode(md, PAT_DIGEST_LEN, (char *) hex);
 
     lk->request = r;
     lk->done = done;
@@ -388,7 +406,6 @@ ngx_http_auth_pat_check(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx,
 
     if (lk->cmd == NULL) {
         /* Redis is down: fail closed, at once */
-        ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
         return NGX_OK;
     }
 

@@ -1,8 +1,9 @@
 
 /*
- * JSON out.  The JSON of a create or rotate answer holds the new token's
- * plaintext: jansson's memory is wiped as it is freed, and every buffer
- * made here is wiped when its pool goes.
+ * JSON out.  The plaintext of a new token never enters jansson: it is
+ * written into the serialized answer, in a buffer of the request's pool
+ * that is wiped when the pool goes.  jansson serializes straight into
+ * such buffers (json_dumpb), so no JSON text is left in malloc()'s heap.
  */
 
 
@@ -15,30 +16,31 @@
 #include "ngx_http_auth_pat_json.h"
 
 
-/* room before each jansson block for its size, keeping the alignment */
-#define NGX_HTTP_AUTH_PAT_JSON_HEADER  16
-
-
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
 static const ngx_http_auth_pat_refusal_t  ngx_http_auth_pat_refusals[] = {
 
-    /* NGX_HTTP_AUTH_PAT_VALID: not a refusal */
+    /* not a refusal: only an out-of-range verdict lands here */
+    [NGX_HTTP_AUTH_PAT_VALID] =
     { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal", "internal error", 0 },
 
+    [NGX_HTTP_AUTH_PAT_NO_CREDENTIALS] =
     { NGX_HTTP_UNAUTHORIZED, "unauthorized", "a bearer token is required",
       offsetof(ngx_http_auth_pat_loc_conf_t, challenge) },
 
+    [NGX_HTTP_AUTH_PAT_INVALID_TOKEN] =
     { NGX_HTTP_UNAUTHORIZED, "unauthorized",
       "the token is invalid, expired or revoked",
       offsetof(ngx_http_auth_pat_loc_conf_t, challenge_invalid_token) },
 
+    [NGX_HTTP_AUTH_PAT_INVALID_REQUEST] =
     { NGX_HTTP_BAD_REQUEST, "invalid_request",
       "malformed Authorization header",
       offsetof(ngx_http_auth_pat_loc_conf_t, challenge_invalid_request) },
 
+    [NGX_HTTP_AUTH_PAT_UNAVAILABLE] =
     { NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
       "the token store is unavailable", 0 }
 };
@@ -53,7 +55,6 @@ static const ngx_http_auth_pat_refusal_t  ngx_http_auth_pat_statuses[] = {
     { NGX_HTTP_NOT_FOUND, "not_found", "not found", 0 },
     { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
       "the body is larger than client_max_body_size", 0 },
-    { NGX_HTTP_UNPROCESSABLE_ENTITY, "validation_error", "invalid input", 0 },
     { NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable", "service unavailable", 0 },
     { 0, "invalid_request", "bad request", 0 },
     { 0, "internal", "internal error", 0 }
@@ -108,38 +109,6 @@ ngx_http_auth_pat_status_error(ngx_uint_t status)
 /* ------------------------------------------------------------- memory */
 
 
-static void *
-ngx_http_auth_pat_json_malloc(size_t size)
-{
-    u_char  *p;
-
-    p = malloc(size + NGX_HTTP_AUTH_PAT_JSON_HEADER);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    *(size_t *) p = size;
-
-    return p + NGX_HTTP_AUTH_PAT_JSON_HEADER;
-}
-
-
-static void
-ngx_http_auth_pat_json_free(void *ptr)
-{
-    u_char  *p;
-
-    if (ptr == NULL) {
-        return;
-    }
-
-    p = (u_char *) ptr - NGX_HTTP_AUTH_PAT_JSON_HEADER;
-
-    OPENSSL_cleanse(p, *(size_t *) p + NGX_HTTP_AUTH_PAT_JSON_HEADER);
-    free(p);
-}
-
-
 static void
 ngx_http_auth_pat_json_wipe(void *data)
 {
@@ -149,11 +118,19 @@ ngx_http_auth_pat_json_wipe(void *data)
 }
 
 
-ngx_buf_t *
-ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj)
+/*
+ * obj, serialized compactly into a buffer of pool, with room for extra
+ * bytes and a newline after it; the buffer is wiped when the pool goes.
+ * obj is released.  Most answers fit the first guess; a larger one is
+ * serialized again into a buffer of its size.
+ */
+
+#define NGX_HTTP_AUTH_PAT_JSON_GUESS  1024
+
+static ngx_buf_t *
+ngx_http_auth_pat_json_dump(ngx_pool_t *pool, json_t *obj, size_t extra)
 {
-    char                *json;
-    size_t               len;
+    size_t               len, size;
     ngx_buf_t           *b;
     ngx_pool_cleanup_t  *cln;
 
@@ -161,32 +138,89 @@ ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj)
         return NULL;
     }
 
-    json = json_dumps(obj, JSON_COMPACT);
-    json_decref(obj);
+    b = NULL;
+    size = NGX_HTTP_AUTH_PAT_JSON_GUESS;
 
-    if (json == NULL) {
-        return NULL;
-    }
+    for ( ;; ) {
+        cln = ngx_pool_cleanup_add(pool, 0);
+        if (cln == NULL) {
+            break;
+        }
 
-    len = ngx_strlen(json);
-
-    b = ngx_create_temp_buf(pool, len + 1);
-    cln = ngx_pool_cleanup_add(pool, 0);
-
-    if (b != NULL && cln != NULL) {
-        b->last = ngx_cpymem(b->last, json, len);
-        *b->last++ = '\n';
-        b->last_buf = 1;
-        b->last_in_chain = 1;
+        b = ngx_create_temp_buf(pool, size + extra + 1);
+        if (b == NULL) {
+            break;
+        }
 
         cln->handler = ngx_http_auth_pat_json_wipe;
         cln->data = b;
 
-    } else {
-        b = NULL;
+        len = json_dumpb(obj, (char *) b->pos, size, JSON_COMPACT);
+
+        if (len == 0) {
+            b = NULL;
+            break;
+        }
+
+        if (len <= size) {
+            b->last = b->pos + len;
+            b->last_buf = 1;
+            b->last_in_chain = 1;
+            break;
+        }
+
+        size = len;
     }
 
-    ngx_http_auth_pat_json_free(json);
+    json_decref(obj);
+
+    return b;
+}
+
+
+ngx_buf_t *
+ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj)
+{
+    ngx_buf_t  *b;
+
+    b = ngx_http_auth_pat_json_dump(pool, obj, 0);
+
+    if (b != NULL) {
+        *b->last++ = '\n';
+    }
+
+    return b;
+}
+
+
+/*
+ * {"data": t}, or {"data": t + "token": plaintext}: the plaintext goes in
+ * as the last member of t.  It is a prefix and base62, nothing to escape.
+ */
+
+static ngx_buf_t *
+ngx_http_auth_pat_json_data(ngx_pool_t *pool, json_t *t, ngx_str_t *token)
+{
+    size_t      extra;
+    ngx_buf_t  *b;
+
+    extra = token ? sizeof(",\"token\":\"\"") - 1 + token->len : 0;
+
+    b = ngx_http_auth_pat_json_dump(pool, json_pack("{s:o}", "data", t),
+                                    extra);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    if (token) {
+        /* the two closing braces move to the end */
+        b->last -= 2;
+        b->last = ngx_cpymem(b->last, ",\"token\":\"", 10);
+        b->last = ngx_cpymem(b->last, token->data, token->len);
+        b->last = ngx_cpymem(b->last, "\"}}", 3);
+    }
+
+    *b->last++ = '\n';
 
     return b;
 }
@@ -256,12 +290,11 @@ ngx_http_auth_pat_json_headers(ngx_http_request_t *r, ngx_buf_t *b)
 }
 
 
-ngx_int_t
-ngx_http_auth_pat_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    json_t *obj, ngx_str_t *www_authenticate)
+static ngx_int_t
+ngx_http_auth_pat_send_buf(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b, ngx_str_t *www_authenticate)
 {
     ngx_int_t                 rc;
-    ngx_buf_t                *b;
     ngx_chain_t               out;
     ngx_table_elt_t          *h;
     ngx_http_auth_pat_ctx_t  *ctx;
@@ -271,7 +304,6 @@ ngx_http_auth_pat_send_json(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     ctx = ngx_http_auth_pat_get_ctx(r);
-    b = ngx_http_auth_pat_json_buf(r->pool, obj);
 
     if (ctx == NULL || b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -311,6 +343,31 @@ ngx_http_auth_pat_send_json(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+ngx_int_t
+ngx_http_auth_pat_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *obj, ngx_str_t *www_authenticate)
+{
+    return ngx_http_auth_pat_send_buf(r, status,
+                                      ngx_http_auth_pat_json_buf(r->pool, obj),
+                                      www_authenticate);
+}
+
+
+void
+ngx_http_auth_pat_finalize_data(ngx_http_request_t *r, ngx_uint_t status,
+                                json_t *t, ngx_str_t *token)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "auth_pat answers %ui", status);
+
+    ngx_http_finalize_request(r,
+        ngx_http_auth_pat_send_buf(r, status,
+                                   ngx_http_auth_pat_json_data(r->pool, t,
+                                                               token),
+                                   NULL));
+}
+
+
 static json_t *
 ngx_http_auth_pat_error_json(const char *code, const char *message)
 {
@@ -342,7 +399,7 @@ ngx_http_auth_pat_send_refusal(ngx_http_request_t *r,
 
 void
 ngx_http_auth_pat_finalize_json(ngx_http_request_t *r, ngx_uint_t status,
-    json_t *obj)
+                                json_t *obj)
 {
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "auth_pat answers %ui", status);
@@ -354,7 +411,7 @@ ngx_http_auth_pat_finalize_json(ngx_http_request_t *r, ngx_uint_t status,
 
 void
 ngx_http_auth_pat_finalize_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message)
+                                 const char *code, const char *message)
 {
     ngx_str_t                          *challenge;
     ngx_http_auth_pat_loc_conf_t       *plcf;
@@ -375,6 +432,17 @@ ngx_http_auth_pat_finalize_error(ngx_http_request_t *r, ngx_uint_t status,
         ngx_http_auth_pat_send_error(r, status, code ? code : e->code,
                                      message ? message : e->message,
                                      challenge));
+}
+
+
+void
+ngx_http_auth_pat_finalize_invalid(ngx_http_request_t *r, ngx_uint_t status,
+                                   const char *message)
+{
+    ngx_http_auth_pat_finalize_error(r, status,
+                                     (status == NGX_HTTP_BAD_REQUEST)
+                                     ? "invalid_request" : "validation_error",
+                                     message);
 }
 
 
@@ -556,9 +624,6 @@ ngx_http_auth_pat_error_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 ngx_int_t
 ngx_http_auth_pat_json_init(ngx_conf_t *cf)
 {
-    json_set_alloc_funcs(ngx_http_auth_pat_json_malloc,
-                         ngx_http_auth_pat_json_free);
-
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_auth_pat_error_header_filter;
 

@@ -42,8 +42,10 @@ ngx_str_t *ngx_http_auth_pat_refusal_challenge(ngx_http_request_t *r,
 ngx_int_t ngx_http_auth_pat_send_refusal(ngx_http_request_t *r,
     ngx_http_auth_pat_verdict_e verdict);
 
-/* obj, serialized into a buffer of pool that is wiped with the pool;
- * obj is released */
+/*
+ * obj, serialized into a buffer of pool that is wiped with the pool; obj
+ * is released
+ */
 ngx_buf_t *ngx_http_auth_pat_json_buf(ngx_pool_t *pool, json_t *obj);
 
 /* a response header; NULL when out of memory */
@@ -72,6 +74,17 @@ void ngx_http_auth_pat_finalize_json(ngx_http_request_t *r, ngx_uint_t status,
  */
 void ngx_http_auth_pat_finalize_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
+
+/* input refused: 400 invalid_request, or 422 validation_error */
+void ngx_http_auth_pat_finalize_invalid(ngx_http_request_t *r,
+    ngx_uint_t status, const char *message);
+
+/*
+ * {"data": t}, with "token": plaintext added when token is not NULL;
+ * t is released.  Only this answer carries a plaintext.
+ */
+void ngx_http_auth_pat_finalize_data(ngx_http_request_t *r,
+    ngx_uint_t status, json_t *t, ngx_str_t *token);
 
 /* a time field of a metadata record, in ms; 0 for null or absent */
 int64_t ngx_http_auth_pat_json_ms(json_t *rec, const char *key);

@@ -565,8 +565,10 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                     rcf->unix_path.len + 1);
 
     } else {
-        /* hiredis connects by name; give it the numeric address, so
-         * that no worker ever calls a resolver */
+        /*
+         * hiredis connects by name; give it the numeric address, so
+         * that no worker ever calls a resolver
+         */
         p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
         if (p == NULL) {
             return NGX_CONF_ERROR;
@@ -664,17 +666,28 @@ invalid:
 }
 
 
+static void
+ngx_http_auth_pat_key_wipe(void *data)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = data;
+
+    ngx_explicit_memzero(pmcf->key.data, pmcf->key.len);
+    ngx_http_auth_pat_hmac_key_clear(&pmcf->hmac);
+}
+
+
 static char *
 ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_auth_pat_main_conf_t  *pmcf = conf;
 
-    u_char           *buf;
-    size_t            size;
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_str_t        *value, name;
-    ngx_file_info_t   fi;
+    u_char              *buf;
+    size_t               size;
+    ssize_t              n;
+    ngx_fd_t             fd;
+    ngx_str_t           *value, name;
+    ngx_file_info_t      fi;
+    ngx_pool_cleanup_t  *cln;
 
     if (pmcf->key_file.data) {
         return "is duplicate";
@@ -749,6 +762,16 @@ ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_explicit_memzero(buf, n);
         return NGX_CONF_ERROR;
     }
+
+    /* the key leaves memory with the configuration, on reload too */
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_explicit_memzero(buf, n);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_auth_pat_key_wipe;
+    cln->data = pmcf;
 
     pmcf->key_file = name;
     pmcf->key.data = buf;

@@ -24,21 +24,20 @@
 #endif
 
 
-typedef struct ngx_http_auth_pat_redis_conf_s  ngx_http_auth_pat_redis_conf_t;
-typedef struct ngx_http_auth_pat_store_conf_s  ngx_http_auth_pat_store_conf_t;
-typedef struct ngx_http_auth_pat_cache_s       ngx_http_auth_pat_cache_t;
+typedef struct ngx_http_auth_pat_cache_s  ngx_http_auth_pat_cache_t;
 
 
 typedef struct {
-    ngx_http_auth_pat_redis_conf_t  *redis;
-    ngx_http_auth_pat_store_conf_t  *store;
-    ngx_http_auth_pat_cache_t       *cache;
-    ngx_flag_t                       cache_set;
-    ngx_str_t                        key;        /* HMAC key */
-    ngx_http_auth_pat_hmac_key_t     hmac;       /* the key, absorbed */
-    ngx_str_t                        key_file;
-    ngx_str_t                        prefix;     /* token prefix */
-    ngx_flag_t                       used;       /* auth_pat somewhere */
+    /* declared in ngx_http_auth_pat_redis.h and _store.h */
+    struct ngx_http_auth_pat_redis_conf_s  *redis;
+    struct ngx_http_auth_pat_store_conf_s  *store;
+    ngx_http_auth_pat_cache_t              *cache;
+    ngx_flag_t                              cache_set;
+    ngx_str_t                               key;       /* HMAC key */
+    ngx_http_auth_pat_hmac_key_t            hmac;      /* the key, absorbed */
+    ngx_str_t                               key_file;
+    ngx_str_t                               prefix;    /* token prefix */
+    ngx_flag_t                              used;      /* auth_pat here */
 } ngx_http_auth_pat_main_conf_t;
 
 

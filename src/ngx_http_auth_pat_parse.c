@@ -293,6 +293,10 @@ ngx_http_auth_pat_parse_arg(ngx_str_t *args, const char *name,
     u_char  *p, *last, *end;
     size_t   len;
 
+    if (args->len == 0) {
+        return NGX_DECLINED;
+    }
+
     len = ngx_strlen(name);
     p = args->data;
     last = p + args->len;
@@ -566,7 +570,9 @@ ngx_http_auth_pat_parse_validation(ngx_str_t f[4], int64_t now,
 
     *expires = n;
 
-    /* the record may outlive its PEXPIREAT by Redis' lazy expiry
-     * granularity; the clock decides */
+    /*
+     * the record may outlive its PEXPIREAT by Redis' lazy expiry
+     * granularity; the clock decides
+     */
     return (n <= now) ? NGX_DECLINED : NGX_OK;
 }

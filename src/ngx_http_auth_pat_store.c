@@ -146,8 +146,10 @@ enum {
 
 static const char *ngx_http_auth_pat_store_lua[] = {
 
-    /* CREATE: ARGV id, record, now, expires|'', max, cutoff, cap, index
-     * -> 1 | 0 (too many active tokens) */
+    /*
+     * CREATE: ARGV id, record, now, expires|'', max, cutoff, cap, index
+     * -> 1 | 0 (too many active tokens)
+     */
     NGX_HTTP_AUTH_PAT_LUA_PURGE
     NGX_HTTP_AUTH_PAT_LUA_ADD
     "local now = tonumber(ARGV[3])\n"
@@ -196,8 +198,10 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))\n"
     "return {1, rec}\n",
 
-    /* ROTATE: ARGV old id, claim, new id, new record, now, expires|'',
-     * new index -> 1 | 0 (the claim was lost) */
+    /*
+     * ROTATE: ARGV old id, claim, new id, new record, now, expires|'',
+     * new index -> 1 | 0 (the claim was lost)
+     */
     NGX_HTTP_AUTH_PAT_LUA_ADD
     NGX_HTTP_AUTH_PAT_LUA_REVOKED
     "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
@@ -225,8 +229,10 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "redis.call('PUBLISH', ARGV[1], n .. ':' .. ARGV[2])\n"
     "return n\n",
 
-    /* TOUCH: KEYS m, i; ARGV id, now, interval -> 1 | 0; lastUsedAt
-     * moves at most once per interval, and never on a revoked token */
+    /*
+     * TOUCH: KEYS m, i; ARGV id, now, interval -> 1 | 0; lastUsedAt
+     * moves at most once per interval, and never on a revoked token
+     */
     "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if not rec then return 0 end\n"
     "local t = cjson.decode(rec)\n"
@@ -519,10 +525,7 @@ ngx_int_t
 ngx_http_auth_pat_store_record(ngx_pool_t *pool,
     ngx_http_auth_pat_store_token_t *t, ngx_str_t *record)
 {
-    char           *s;
-    json_t         *rec, *rf;
-    json_free_t     json_free;
-    json_malloc_t   json_malloc;
+    json_t  *rec, *rf;
 
     rf = t->rotated_from ? json_stringn((char *) t->rotated_from->data,
                                         t->rotated_from->len)
@@ -545,24 +548,20 @@ ngx_http_auth_pat_store_record(ngx_pool_t *pool,
         return NGX_ERROR;
     }
 
-    s = json_dumps(rec, JSON_COMPACT);
-    json_decref(rec);
+    record->len = json_dumpb(rec, NULL, 0, JSON_COMPACT);
+    record->data = record->len ? ngx_pnalloc(pool, record->len) : NULL;
 
-    if (s == NULL) {
+    if (record->data == NULL
+        || json_dumpb(rec, (char *) record->data, record->len, JSON_COMPACT)
+           != record->len)
+    {
+        json_decref(rec);
         return NGX_ERROR;
     }
 
-    record->len = ngx_strlen(s);
-    record->data = ngx_pnalloc(pool, record->len);
+    json_decref(rec);
 
-    if (record->data != NULL) {
-        ngx_memcpy(record->data, s, record->len);
-    }
-
-    json_get_alloc_funcs(&json_malloc, &json_free);
-    json_free(s);
-
-    return record->data ? NGX_OK : NGX_ERROR;
+    return NGX_OK;
 }
 
 
@@ -821,8 +820,10 @@ ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
 {
     ngx_uint_t  i;
 
-    /* a claim left by a crash between the steps of a rotation goes
-     * stale after all of them could have timed out */
+    /*
+     * a claim left by a crash between the steps of a rotation goes
+     * stale after all of them could have timed out
+     */
     scf->claim_ttl = 4 * timeout + 1000;
 
     for (i = 0; i < NGX_HTTP_AUTH_PAT_NSCRIPTS; i++) {

@@ -126,8 +126,10 @@ ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_rotate(
     ngx_str_t *old_id, int64_t claim, ngx_http_auth_pat_store_token_t *t,
     ngx_str_t *record, ngx_http_auth_pat_store_pt handler, void *data);
 
-/* the user's list index, {id, "c:e:l:r:name", ...}, after a retention
- * purge */
+/*
+ * the user's list index, {id, "c:e:l:r:name", ...}, after a retention
+ * purge
+ */
 ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_list_index(
     ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
     int64_t now, ngx_http_auth_pat_store_pt handler, void *data);
