@@ -43,33 +43,18 @@ static void *
 ngx_http_auth_pat_api_alloc(ngx_http_request_t *r, size_t size,
     const char *point)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_str_t                  name = ngx_string("http_x_auth_pat_fault");
+    ngx_http_variable_value_t  v;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("X-Auth-Pat-Fault") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Auth-Pat-Fault",
-                               sizeof("X-Auth-Pat-Fault") - 1) == 0
-            && h[i].value.len == ngx_strlen(point)
-            && ngx_strncmp(h[i].value.data, point, h[i].value.len) == 0)
-        {
-            return NULL;
-        }
+    if (ngx_http_variable_unknown_header(&v, &name,
+                                         &r->headers_in.headers.part,
+                                         sizeof("http_") - 1)
+        == NGX_OK
+        && !v.not_found
+        && v.len == ngx_strlen(point)
+        && ngx_strncmp(v.data, point, v.len) == 0)
+    {
+        return NULL;
     }
 
     return ngx_pnalloc(r->pool, size);

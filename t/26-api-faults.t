@@ -14,7 +14,7 @@ open my $fh, '<:raw', $so or die "$so: $!";
 my $bin = do { local $/; <$fh> };
 close $fh;
 plan skip_all => 'the fault hook is built only into ./build.sh asan'
-    unless index($bin, 'X-Auth-Pat-Fault') >= 0;
+    unless index($bin, 'http_x_auth_pat_fault') >= 0;
 
 my $t = api_env();
 
