@@ -32,7 +32,12 @@
 #define PAT_YEAR_SHIFT  400
 
 
+static uint32_t ngx_http_auth_pat_crc32(const void *data, size_t len);
 static int ngx_http_auth_pat_base62_value(unsigned char c);
+static void ngx_http_auth_pat_base62_encode_u32(uint32_t v,
+    char out[PAT_TOKEN_CRC_LEN]);
+static int ngx_http_auth_pat_base62_decode_u32(const char *s, size_t len,
+    uint32_t *v);
 static int ngx_http_auth_pat_hex_value(unsigned char c);
 static int ngx_http_auth_pat_digits(const char *s, size_t n, unsigned *v);
 static int ngx_http_auth_pat_is_leap(int64_t y);
@@ -129,7 +134,9 @@ static const unsigned  ngx_http_auth_pat_month_days[12] = {
 };
 
 
-uint32_t
+/* IEEE 802.3 (zlib) CRC32; crc32("123456789") = 0xCBF43926 */
+
+static uint32_t
 ngx_http_auth_pat_crc32(const void *data, size_t len)
 {
     size_t                i;
@@ -166,7 +173,12 @@ ngx_http_auth_pat_base62_value(unsigned char c)
 }
 
 
-void
+/*
+ * fixed width 6, alphabet "0-9A-Za-z", most significant digit first,
+ * left-padded with '0', no NUL
+ */
+
+static void
 ngx_http_auth_pat_base62_encode_u32(uint32_t v, char out[PAT_TOKEN_CRC_LEN])
 {
     size_t  i;
@@ -180,7 +192,9 @@ ngx_http_auth_pat_base62_encode_u32(uint32_t v, char out[PAT_TOKEN_CRC_LEN])
 }
 
 
-int
+/* 0 ok, -1 on bad char / overflow (> 0xffffffff) / len 0 */
+
+static int
 ngx_http_auth_pat_base62_decode_u32(const char *s, size_t len, uint32_t *v)
 {
     int       d;
