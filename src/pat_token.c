@@ -3,7 +3,6 @@
  */
 
 
-#include <limits.h>
 #include <string.h>
 
 /* SHA256_Init() and friends: deprecated in 3.0, still the cheapest way
@@ -12,8 +11,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "pat_token.h"
@@ -437,46 +434,6 @@ void
 ngx_http_auth_pat_hmac_key_clear(ngx_http_auth_pat_hmac_key_t *hk)
 {
     OPENSSL_cleanse(hk, sizeof(ngx_http_auth_pat_hmac_key_t));
-}
-
-
-int
-ngx_http_auth_pat_hmac_sha256(const void *key, size_t key_len, const void *msg,
-    size_t msg_len, uint8_t out[PAT_DIGEST_LEN])
-{
-    unsigned int                 out_len;
-    static const unsigned char   empty[1] = { 0 };
-
-    if (out == NULL || key_len > INT_MAX) {
-        return -1;
-    }
-
-    if (key == NULL) {
-        if (key_len != 0) {
-            return -1;
-        }
-
-        key = empty;
-    }
-
-    if (msg == NULL) {
-        if (msg_len != 0) {
-            return -1;
-        }
-
-        msg = empty;
-    }
-
-    out_len = 0;
-
-    if (HMAC(EVP_sha256(), key, (int) key_len, msg, msg_len, out, &out_len)
-        == NULL
-        || out_len != PAT_DIGEST_LEN)
-    {
-        return -1;
-    }
-
-    return 0;
 }
 
 

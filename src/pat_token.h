@@ -45,10 +45,6 @@ int ngx_http_auth_pat_token_generate(const char *prefix, size_t prefix_len,
 int ngx_http_auth_pat_token_verify(const char *tok, size_t len,
     const char *prefix, size_t prefix_len);
 
-/* 0 ok, -1 error */
-int ngx_http_auth_pat_hmac_sha256(const void *key, size_t key_len,
-    const void *msg, size_t msg_len, uint8_t out[PAT_DIGEST_LEN]);
-
 /*
  * HMAC-SHA256 with the key absorbed once: the SHA-256 states after
  * (K ^ ipad) and (K ^ opad), so that a digest costs two compressions for
