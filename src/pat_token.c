@@ -833,17 +833,6 @@ ngx_http_auth_pat_rfc3339_format(int64_t ms, char out[PAT_RFC3339_LEN + 1])
 
 
 int
-ngx_http_auth_pat_timingsafe_equal(const void *a, const void *b, size_t n)
-{
-    if (n == 0) {
-        return 1;
-    }
-
-    return CRYPTO_memcmp(a, b, n) == 0;
-}
-
-
-int
 ngx_http_auth_pat_utf8_check(const char *s, size_t len, size_t *nchars,
     int reject_controls)
 {

@@ -85,9 +85,6 @@ int ngx_http_auth_pat_rfc3339_parse(const char *s, size_t len, int64_t *ms);
 size_t ngx_http_auth_pat_rfc3339_format(int64_t ms,
     char out[PAT_RFC3339_LEN + 1]);
 
-/* 1 if equal, 0 otherwise; constant time in n */
-int ngx_http_auth_pat_timingsafe_equal(const void *a, const void *b, size_t n);
-
 /*
  * 0 if valid UTF-8 (no overlongs, surrogates, > U+10FFFF, truncated
  * sequences), code point count stored in *nchars (if not NULL); with

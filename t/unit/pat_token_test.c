@@ -968,22 +968,7 @@ test_rfc3339_format(void)
 }
 
 
-/* ----------------------------------------------------------- misc, utf8 */
-
-static void
-test_timingsafe(void)
-{
-    ok(ngx_http_auth_pat_timingsafe_equal("abcdef", "abcdef", 6) == 1,
-       "timingsafe_equal equal");
-    ok(ngx_http_auth_pat_timingsafe_equal("abcdef", "abcdeg", 6) == 0,
-       "timingsafe_equal differs in last byte");
-    ok(ngx_http_auth_pat_timingsafe_equal("xbcdef", "abcdef", 6) == 0,
-       "timingsafe_equal differs in first byte");
-    ok(ngx_http_auth_pat_timingsafe_equal("abcdef", "abcdeg", 5) == 1,
-       "timingsafe_equal compares only n bytes");
-    ok(ngx_http_auth_pat_timingsafe_equal("a", "b", 0) == 1, "timingsafe_equal n == 0");
-}
-
+/* ----------------------------------------------------------------- utf8 */
 
 static void
 utf8_ok(const char *s, size_t len, size_t expect, const char *desc)
@@ -1088,7 +1073,6 @@ main(void)
     test_uuid();
     test_rfc3339_parse();
     test_rfc3339_format();
-    test_timingsafe();
     test_utf8();
 
     printf("1..%u\n", tests_run);
