@@ -5,8 +5,10 @@
 
 #include <string.h>
 
-/* SHA256_Init() and friends: deprecated in 3.0, still the cheapest way
- * to keep a partial hash state (no provider fetch, no allocation) */
+/*
+ * SHA256_Init() and friends: deprecated in 3.0, still the cheapest way
+ * to keep a partial hash state (no provider fetch, no allocation)
+ */
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 
 #include <openssl/crypto.h>
@@ -52,7 +54,6 @@ static const char  ngx_http_auth_pat_base62_alphabet[] =
 
 static const char  ngx_http_auth_pat_hex_alphabet[] = "0123456789abcdef";
 
-/* reflected CRC32 (polynomial 0xEDB88320), processed 4 bits at a time */
 /* CRC-32 (IEEE 802.3, reflected, polynomial 0xedb88320), a byte at a time */
 static const uint32_t  ngx_http_auth_pat_crc32_table[256] = {
     0x00000000, 0x77073096, 0xee0e612c, 0x990951ba,
@@ -342,8 +343,11 @@ ngx_http_auth_pat_token_verify(const char *tok, size_t len, const char *prefix,
         }
     }
 
-    /* fixed width: each value has exactly one 6-character form, so
-     * decoding and comparing is the same as encoding and comparing */
+    /*
+     * fixed width: each value has exactly one 6-character form, so
+     * decoding and comparing is the same as encoding and comparing
+     */
+
     if (ngx_http_auth_pat_base62_decode_u32(tok + body, PAT_TOKEN_CRC_LEN, &crc)
         != 0)
     {
@@ -368,8 +372,8 @@ int
 ngx_http_auth_pat_hmac_key_init(ngx_http_auth_pat_hmac_key_t *hk,
     const void *key, size_t key_len)
 {
-    size_t             i;
-    unsigned char      block[SHA256_CBLOCK], pad[SHA256_CBLOCK];
+    size_t                           i;
+    unsigned char                    block[SHA256_CBLOCK], pad[SHA256_CBLOCK];
     ngx_http_auth_pat_hmac_state_t  *st;
 
     if (hk == NULL || (key == NULL && key_len != 0)) {
@@ -412,8 +416,8 @@ void
 ngx_http_auth_pat_hmac_key_digest(const ngx_http_auth_pat_hmac_key_t *hk,
     const void *msg, size_t msg_len, uint8_t out[PAT_DIGEST_LEN])
 {
-    SHA256_CTX               ctx;
-    unsigned char            inner[SHA256_DIGEST_LENGTH];
+    SHA256_CTX                             ctx;
+    unsigned char                          inner[SHA256_DIGEST_LENGTH];
     const ngx_http_auth_pat_hmac_state_t  *st;
 
     st = (const ngx_http_auth_pat_hmac_state_t *) hk->opaque;
