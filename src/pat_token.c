@@ -3,17 +3,16 @@
  */
 
 
-#include <limits.h>
 #include <string.h>
 
-/* SHA256_Init() and friends: deprecated in 3.0, still the cheapest way
- * to keep a partial hash state (no provider fetch, no allocation) */
+/*
+ * SHA256_Init() and friends: deprecated in 3.0, still the cheapest way
+ * to keep a partial hash state (no provider fetch, no allocation)
+ */
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "pat_token.h"
@@ -32,7 +31,12 @@
 #define PAT_YEAR_SHIFT  400
 
 
+static uint32_t ngx_http_auth_pat_crc32(const void *data, size_t len);
 static int ngx_http_auth_pat_base62_value(unsigned char c);
+static void ngx_http_auth_pat_base62_encode_u32(uint32_t v,
+    char out[PAT_TOKEN_CRC_LEN]);
+static int ngx_http_auth_pat_base62_decode_u32(const char *s, size_t len,
+    uint32_t *v);
 static int ngx_http_auth_pat_hex_value(unsigned char c);
 static int ngx_http_auth_pat_digits(const char *s, size_t n, unsigned *v);
 static int ngx_http_auth_pat_is_leap(int64_t y);
@@ -50,7 +54,6 @@ static const char  ngx_http_auth_pat_base62_alphabet[] =
 
 static const char  ngx_http_auth_pat_hex_alphabet[] = "0123456789abcdef";
 
-/* reflected CRC32 (polynomial 0xEDB88320), processed 4 bits at a time */
 /* CRC-32 (IEEE 802.3, reflected, polynomial 0xedb88320), a byte at a time */
 static const uint32_t  ngx_http_auth_pat_crc32_table[256] = {
     0x00000000, 0x77073096, 0xee0e612c, 0x990951ba,
@@ -129,7 +132,9 @@ static const unsigned  ngx_http_auth_pat_month_days[12] = {
 };
 
 
-uint32_t
+/* IEEE 802.3 (zlib) CRC32; crc32("123456789") = 0xCBF43926 */
+
+static uint32_t
 ngx_http_auth_pat_crc32(const void *data, size_t len)
 {
     size_t                i;
@@ -166,7 +171,12 @@ ngx_http_auth_pat_base62_value(unsigned char c)
 }
 
 
-void
+/*
+ * fixed width 6, alphabet "0-9A-Za-z", most significant digit first,
+ * left-padded with '0', no NUL
+ */
+
+static void
 ngx_http_auth_pat_base62_encode_u32(uint32_t v, char out[PAT_TOKEN_CRC_LEN])
 {
     size_t  i;
@@ -180,7 +190,9 @@ ngx_http_auth_pat_base62_encode_u32(uint32_t v, char out[PAT_TOKEN_CRC_LEN])
 }
 
 
-int
+/* 0 ok, -1 on bad char / overflow (> 0xffffffff) / len 0 */
+
+static int
 ngx_http_auth_pat_base62_decode_u32(const char *s, size_t len, uint32_t *v)
 {
     int       d;
@@ -331,8 +343,11 @@ ngx_http_auth_pat_token_verify(const char *tok, size_t len, const char *prefix,
         }
     }
 
-    /* fixed width: each value has exactly one 6-character form, so
-     * decoding and comparing is the same as encoding and comparing */
+    /*
+     * fixed width: each value has exactly one 6-character form, so
+     * decoding and comparing is the same as encoding and comparing
+     */
+
     if (ngx_http_auth_pat_base62_decode_u32(tok + body, PAT_TOKEN_CRC_LEN, &crc)
         != 0)
     {
@@ -357,8 +372,8 @@ int
 ngx_http_auth_pat_hmac_key_init(ngx_http_auth_pat_hmac_key_t *hk,
     const void *key, size_t key_len)
 {
-    size_t             i;
-    unsigned char      block[SHA256_CBLOCK], pad[SHA256_CBLOCK];
+    size_t                           i;
+    unsigned char                    block[SHA256_CBLOCK], pad[SHA256_CBLOCK];
     ngx_http_auth_pat_hmac_state_t  *st;
 
     if (hk == NULL || (key == NULL && key_len != 0)) {
@@ -401,8 +416,8 @@ void
 ngx_http_auth_pat_hmac_key_digest(const ngx_http_auth_pat_hmac_key_t *hk,
     const void *msg, size_t msg_len, uint8_t out[PAT_DIGEST_LEN])
 {
-    SHA256_CTX               ctx;
-    unsigned char            inner[SHA256_DIGEST_LENGTH];
+    SHA256_CTX                             ctx;
+    unsigned char                          inner[SHA256_DIGEST_LENGTH];
     const ngx_http_auth_pat_hmac_state_t  *st;
 
     st = (const ngx_http_auth_pat_hmac_state_t *) hk->opaque;
@@ -423,46 +438,6 @@ void
 ngx_http_auth_pat_hmac_key_clear(ngx_http_auth_pat_hmac_key_t *hk)
 {
     OPENSSL_cleanse(hk, sizeof(ngx_http_auth_pat_hmac_key_t));
-}
-
-
-int
-ngx_http_auth_pat_hmac_sha256(const void *key, size_t key_len, const void *msg,
-    size_t msg_len, uint8_t out[PAT_DIGEST_LEN])
-{
-    unsigned int                 out_len;
-    static const unsigned char   empty[1] = { 0 };
-
-    if (out == NULL || key_len > INT_MAX) {
-        return -1;
-    }
-
-    if (key == NULL) {
-        if (key_len != 0) {
-            return -1;
-        }
-
-        key = empty;
-    }
-
-    if (msg == NULL) {
-        if (msg_len != 0) {
-            return -1;
-        }
-
-        msg = empty;
-    }
-
-    out_len = 0;
-
-    if (HMAC(EVP_sha256(), key, (int) key_len, msg, msg_len, out, &out_len)
-        == NULL
-        || out_len != PAT_DIGEST_LEN)
-    {
-        return -1;
-    }
-
-    return 0;
 }
 
 
@@ -858,17 +833,6 @@ ngx_http_auth_pat_rfc3339_format(int64_t ms, char out[PAT_RFC3339_LEN + 1])
     out[24] = '\0';
 
     return PAT_RFC3339_LEN;
-}
-
-
-int
-ngx_http_auth_pat_timingsafe_equal(const void *a, const void *b, size_t n)
-{
-    if (n == 0) {
-        return 1;
-    }
-
-    return CRYPTO_memcmp(a, b, n) == 0;
 }
 
 

@@ -27,20 +27,6 @@
 #define PAT_RFC3339_LEN        24   /* "2026-11-28T03:20:33.123Z" */
 
 
-/* IEEE 802.3 (zlib) CRC32; crc32("123456789") = 0xCBF43926 */
-uint32_t ngx_http_auth_pat_crc32(const void *data, size_t len);
-
-/*
- * fixed width 6, alphabet "0-9A-Za-z", most significant digit first,
- * left-padded with '0', no NUL
- */
-void ngx_http_auth_pat_base62_encode_u32(uint32_t v,
-    char out[PAT_TOKEN_CRC_LEN]);
-
-/* 0 ok, -1 on bad char / overflow (> 0xffffffff) / len 0 */
-int ngx_http_auth_pat_base62_decode_u32(const char *s, size_t len,
-    uint32_t *v);
-
 /* 1 if 1..PAT_TOKEN_PREFIX_MAX chars of [A-Za-z0-9_], else 0 */
 int ngx_http_auth_pat_prefix_valid(const char *p, size_t len);
 
@@ -58,10 +44,6 @@ int ngx_http_auth_pat_token_generate(const char *prefix, size_t prefix_len,
  */
 int ngx_http_auth_pat_token_verify(const char *tok, size_t len,
     const char *prefix, size_t prefix_len);
-
-/* 0 ok, -1 error */
-int ngx_http_auth_pat_hmac_sha256(const void *key, size_t key_len,
-    const void *msg, size_t msg_len, uint8_t out[PAT_DIGEST_LEN]);
 
 /*
  * HMAC-SHA256 with the key absorbed once: the SHA-256 states after
@@ -102,9 +84,6 @@ int ngx_http_auth_pat_rfc3339_parse(const char *s, size_t len, int64_t *ms);
  */
 size_t ngx_http_auth_pat_rfc3339_format(int64_t ms,
     char out[PAT_RFC3339_LEN + 1]);
-
-/* 1 if equal, 0 otherwise; constant time in n */
-int ngx_http_auth_pat_timingsafe_equal(const void *a, const void *b, size_t n);
 
 /*
  * 0 if valid UTF-8 (no overlongs, surrogates, > U+10FFFF, truncated
