@@ -39,14 +39,17 @@ die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 # Debian packages each command needs.
 PKGS_BUILD=(gcc make nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev)
 PKGS_RUN=(redis-server openssl curl)
-PKGS_TEST=(perl redis-server)
+# libnginx-mod-nchan: t/16-redis-transport.t loads Debian's nchan, which
+# exports a hiredis of its own, beside the module
+PKGS_TEST=(perl redis-server libnginx-mod-nchan binutils)
 PKGS_BENCH=(wrk redis-server)
 PKGS_PROFILE=(wrk redis-server valgrind)
 # asan: clang 14 with its sanitizer runtimes (libclang-rt-14-dev is only
 # recommended by clang) and llvm-symbolizer (llvm-14) for stack traces;
 # dpkg-dev for `apt-get source`; the libraries of Debian's configure flags.
 PKGS_ASAN=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev make libpcre2-dev zlib1g-dev
-           libssl-dev libhiredis-dev libjansson-dev perl redis-server curl)
+           libssl-dev libhiredis-dev libjansson-dev perl redis-server curl
+           libnginx-mod-nchan binutils)
 
 PKGS_FUZZ=(clang-14 libclang-rt-14-dev libssl-dev)
 

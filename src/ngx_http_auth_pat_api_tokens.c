@@ -109,9 +109,10 @@ ngx_http_auth_pat_api_replied(void *data, redisReply *reply, ngx_int_t rc)
         ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_SERVICE_UNAVAILABLE);
 
     } else if (reply->type == REDIS_REPLY_ERROR) {
+        /* OOM, READONLY, NOPERM, BUSY...: the store cannot do it now */
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "auth_pat: redis error: %s", reply->str);
-        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_SERVICE_UNAVAILABLE);
 
     } else {
         api->step(r, api, reply);

@@ -16,8 +16,9 @@
  * removes its entry (ngx_http_auth_pat_cache_invalidate) and moves the
  * zone's version on, so that a lookup that was in flight meanwhile does
  * not put the entry back.  The zone remembers the number of the last
- * invalidation it applied; a worker that (re)subscribes compares it with
- * Redis' counter and empties the zone if any was missed.
+ * invalidation it applied, and the epoch of the dataset it came from; a
+ * worker that (re)subscribes compares both with Redis' and empties the
+ * zone if any invalidation was missed, or if the dataset is another.
  */
 
 
@@ -31,6 +32,7 @@
 #define NGX_HTTP_AUTH_PAT_CACHE_INLINE     16
 #define NGX_HTTP_AUTH_PAT_CACHE_TOUCH      60      /* seconds */
 #define NGX_HTTP_AUTH_PAT_KEY_LEN          sizeof(ngx_rbtree_key_t)
+#define NGX_HTTP_AUTH_PAT_CACHE_EPOCH      64
 
 
 typedef struct {
@@ -58,6 +60,8 @@ typedef struct {
     ngx_queue_t                    queue;
     uint64_t                       version;
     int64_t                        last_seq;
+    u_char                         epoch[NGX_HTTP_AUTH_PAT_CACHE_EPOCH];
+    size_t                         epoch_len;
     ngx_uint_t                     entries;
     ngx_uint_t                     full_logged;
 } ngx_http_auth_pat_cache_sh_t;
@@ -496,13 +500,25 @@ ngx_http_auth_pat_cache_invalidate(ngx_http_auth_pat_cache_t *cache,
 
 void
 ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_cache_t *cache, int64_t seq,
-    ngx_log_t *log)
+    ngx_str_t *epoch, ngx_log_t *log)
 {
-    ngx_uint_t  n;
+    ngx_uint_t   n, other;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
     n = 0;
+    other = 0;
+
+    if (epoch != NULL
+        && (epoch->len != cache->sh->epoch_len
+            || ngx_memcmp(epoch->data, cache->sh->epoch, epoch->len) != 0))
+    {
+        other = (cache->sh->epoch_len != 0);
+        cache->sh->epoch_len = ngx_min(epoch->len,
+                                       NGX_HTTP_AUTH_PAT_CACHE_EPOCH);
+        ngx_memcpy(cache->sh->epoch, epoch->data, cache->sh->epoch_len);
+        cache->sh->last_seq = -1;
+    }
 
     if (cache->sh->last_seq != seq) {
         n = cache->sh->entries;
@@ -513,7 +529,13 @@ ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_cache_t *cache, int64_t seq,
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    if (n) {
+    if (other) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "auth_pat: redis holds another dataset (it lost its "
+                      "data, or is another redis); %ui cached tokens "
+                      "dropped", n);
+
+    } else if (n) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "auth_pat: invalidations were missed while "
                       "unsubscribed; %ui cached tokens dropped", n);
@@ -562,6 +584,7 @@ ngx_http_auth_pat_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     cache->sh->version = 0;
     cache->sh->last_seq = -1;
+    cache->sh->epoch_len = 0;
     cache->sh->entries = 0;
     cache->sh->full_logged = 0;
 

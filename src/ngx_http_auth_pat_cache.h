@@ -45,11 +45,12 @@ void ngx_http_auth_pat_cache_invalidate(ngx_http_auth_pat_cache_t *cache,
 
 /*
  * After (re)subscribing: seq is the number of the last invalidation
- * Redis published.  If this zone has not applied exactly that one, some
- * were missed (or Redis lost its counter): every entry goes.
+ * Redis published, epoch (if not NULL) the name of its dataset.  If this
+ * zone has not applied exactly that invalidation of that dataset, some
+ * were missed (or Redis lost its data): every entry goes.
  */
 void ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_cache_t *cache,
-    int64_t seq, ngx_log_t *log);
+    int64_t seq, ngx_str_t *epoch, ngx_log_t *log);
 
 
 #endif /* _NGX_HTTP_AUTH_PAT_CACHE_H_INCLUDED_ */

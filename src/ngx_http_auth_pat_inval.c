@@ -2,14 +2,17 @@
 /*
  * The invalidation feed.  Revoke and rotate run a script that increments
  * NS inval:seq and publishes "SEQ:DIGEST" on NS inval.  Each worker with
- * a cache subscribes; after every (re)subscription it reads the counter:
- * if the zone has not applied exactly that invalidation, some were
- * missed, and the zone is emptied.  Until then, and whenever the
- * subscription or the command connection is down, the cache is not
- * trusted.
+ * a cache subscribes; after every (re)subscription it reads the counter
+ * and the dataset's epoch (NS epoch, a UUID made with SET NX by whoever
+ * finds none): if the zone has not applied exactly that invalidation of
+ * that dataset, some were missed or Redis lost its data, and the zone is
+ * emptied.  The epoch is read again every keepalive, so that a FLUSHALL,
+ * or another Redis at the same address, is noticed without a reconnect.
+ * Until the feed is in sync, and whenever a link is down, the cache is
+ * not trusted.
  *
- * Every subscription has an epoch, so that the counter's reply meant for
- * an earlier subscription is ignored: its successor sent its own GET.
+ * Every (re)sync has a generation, so that a reply meant for an earlier
+ * one is ignored: its successor sent its own commands.
  */
 
 
@@ -22,14 +25,26 @@
 
 
 #define NGX_HTTP_AUTH_PAT_INVAL_RESYNC  100
+#define NGX_HTTP_AUTH_PAT_INVAL_EPOCH   64
 
 
 /* per-worker state */
-static ngx_http_auth_pat_cache_t  *ngx_http_auth_pat_inval_cache;
-static ngx_str_t                   ngx_http_auth_pat_inval_seq_key;
-static ngx_uint_t                  ngx_http_auth_pat_inval_synced;
-static ngx_uint_t                  ngx_http_auth_pat_inval_epoch;
-static ngx_event_t                 ngx_http_auth_pat_inval_resync;
+static ngx_http_auth_pat_cache_t        *ngx_http_auth_pat_inval_cache;
+static ngx_http_auth_pat_inval_names_t   ngx_http_auth_pat_inval_names;
+static ngx_msec_t                        ngx_http_auth_pat_inval_every;
+static ngx_uint_t                        ngx_http_auth_pat_inval_synced;
+static ngx_uint_t                        ngx_http_auth_pat_inval_generation;
+static ngx_event_t                       ngx_http_auth_pat_inval_resync;
+static ngx_event_t                       ngx_http_auth_pat_inval_probe;
+
+/* the epoch of the dataset the zone is in sync with, and one being read */
+static u_char     ngx_http_auth_pat_inval_epoch[NGX_HTTP_AUTH_PAT_INVAL_EPOCH];
+static size_t     ngx_http_auth_pat_inval_epoch_len;
+static u_char     ngx_http_auth_pat_inval_read[NGX_HTTP_AUTH_PAT_INVAL_EPOCH];
+static ngx_int_t  ngx_http_auth_pat_inval_read_len;
+
+
+static void ngx_http_auth_pat_inval_sync(void);
 
 
 ngx_uint_t
@@ -42,7 +57,7 @@ ngx_http_auth_pat_inval_cache_trusted(void)
 
     return drained
            && ngx_http_auth_pat_inval_synced
-           && ngx_http_auth_pat_redis_ready();
+           && ngx_http_auth_pat_redis_live();
 }
 
 
@@ -96,7 +111,7 @@ ngx_http_auth_pat_inval_message(void *data, u_char *msg, size_t len)
                       "auth_pat: unexpected invalidation message");
 
         /* not understood: trust nothing cached */
-        ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_inval_cache, -2,
+        ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_inval_cache, -2, NULL,
                                      ngx_cycle->log);
         return;
     }
@@ -109,27 +124,63 @@ ngx_http_auth_pat_inval_message(void *data, u_char *msg, size_t len)
 }
 
 
-/* the reply to "GET NS inval:seq"; data is the subscription's epoch */
+/* the next attempt soon; the cache stays bypassed meanwhile */
+
+static void
+ngx_http_auth_pat_inval_retry(void)
+{
+    if (!ngx_http_auth_pat_inval_resync.timer_set && !ngx_exiting) {
+        ngx_add_timer(&ngx_http_auth_pat_inval_resync,
+                      NGX_HTTP_AUTH_PAT_INVAL_RESYNC);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_inval_ignore(void *data, redisReply *reply, ngx_int_t rc)
+{
+}
+
+
+/* the reply to "GET NS epoch" of a sync; data is its generation */
+
+static void
+ngx_http_auth_pat_inval_epoch_read(void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+    if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_inval_generation) {
+        return;
+    }
+
+    ngx_http_auth_pat_inval_read_len = -1;
+
+    if (rc == NGX_OK && reply->type == REDIS_REPLY_STRING
+        && reply->len > 0 && reply->len <= NGX_HTTP_AUTH_PAT_INVAL_EPOCH)
+    {
+        ngx_memcpy(ngx_http_auth_pat_inval_read, reply->str, reply->len);
+        ngx_http_auth_pat_inval_read_len = reply->len;
+    }
+}
+
+
+/* the reply to "GET NS inval:seq", after the epoch's */
 
 static void
 ngx_http_auth_pat_inval_counted(void *data, redisReply *reply, ngx_int_t rc)
 {
     ngx_int_t  seq;
+    ngx_str_t  epoch;
 
-    if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_inval_epoch) {
+    if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_inval_generation) {
         return;
     }
 
     if (rc != NGX_OK
         || (reply->type != REDIS_REPLY_STRING
-            && reply->type != REDIS_REPLY_NIL))
+            && reply->type != REDIS_REPLY_NIL)
+        || ngx_http_auth_pat_inval_read_len <= 0)
     {
-        /* try again soon; the cache stays bypassed meanwhile */
-        if (!ngx_http_auth_pat_inval_resync.timer_set && !ngx_exiting) {
-            ngx_add_timer(&ngx_http_auth_pat_inval_resync,
-                          NGX_HTTP_AUTH_PAT_INVAL_RESYNC);
-        }
-
+        ngx_http_auth_pat_inval_retry();
         return;
     }
 
@@ -142,45 +193,100 @@ ngx_http_auth_pat_inval_counted(void *data, redisReply *reply, ngx_int_t rc)
         }
     }
 
-    /*
-     * messages published before the counter was read are in the
-     * subscriber socket by now: apply them first
-     */
+    /* messages published before the counter was read are in the
+     * subscriber socket by now: apply them first */
     ngx_http_auth_pat_redis_poll_now();
 
-    if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_inval_epoch) {
+    if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_inval_generation) {
         /* the subscription dropped while polling */
         return;
     }
 
-    ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_inval_cache, seq,
+    ngx_memcpy(ngx_http_auth_pat_inval_epoch, ngx_http_auth_pat_inval_read,
+               ngx_http_auth_pat_inval_read_len);
+    ngx_http_auth_pat_inval_epoch_len = ngx_http_auth_pat_inval_read_len;
+
+    epoch.data = ngx_http_auth_pat_inval_epoch;
+    epoch.len = ngx_http_auth_pat_inval_epoch_len;
+
+    ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_inval_cache, seq, &epoch,
                                  ngx_cycle->log);
     ngx_http_auth_pat_inval_synced = 1;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "auth_pat invalidation feed in sync at %i", seq);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "auth_pat invalidation feed in sync at %i, epoch %V",
+                   seq, &epoch);
 }
 
+
+/*
+ * SET NX of a new epoch (refused harmlessly by a replica, or when one
+ * exists), then the epoch and the counter, pipelined in that order
+ */
 
 static void
 ngx_http_auth_pat_inval_sync(void)
 {
-    void        *epoch;
-    size_t       argvlen[2];
-    const char  *argv[2];
+    void                             *gen;
+    u_char                            uuid[PAT_UUID_LEN + 1];
+    size_t                            argvlen[4];
+    const char                       *argv[4];
+    ngx_http_auth_pat_inval_names_t  *n;
 
-    epoch = (void *) (uintptr_t) ngx_http_auth_pat_inval_epoch;
+    n = &ngx_http_auth_pat_inval_names;
+    gen = (void *) (uintptr_t) ngx_http_auth_pat_inval_generation;
+
+    if (ngx_http_auth_pat_uuid_v4((char *) uuid) != 0) {
+        ngx_http_auth_pat_inval_retry();
+        return;
+    }
+
+    argv[0] = "SET";
+    argvlen[0] = 3;
+    argv[1] = (char *) n->epoch.data;
+    argvlen[1] = n->epoch.len;
+    argv[2] = (char *) uuid;
+    argvlen[2] = PAT_UUID_LEN;
+    argv[3] = "NX";
+    argvlen[3] = 2;
+
+    (void) ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_WRITE,
+                                           ngx_http_auth_pat_inval_ignore,
+                                           NULL, 4, argv, argvlen);
 
     argv[0] = "GET";
     argvlen[0] = 3;
-    argv[1] = (char *) ngx_http_auth_pat_inval_seq_key.data;
-    argvlen[1] = ngx_http_auth_pat_inval_seq_key.len;
 
-    if (ngx_http_auth_pat_redis_command(ngx_http_auth_pat_inval_counted,
-                                        epoch, 2, argv, argvlen)
+    if (ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                        ngx_http_auth_pat_inval_epoch_read,
+                                        gen, 2, argv, argvlen)
         == NULL)
     {
-        ngx_http_auth_pat_inval_counted(epoch, NULL, NGX_ERROR);
+        ngx_http_auth_pat_inval_retry();
+        return;
+    }
+
+    argv[1] = (char *) n->seq.data;
+    argvlen[1] = n->seq.len;
+
+    if (ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                        ngx_http_auth_pat_inval_counted,
+                                        gen, 2, argv, argvlen)
+        == NULL)
+    {
+        ngx_http_auth_pat_inval_retry();
+    }
+}
+
+
+static void
+ngx_http_auth_pat_inval_restart(void)
+{
+    ngx_http_auth_pat_inval_synced = 0;
+    ngx_http_auth_pat_inval_generation++;
+
+    if (ngx_http_auth_pat_inval_resync.timer_set) {
+        ngx_del_timer(&ngx_http_auth_pat_inval_resync);
     }
 }
 
@@ -194,22 +300,75 @@ ngx_http_auth_pat_inval_resync_handler(ngx_event_t *ev)
 }
 
 
+/* the keepalive's epoch check: another dataset is synced afresh */
+
+static void
+ngx_http_auth_pat_inval_probed(void *data, redisReply *reply, ngx_int_t rc)
+{
+    if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_inval_generation
+        || !ngx_http_auth_pat_inval_synced
+        || rc != NGX_OK
+        || reply->type == REDIS_REPLY_ERROR)
+    {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_STRING
+        && reply->len == ngx_http_auth_pat_inval_epoch_len
+        && ngx_memcmp(reply->str, ngx_http_auth_pat_inval_epoch, reply->len)
+           == 0)
+    {
+        return;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "auth_pat invalidation feed: the epoch changed");
+
+    ngx_http_auth_pat_inval_restart();
+    ngx_http_auth_pat_inval_sync();
+}
+
+
+static void
+ngx_http_auth_pat_inval_probe_handler(ngx_event_t *ev)
+{
+    void        *gen;
+    size_t       argvlen[2];
+    const char  *argv[2];
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    if (ngx_http_auth_pat_inval_synced) {
+        gen = (void *) (uintptr_t) ngx_http_auth_pat_inval_generation;
+
+        argv[0] = "GET";
+        argvlen[0] = 3;
+        argv[1] = (char *) ngx_http_auth_pat_inval_names.epoch.data;
+        argvlen[1] = ngx_http_auth_pat_inval_names.epoch.len;
+
+        (void) ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                               ngx_http_auth_pat_inval_probed,
+                                               gen, 2, argv, argvlen);
+    }
+
+    ngx_add_timer(ev, ngx_http_auth_pat_inval_every);
+}
+
+
 static void
 ngx_http_auth_pat_inval_state(void *data, ngx_uint_t up)
 {
-    ngx_http_auth_pat_inval_synced = 0;
-    ngx_http_auth_pat_inval_epoch++;
+    ngx_http_auth_pat_inval_restart();
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "auth_pat invalidation feed %s, epoch %ui",
+                   "auth_pat invalidation feed %s, generation %ui",
                    up ? "subscribed" : "lost",
-                   ngx_http_auth_pat_inval_epoch);
+                   ngx_http_auth_pat_inval_generation);
 
     if (up) {
         ngx_http_auth_pat_inval_sync();
-
-    } else if (ngx_http_auth_pat_inval_resync.timer_set) {
-        ngx_del_timer(&ngx_http_auth_pat_inval_resync);
     }
 }
 
@@ -219,31 +378,37 @@ ngx_http_auth_pat_inval_init_process(ngx_cycle_t *cycle,
     ngx_http_auth_pat_store_conf_t *scf, ngx_http_auth_pat_redis_conf_t *rcf,
     ngx_http_auth_pat_cache_t *cache)
 {
-    ngx_str_t  *channel;
-
     ngx_http_auth_pat_inval_cache = cache;
+    ngx_http_auth_pat_inval_every = rcf->keepalive;
 
-    channel = ngx_palloc(cycle->pool, sizeof(ngx_str_t));
-    if (channel == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_auth_pat_store_inval_names(cycle->pool, scf, channel,
-                                            &ngx_http_auth_pat_inval_seq_key)
+    if (ngx_http_auth_pat_store_inval_names(cycle->pool, scf,
+                                            &ngx_http_auth_pat_inval_names)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
+
+    /* the timers' debug lines read ev->data as a connection's fd */
+    ngx_http_auth_pat_inval_resync.data = cycle;
+    ngx_http_auth_pat_inval_probe.data = cycle;
 
     ngx_http_auth_pat_inval_resync.handler =
                                        ngx_http_auth_pat_inval_resync_handler;
     ngx_http_auth_pat_inval_resync.log = cycle->log;
     ngx_http_auth_pat_inval_resync.cancelable = 1;
 
-    return ngx_http_auth_pat_redis_subscribe(cycle, rcf, channel,
-                                             ngx_http_auth_pat_inval_message,
-                                             ngx_http_auth_pat_inval_state,
-                                             NULL);
+    ngx_http_auth_pat_inval_probe.handler =
+                                        ngx_http_auth_pat_inval_probe_handler;
+    ngx_http_auth_pat_inval_probe.log = cycle->log;
+    ngx_http_auth_pat_inval_probe.cancelable = 1;
+
+    ngx_add_timer(&ngx_http_auth_pat_inval_probe,
+                  ngx_http_auth_pat_inval_every);
+
+    return ngx_http_auth_pat_redis_subscribe(cycle, rcf,
+                                     &ngx_http_auth_pat_inval_names.channel,
+                                     ngx_http_auth_pat_inval_message,
+                                     ngx_http_auth_pat_inval_state, NULL);
 }
 
 
@@ -252,6 +417,10 @@ ngx_http_auth_pat_inval_exit_process(ngx_cycle_t *cycle)
 {
     if (ngx_http_auth_pat_inval_resync.timer_set) {
         ngx_del_timer(&ngx_http_auth_pat_inval_resync);
+    }
+
+    if (ngx_http_auth_pat_inval_probe.timer_set) {
+        ngx_del_timer(&ngx_http_auth_pat_inval_probe);
     }
 
     ngx_http_auth_pat_inval_synced = 0;

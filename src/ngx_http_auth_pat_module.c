@@ -501,12 +501,10 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_auth_pat_main_conf_t  *pmcf = conf;
 
-    u_char                          *p;
     ngx_int_t                        n;
     ngx_str_t                       *value, s;
     ngx_url_t                        u;
     ngx_uint_t                       i;
-    struct sockaddr_un              *sun;
     ngx_http_auth_pat_redis_conf_t  *rcf;
     ngx_http_auth_pat_store_conf_t  *scf;
 
@@ -524,6 +522,7 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     rcf->addr_text = value[1];
     rcf->timeout = 1000;
+    rcf->keepalive = 1000;
     ngx_str_set(&scf->ns, "pat:");
 
     ngx_memzero(&u, sizeof(ngx_url_t));
@@ -553,34 +552,9 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (u.family == AF_UNIX) {
-        sun = (struct sockaddr_un *) u.addrs[0].sockaddr;
-        rcf->unix_path.len = ngx_strlen(sun->sun_path);
-        rcf->unix_path.data = ngx_pnalloc(cf->pool, rcf->unix_path.len + 1);
-        if (rcf->unix_path.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_cpystrn(rcf->unix_path.data, (u_char *) sun->sun_path,
-                    rcf->unix_path.len + 1);
-
-    } else {
-        /*
-         * hiredis connects by name; give it the numeric address, so
-         * that no worker ever calls a resolver
-         */
-        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        rcf->host.data = p;
-        rcf->host.len = ngx_sock_ntop(u.addrs[0].sockaddr,
-                                      u.addrs[0].socklen, p,
-                                      NGX_SOCKADDR_STRLEN, 0);
-        p[rcf->host.len] = '\0';
-        rcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
-    }
+    /* resolved here: no worker ever calls a resolver */
+    rcf->sockaddr = u.addrs[0].sockaddr;
+    rcf->socklen = u.addrs[0].socklen;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -623,6 +597,23 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             rcf->timeout = ngx_parse_time(&s, 0);
             if (rcf->timeout == (ngx_msec_t) NGX_ERROR || rcf->timeout == 0) {
                 goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "keepalive=", 10) == 0) {
+            s.data = value[i].data + 10;
+            s.len = value[i].len - 10;
+
+            rcf->keepalive = ngx_parse_time(&s, 0);
+            if (rcf->keepalive == (ngx_msec_t) NGX_ERROR
+                || rcf->keepalive < 100)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid redis keepalive \"%V\": use "
+                                   "100ms or more", &s);
+                return NGX_CONF_ERROR;
             }
 
             continue;

@@ -1,28 +1,37 @@
 
 /*
- * hiredis async on nginx's event loop.
+ * Connections to Redis owned by nginx: ngx_event_connect_peer(), reads
+ * and writes through c->recv and c->send, nginx timers for connect,
+ * handshake and every command.  RESP is encoded here and parsed by
+ * hiredis' reader alone (pure parsing; hiredis is linked statically,
+ * its symbols hidden, so that another module's hiredis cannot clash).
  *
- * The hiredis socket is wrapped in an ngx_connection_t; hiredis' event
- * hooks map onto ngx_add_event()/ngx_del_event(), level-triggered even
- * under epoll, because redisBufferRead() reads at most 16k per call.
- *
- * hiredis 0.14 has no async timeouts: each written command carries an
- * nginx timer, and a timeout resets the connection, since a hung Redis
- * gives no more replies on it.
+ * Commands are pipelined: those of every request handled in one batch
+ * of events go out in one write, from a posted write event.  Replies
+ * come in order, so the commands written wait in a FIFO.
  *
  * Each (re)connect runs a handshake (AUTH, SELECT, CLIENT SETNAME,
- * SCRIPT LOAD, a probe command) before the connection serves requests;
- * commands that arrive meanwhile are held in nginx, so that none runs as
- * another user or in another database if AUTH or SELECT is refused.
- * Failures back off exponentially, with jitter, up to 2 s.
+ * SCRIPT LOAD, a probe command and ROLE; SUBSCRIBE on the subscriber)
+ * before the connection serves requests; commands that arrive meanwhile
+ * are held in nginx, so that none runs as another user or in another
+ * database if AUTH or SELECT is refused.  Failures back off
+ * exponentially, with jitter, up to 2 s.
+ *
+ * Liveness: every keepalive, the command connection asks ROLE and the
+ * subscriber PINGs, each with the command deadline; a missed reply
+ * resets the connection, and a link that has not answered within
+ * keepalive + timeout is not trusted.  Error replies are handled by
+ * class: READONLY marks the node a replica (writes then fail at once
+ * until ROLE says master), LOADING and lost authentication reset the
+ * connection, the rest fail only their command.
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
+#include <ngx_event_connect.h>
 
-#include <hiredis/async.h>
 #include <openssl/sha.h>
 
 #include "ngx_http_auth_pat_redis.h"
@@ -32,6 +41,12 @@
 #define NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MAX   2000
 #define NGX_HTTP_AUTH_PAT_REDIS_FREE_CMDS     1024
 #define NGX_HTTP_AUTH_PAT_REDIS_POLL_READS    64
+#define NGX_HTTP_AUTH_PAT_REDIS_READ_SIZE     16384
+#define NGX_HTTP_AUTH_PAT_REDIS_LOG_EVERY     10000   /* ms */
+#define NGX_HTTP_AUTH_PAT_REDIS_ARGC      64
+
+/* a command of the handshake: written ahead of the held ones */
+#define NGX_HTTP_AUTH_PAT_REDIS_INTERNAL      2
 
 
 typedef enum {
@@ -42,69 +57,84 @@ typedef enum {
 
 
 typedef struct {
-    ngx_http_auth_pat_redis_conf_t   *conf;
-    redisAsyncContext                *ac;
-    ngx_connection_t                 *c;
-    ngx_log_t                        *log;
+    ngx_http_auth_pat_redis_conf_t     *conf;
+    ngx_peer_connection_t               peer;
+    ngx_log_t                           peer_log;
+    ngx_connection_t                   *c;
+    redisReader                        *reader;
+    ngx_log_t                          *log;
 
-    ngx_http_auth_pat_redis_state_e   state;
-    ngx_uint_t                        failures;
-    ngx_uint_t                        handshake_pending;
-    ngx_uint_t                        handshake_failed;
-    ngx_uint_t                        handshake_refused;
-    ngx_uint_t                        was_ready;
-    ngx_uint_t                        exiting;
-    ngx_uint_t                        flushing;
+    ngx_http_auth_pat_redis_state_e     state;
+    ngx_uint_t                          failures;
+    ngx_uint_t                          handshake_pending;
+    ngx_msec_t                          last_reply;
+    ngx_msec_t                          connect_logged;   /* when */
 
-    ngx_event_t                       reconnect;
+    /* the output not yet written */
+    u_char                             *out;
+    size_t                              out_pos;
+    size_t                              out_len;
+    size_t                              out_size;
 
-    ngx_http_auth_pat_redis_script_t *scripts;
-    ngx_uint_t                        nscripts;
-    int                               probe_argc;
-    const char                      **probe_argv;
-    size_t                           *probe_argvlen;
+    ngx_queue_t                         sent;      /* awaiting replies */
+    ngx_queue_t                         held;      /* until the handshake */
+    ngx_queue_t                         free_cmds;
+    ngx_uint_t                          nfree;
 
-    ngx_queue_t                       free_cmds;
-    ngx_uint_t                        nfree;
+    ngx_event_t                         reconnect;
+    ngx_event_t                         keepalive;
 
-    /* commands of requests, held until the handshake is done */
-    ngx_queue_t                       held;
+    ngx_http_auth_pat_redis_script_t   *scripts;
+    ngx_uint_t                          nscripts;
+    int                                 probe_argc;
+    const char                        **probe_argv;
+    size_t                             *probe_argvlen;
 
-    u_char                           *out;
-    size_t                            out_size;
+    u_char                              name[NGX_INT64_LEN + 16];
+    size_t                              name_len;
 
-    u_char                            name[NGX_INT64_LEN + 16];
-    size_t                            name_len;
-
-    /* the subscriber connection */
-    ngx_uint_t                        subscriber;
-    ngx_uint_t                        subscribed;
-    ngx_str_t                         channel;
+    /* the subscriber */
+    ngx_str_t                           channel;
     ngx_http_auth_pat_redis_message_pt  on_message;
-    ngx_http_auth_pat_redis_state_pt  on_state;
-    void                             *sub_data;
+    ngx_http_auth_pat_redis_state_pt    on_state;
+    void                               *sub_data;
+
+    unsigned                            subscriber:1;
+    unsigned                            subscribed:1;
+    unsigned                            replica:1;
+    unsigned                            was_ready:1;
+    unsigned                            down_logged:1;
+    unsigned                            refused_logged:1;
+    unsigned                            noperm_logged:1;
+    unsigned                            busy_logged:1;
+    unsigned                            exiting:1;
 } ngx_http_auth_pat_redis_conn_t;
 
 
 struct ngx_http_auth_pat_redis_cmd_s {
     ngx_http_auth_pat_redis_handler_pt  handler;
-    void                             *data;
-    ngx_http_auth_pat_redis_conn_t   *conn;
-    ngx_event_t                       timer;
-    ngx_queue_t                       queue;
+    void                               *data;
+    ngx_http_auth_pat_redis_conn_t     *conn;
+    ngx_event_t                         timer;
+    ngx_queue_t                         queue;
 
     /* EVALSHA: a copy of the arguments, to retry with EVAL */
-    ngx_uint_t                        script;
-    int                               argc;
-    const char                      **argv;
-    size_t                           *argvlen;
+    ngx_uint_t                          script;
+    int                                 argc;
+    const char                        **argv;
+    size_t                             *argvlen;
 
     /* the RESP encoding of a held command */
-    u_char                           *held;
-    size_t                            held_len;
+    u_char                             *held;
+    size_t                              held_len;
 
-    unsigned                          done:1;
-    unsigned                          retried:1;
+    u_char                              verb[16];  /* for the logs */
+    size_t                              verb_len;
+
+    unsigned                            write:1;
+    unsigned                            internal:1;  /* ours, not a caller's */
+    unsigned                            done:1;
+    unsigned                            retried:1;
 };
 
 
@@ -114,19 +144,15 @@ static void ngx_http_auth_pat_redis_reset(
     ngx_http_auth_pat_redis_conn_t *conn);
 static void ngx_http_auth_pat_redis_schedule(
     ngx_http_auth_pat_redis_conn_t *conn);
-static void ngx_http_auth_pat_redis_reply(redisAsyncContext *ac, void *r,
-    void *privdata);
-static ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_send(
-    ngx_http_auth_pat_redis_conn_t *conn,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data,
-    int argc, const char **argv, const size_t *argvlen, ngx_uint_t hold);
-static void ngx_http_auth_pat_redis_release_held(
-    ngx_http_auth_pat_redis_conn_t *conn, ngx_uint_t send);
-static int ngx_http_auth_pat_redis_queue(
-    ngx_http_auth_pat_redis_conn_t *conn, redisCallbackFn *fn, void *privdata,
+static ngx_int_t ngx_http_auth_pat_redis_append(
+    ngx_http_auth_pat_redis_conn_t *conn, ngx_http_auth_pat_redis_cmd_t *cmd,
     int argc, const char **argv, const size_t *argvlen);
-static void ngx_http_auth_pat_redis_sub_reply(redisAsyncContext *ac,
-    void *r, void *privdata);
+static ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_send(
+    ngx_http_auth_pat_redis_conn_t *conn, ngx_uint_t flags,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data,
+    int argc, const char **argv, const size_t *argvlen);
+static void ngx_http_auth_pat_redis_handshake_done(void *data,
+    redisReply *reply, ngx_int_t rc);
 static void ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev);
 
 
@@ -332,602 +358,9 @@ static redisReplyObjectFunctions  ngx_http_auth_pat_reply_fns = {
 };
 
 
-/* ------------------------------------------------------------ events */
 
+/* ------------------------------------------------------------- output */
 
-static void
-ngx_http_auth_pat_redis_add_event(ngx_http_auth_pat_redis_conn_t *conn,
-    ngx_event_t *ev, ngx_int_t event)
-{
-    if (ev->active) {
-        return;
-    }
-
-    if (ngx_add_event(ev, event, NGX_LEVEL_EVENT) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ALERT, conn->log, 0,
-                      "auth_pat: redis: adding an event failed");
-    }
-}
-
-
-static void
-ngx_http_auth_pat_redis_del_event(ngx_http_auth_pat_redis_conn_t *conn,
-    ngx_event_t *ev, ngx_int_t event, ngx_uint_t flags)
-{
-    if (!ev->active) {
-        return;
-    }
-
-    if (ngx_del_event(ev, event, flags) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ALERT, conn->log, 0,
-                      "auth_pat: redis: deleting an event failed");
-    }
-}
-
-
-static void
-ngx_http_auth_pat_redis_add_read(void *privdata)
-{
-    ngx_http_auth_pat_redis_conn_t *conn = privdata;
-
-    if (conn->c != NULL) {
-        ngx_http_auth_pat_redis_add_event(conn, conn->c->read,
-                                          NGX_READ_EVENT);
-    }
-}
-
-
-static void
-ngx_http_auth_pat_redis_del_read(void *privdata)
-{
-    ngx_http_auth_pat_redis_conn_t *conn = privdata;
-
-    if (conn->c != NULL) {
-        ngx_http_auth_pat_redis_del_event(conn, conn->c->read,
-                                          NGX_READ_EVENT, 0);
-    }
-}
-
-
-/*
- * A command queued while the connection is up is not written at once,
- * nor after epoll says the socket is writable: the write event is posted,
- * so that the commands of every request handled in this batch of events
- * go out in one write() after the batch, with no epoll_ctl() around it.
- * Only when that write is short (or the connect is still in progress)
- * does the socket wait for writability in epoll.
- */
-
-static void
-ngx_http_auth_pat_redis_add_write(void *privdata)
-{
-    ngx_http_auth_pat_redis_conn_t *conn = privdata;
-
-    ngx_event_t  *wev;
-
-    if (conn->c == NULL) {
-        return;
-    }
-
-    wev = conn->c->write;
-
-    if (!conn->flushing && !wev->active && conn->ac != NULL
-        && (conn->ac->c.flags & REDIS_CONNECTED))
-    {
-        if (!wev->posted) {
-            ngx_post_event(wev, &ngx_posted_events);
-        }
-
-        return;
-    }
-
-    ngx_http_auth_pat_redis_add_event(conn, wev, NGX_WRITE_EVENT);
-}
-
-
-static void
-ngx_http_auth_pat_redis_del_write(void *privdata)
-{
-    ngx_http_auth_pat_redis_conn_t *conn = privdata;
-
-    if (conn->c != NULL) {
-        ngx_http_auth_pat_redis_del_event(conn, conn->c->write,
-                                          NGX_WRITE_EVENT, 0);
-    }
-}
-
-
-/*
- * hiredis is freeing the context (an error, or our redisAsyncFree()): it
- * has already run every pending callback, and closes the fd after this.
- */
-
-static void
-ngx_http_auth_pat_redis_cleanup(void *privdata)
-{
-    ngx_http_auth_pat_redis_conn_t *conn = privdata;
-
-    ngx_connection_t  *c;
-
-    c = conn->c;
-
-    if (c != NULL) {
-        /* hiredis closes the fd next, which takes it out of epoll */
-        ngx_http_auth_pat_redis_del_event(conn, c->read, NGX_READ_EVENT,
-                                          NGX_CLOSE_EVENT);
-        ngx_http_auth_pat_redis_del_event(conn, c->write, NGX_WRITE_EVENT,
-                                          NGX_CLOSE_EVENT);
-
-        if (c->read->posted) {
-            ngx_delete_posted_event(c->read);
-        }
-
-        if (c->write->posted) {
-            ngx_delete_posted_event(c->write);
-        }
-
-        ngx_free_connection(c);
-        c->fd = (ngx_socket_t) -1;
-        conn->c = NULL;
-    }
-
-    if (conn->ac != NULL && conn->ac->err && !conn->exiting) {
-
-        if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
-            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                          "auth_pat: redis connection to \"%V\" lost: %s",
-                          &conn->conf->addr_text, conn->ac->errstr);
-
-        } else if (conn->ac->c.flags & REDIS_CONNECTED) {
-            /*
-             * Closed during the setup (a proxy with no backend, a TLS-only
-             * port): a failed attempt like a refused connect, logged and
-             * backed off.  A failed connect() is counted in on_connect(),
-             * a timeout or a refusal where it is seen: those free the
-             * context themselves, with no error set.
-             */
-            conn->failures++;
-            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                          "auth_pat: redis \"%V\" closed the connection "
-                          "during its setup: %s",
-                          &conn->conf->addr_text, conn->ac->errstr);
-        }
-    }
-
-    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
-                   "auth_pat redis %*s: down", conn->name_len, conn->name);
-
-    conn->ac = NULL;
-    conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
-
-    ngx_http_auth_pat_redis_release_held(conn, 0);
-
-    if (conn->subscribed) {
-        conn->subscribed = 0;
-        conn->on_state(conn->sub_data, 0);
-    }
-
-    ngx_http_auth_pat_redis_schedule(conn);
-}
-
-
-static void
-ngx_http_auth_pat_redis_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t                *c = ev->data;
-    ngx_http_auth_pat_redis_conn_t  *conn = c->data;
-
-    if (conn->ac != NULL) {
-        redisAsyncHandleRead(conn->ac);
-    }
-}
-
-
-static void
-ngx_http_auth_pat_redis_write_handler(ngx_event_t *ev)
-{
-    ngx_connection_t                *c = ev->data;
-    ngx_http_auth_pat_redis_conn_t  *conn = c->data;
-
-    if (conn->ac != NULL) {
-        conn->flushing = 1;
-        redisAsyncHandleWrite(conn->ac);
-        conn->flushing = 0;
-    }
-}
-
-
-/* ------------------------------------------------------ connection */
-
-
-static void
-ngx_http_auth_pat_redis_on_connect(const redisAsyncContext *ac, int status)
-{
-    ngx_http_auth_pat_redis_conn_t  *conn = ac->data;
-
-    if (status != REDIS_OK) {
-        /* hiredis frees the context right after this */
-        conn->failures++;
-        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                      "auth_pat: connecting to redis \"%V\" failed: %s",
-                      &conn->conf->addr_text, ac->errstr);
-    }
-}
-
-
-static void
-ngx_http_auth_pat_redis_handshake_done(void *data, redisReply *reply,
-    ngx_int_t rc)
-{
-    ngx_http_auth_pat_redis_conn_t  *conn = data;
-
-    u_char  *err;
-
-    if (rc != NGX_OK) {
-        /*
-         * The context is being freed (a lost connection, a timeout, a
-         * reset): that failure was counted and logged where it was seen.
-         */
-        conn->handshake_failed = 1;
-
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-        err = (u_char *) reply->str;
-
-        if (!conn->handshake_refused) {
-            conn->handshake_refused = 1;
-            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                          "auth_pat: redis \"%V\" refused the connection "
-                          "setup: %s", &conn->conf->addr_text, err);
-        }
-    }
-
-    if (--conn->handshake_pending > 0) {
-        return;
-    }
-
-    if (conn->handshake_refused) {
-        conn->failures++;
-        ngx_http_auth_pat_redis_reset(conn);
-        return;
-    }
-
-    if (conn->handshake_failed) {
-        return;
-    }
-
-    conn->state = NGX_HTTP_AUTH_PAT_REDIS_READY;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
-                   "auth_pat redis %*s: ready", conn->name_len, conn->name);
-
-    if (conn->was_ready) {
-        ngx_log_error(NGX_LOG_NOTICE, conn->log, 0,
-                      "auth_pat: redis \"%V\" connection restored",
-                      &conn->conf->addr_text);
-
-    } else {
-        ngx_log_error(NGX_LOG_INFO, conn->log, 0,
-                      "auth_pat: redis \"%V\" connected",
-                      &conn->conf->addr_text);
-    }
-
-    conn->failures = 0;
-    conn->was_ready = 1;
-
-    ngx_http_auth_pat_redis_release_held(conn, 1);
-}
-
-
-/* one command of the handshake, written ahead of any held one */
-
-static ngx_int_t
-ngx_http_auth_pat_redis_setup(ngx_http_auth_pat_redis_conn_t *conn, int argc,
-    const char **argv, const size_t *argvlen)
-{
-    if (ngx_http_auth_pat_redis_send(conn,
-                                     ngx_http_auth_pat_redis_handshake_done,
-                                     conn, argc, argv, argvlen, 0)
-        == NULL)
-    {
-        return NGX_ERROR;
-    }
-
-    conn->handshake_pending++;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
-{
-    int                              argc;
-    u_char                           dbbuf[NGX_INT_T_LEN];
-    size_t                           argvlen[4];
-    ngx_uint_t                       i;
-    const char                      *argv[4];
-    ngx_http_auth_pat_redis_conf_t  *rcf;
-
-    rcf = conn->conf;
-    conn->handshake_pending = 0;
-    conn->handshake_failed = 0;
-    conn->handshake_refused = 0;
-
-
-    if (rcf->password.len) {
-        argc = 0;
-        argv[argc] = "AUTH";
-        argvlen[argc++] = 4;
-
-        if (rcf->user.len) {
-            argv[argc] = (char *) rcf->user.data;
-            argvlen[argc++] = rcf->user.len;
-        }
-
-        argv[argc] = (char *) rcf->password.data;
-        argvlen[argc++] = rcf->password.len;
-
-        if (ngx_http_auth_pat_redis_setup(conn, argc, argv, argvlen)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    if (rcf->db > 0) {
-        argv[0] = "SELECT";
-        argvlen[0] = 6;
-        argv[1] = (char *) dbbuf;
-        argvlen[1] = ngx_sprintf(dbbuf, "%i", rcf->db) - dbbuf;
-
-        if (ngx_http_auth_pat_redis_setup(conn, 2, argv, argvlen) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    argv[0] = "CLIENT";
-    argvlen[0] = 6;
-    argv[1] = "SETNAME";
-    argvlen[1] = 7;
-    argv[2] = (char *) conn->name;
-    argvlen[2] = conn->name_len;
-
-    if (ngx_http_auth_pat_redis_setup(conn, 3, argv, argvlen) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < conn->nscripts; i++) {
-        argv[0] = "SCRIPT";
-        argvlen[0] = 6;
-        argv[1] = "LOAD";
-        argvlen[1] = 4;
-        argv[2] = (char *) conn->scripts[i].body.data;
-        argvlen[2] = conn->scripts[i].body.len;
-
-        if (ngx_http_auth_pat_redis_setup(conn, 3, argv, argvlen) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (conn->probe_argc
-        && ngx_http_auth_pat_redis_setup(conn, conn->probe_argc,
-                                         conn->probe_argv,
-                                         conn->probe_argvlen)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (conn->subscriber) {
-        /* confirmed (or refused) after the replies above */
-        argv[0] = "SUBSCRIBE";
-        argvlen[0] = 9;
-        argv[1] = (char *) conn->channel.data;
-        argvlen[1] = conn->channel.len;
-
-        if (ngx_http_auth_pat_redis_queue(conn,
-                                          ngx_http_auth_pat_redis_sub_reply,
-                                          conn, 2, argv, argvlen)
-            != REDIS_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* subscribe confirmations and messages; NULL when the context goes */
-
-static void
-ngx_http_auth_pat_redis_sub_reply(redisAsyncContext *ac, void *r,
-    void *privdata)
-{
-    redisReply                      *reply = r;
-    ngx_http_auth_pat_redis_conn_t  *conn = privdata;
-
-    redisReply  *kind, *payload;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 3)
-    {
-        return;
-    }
-
-    kind = reply->element[0];
-    payload = reply->element[2];
-
-    if (kind->type != REDIS_REPLY_STRING) {
-        return;
-    }
-
-    if (kind->len == 7 && ngx_strncmp(kind->str, "message", 7) == 0
-        && payload->type == REDIS_REPLY_STRING)
-    {
-        conn->on_message(conn->sub_data, (u_char *) payload->str,
-                         payload->len);
-        return;
-    }
-
-    if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0
-        && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY && !conn->subscribed)
-    {
-        conn->subscribed = 1;
-
-        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
-                       "auth_pat redis %*s: subscribed",
-                       conn->name_len, conn->name);
-
-        conn->on_state(conn->sub_data, 1);
-    }
-}
-
-
-static void
-ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
-{
-    ngx_connection_t                *c;
-    redisAsyncContext               *ac;
-    ngx_http_auth_pat_redis_conf_t  *rcf;
-
-    rcf = conn->conf;
-
-    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
-                   "auth_pat redis %*s: connecting to \"%V\"",
-                   conn->name_len, conn->name, &rcf->addr_text);
-
-    if (rcf->unix_path.len) {
-        ac = redisAsyncConnectUnix((char *) rcf->unix_path.data);
-
-    } else {
-        /* a numeric address, resolved when the configuration was read */
-        ac = redisAsyncConnect((char *) rcf->host.data, (int) rcf->port);
-    }
-
-    if (ac == NULL) {
-        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                      "auth_pat: redis: out of memory");
-        conn->failures++;
-        ngx_http_auth_pat_redis_schedule(conn);
-        return;
-    }
-
-    if (ac->err) {
-        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                      "auth_pat: connecting to redis \"%V\" failed: %s",
-                      &rcf->addr_text, ac->errstr);
-        redisAsyncFree(ac);
-        conn->failures++;
-        ngx_http_auth_pat_redis_schedule(conn);
-        return;
-    }
-
-    c = ngx_get_connection(ac->c.fd, conn->log);
-    if (c == NULL) {
-        redisAsyncFree(ac);
-        conn->failures++;
-        ngx_http_auth_pat_redis_schedule(conn);
-        return;
-    }
-
-    c->data = conn;
-    c->read->handler = ngx_http_auth_pat_redis_read_handler;
-    c->write->handler = ngx_http_auth_pat_redis_write_handler;
-    c->read->log = conn->log;
-    c->write->log = conn->log;
-
-    conn->c = c;
-    conn->ac = ac;
-    conn->state = NGX_HTTP_AUTH_PAT_REDIS_HANDSHAKE;
-
-    ac->data = conn;
-    ac->ev.data = conn;
-    ac->ev.addRead = ngx_http_auth_pat_redis_add_read;
-    ac->ev.delRead = ngx_http_auth_pat_redis_del_read;
-    ac->ev.addWrite = ngx_http_auth_pat_redis_add_write;
-    ac->ev.delWrite = ngx_http_auth_pat_redis_del_write;
-    ac->ev.cleanup = ngx_http_auth_pat_redis_cleanup;
-
-    /* nothing is read yet: the reader has built no object */
-    ac->c.reader->fn = &ngx_http_auth_pat_reply_fns;
-
-    redisAsyncSetConnectCallback(ac, ngx_http_auth_pat_redis_on_connect);
-
-    /* queued now, written once connect() completes */
-    if (ngx_http_auth_pat_redis_handshake(conn) != NGX_OK) {
-        conn->failures++;
-        ngx_http_auth_pat_redis_reset(conn);
-        return;
-    }
-
-    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
-                   "auth_pat redis %*s: handshake of %ui commands queued",
-                   conn->name_len, conn->name, conn->handshake_pending);
-}
-
-
-static void
-ngx_http_auth_pat_redis_reconnect_handler(ngx_event_t *ev)
-{
-    ngx_http_auth_pat_redis_conn_t  *conn = ev->data;
-
-    if (conn->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
-        return;
-    }
-
-    if (conn->ac == NULL) {
-        ngx_http_auth_pat_redis_connect(conn);
-    }
-}
-
-
-/* exponential backoff with jitter: [d/2, d], d = 100 ms << failures */
-
-static void
-ngx_http_auth_pat_redis_schedule(ngx_http_auth_pat_redis_conn_t *conn)
-{
-    ngx_msec_t  delay;
-
-    if (conn->exiting || conn->reconnect.timer_set) {
-        return;
-    }
-
-    delay = NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MIN
-            << ngx_min(conn->failures, 5);
-    delay = ngx_min(delay, NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MAX);
-    delay = delay / 2 + (ngx_msec_t) ngx_random() % (delay / 2 + 1);
-
-    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
-                   "auth_pat redis %*s: reconnecting in %M ms",
-                   conn->name_len, conn->name, delay);
-
-    ngx_add_timer(&conn->reconnect, delay);
-}
-
-
-/* frees the context; hiredis defers this while inside a callback */
-
-static void
-ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
-{
-    if (conn->ac == NULL) {
-        return;
-    }
-
-    conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
-    redisAsyncFree(conn->ac);
-}
-
-
-/* -------------------------------------------------------- commands */
-
-
-/*
- * The RESP encoding of a command, made in a buffer the connection keeps,
- * and handed to hiredis preformatted: redisAsyncCommandArgv() would build
- * it with sdscatfmt() and a string of reallocations on every request.
- */
 
 static u_char *
 ngx_http_auth_pat_redis_header(u_char *p, u_char type, size_t n)
@@ -951,38 +384,29 @@ ngx_http_auth_pat_redis_header(u_char *p, u_char type, size_t n)
 }
 
 
-/* the length of the encoding in conn->out; 0 when out of memory */
-
 static size_t
-ngx_http_auth_pat_redis_format(ngx_http_auth_pat_redis_conn_t *conn,
-    int argc, const char **argv, const size_t *argvlen)
+ngx_http_auth_pat_redis_encoded_len(int argc, const size_t *argvlen)
 {
-    int      i;
-    u_char  *p;
-    size_t   len;
+    int     i;
+    size_t  len;
 
-    /* NUL-terminated, as hiredis' own: it scans the command with strchr() */
-    len = 1 + NGX_SIZE_T_LEN + 2 + 1;
+    len = 1 + NGX_SIZE_T_LEN + 2;
 
     for (i = 0; i < argc; i++) {
         len += 1 + NGX_SIZE_T_LEN + 2 + argvlen[i] + 2;
     }
 
-    if (len > conn->out_size) {
-        p = ngx_alloc(len, conn->log);
-        if (p == NULL) {
-            return 0;
-        }
+    return len;
+}
 
-        if (conn->out != NULL) {
-            ngx_free(conn->out);
-        }
 
-        conn->out = p;
-        conn->out_size = len;
-    }
+static u_char *
+ngx_http_auth_pat_redis_encode(u_char *p, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    int  i;
 
-    p = ngx_http_auth_pat_redis_header(conn->out, '*', argc);
+    p = ngx_http_auth_pat_redis_header(p, '*', argc);
 
     for (i = 0; i < argc; i++) {
         p = ngx_http_auth_pat_redis_header(p, '$', argvlen[i]);
@@ -991,28 +415,101 @@ ngx_http_auth_pat_redis_format(ngx_http_auth_pat_redis_conn_t *conn,
         *p++ = '\n';
     }
 
-    *p = '\0';
-
-    return p - conn->out;
+    return p;
 }
 
 
-static int
-ngx_http_auth_pat_redis_queue(ngx_http_auth_pat_redis_conn_t *conn,
-    redisCallbackFn *fn, void *privdata, int argc, const char **argv,
-    const size_t *argvlen)
-{
-    size_t  len;
+/* room for len more bytes of output */
 
-    len = ngx_http_auth_pat_redis_format(conn, argc, argv, argvlen);
-    if (len == 0) {
-        return REDIS_ERR;
+static ngx_int_t
+ngx_http_auth_pat_redis_reserve(ngx_http_auth_pat_redis_conn_t *conn,
+    size_t len)
+{
+    u_char  *p;
+    size_t   size;
+
+    if (conn->out_pos == conn->out_len) {
+        conn->out_pos = 0;
+        conn->out_len = 0;
     }
 
-    return redisAsyncFormattedCommand(conn->ac, fn, privdata,
-                                      (char *) conn->out, len);
+    if (conn->out_len + len <= conn->out_size) {
+        return NGX_OK;
+    }
+
+    size = ngx_max(conn->out_size * 2, conn->out_len - conn->out_pos + len);
+    size = ngx_max(size, 4096);
+
+    p = ngx_alloc(size, conn->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (conn->out != NULL) {
+        ngx_memcpy(p, conn->out + conn->out_pos,
+                   conn->out_len - conn->out_pos);
+        ngx_free(conn->out);
+    }
+
+    conn->out_len -= conn->out_pos;
+    conn->out_pos = 0;
+    conn->out = p;
+    conn->out_size = size;
+
+    return NGX_OK;
 }
 
+
+/* the write goes out after this batch of events, with every other one */
+
+static void
+ngx_http_auth_pat_redis_post_write(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_event_t  *wev;
+
+    if (conn->c == NULL) {
+        return;
+    }
+
+    wev = conn->c->write;
+
+    if (wev->ready && !wev->posted) {
+        ngx_post_event(wev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_flush(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = conn->c;
+
+    while (conn->out_pos < conn->out_len) {
+        n = c->send(c, conn->out + conn->out_pos,
+                    conn->out_len - conn->out_pos);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_http_auth_pat_redis_reset(conn);
+            return;
+        }
+
+        conn->out_pos += n;
+    }
+
+    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+        ngx_http_auth_pat_redis_reset(conn);
+    }
+}
+
+
+/* ----------------------------------------------------------- commands */
 
 
 static ngx_http_auth_pat_redis_cmd_t *
@@ -1072,70 +569,146 @@ ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd)
 }
 
 
+/* the command's one completion; its reply, if any, is freed after it */
+
 static void
-ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
+ngx_http_auth_pat_redis_complete(ngx_http_auth_pat_redis_cmd_t *cmd,
+    redisReply *reply)
 {
-    ngx_http_auth_pat_redis_cmd_t       *cmd = ev->data;
-    ngx_http_auth_pat_redis_conn_t      *conn = cmd->conn;
-    ngx_http_auth_pat_redis_handler_pt   handler;
+    ngx_http_auth_pat_redis_handler_pt  handler;
 
-    ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                  "auth_pat: redis \"%V\" did not answer within %M ms, "
-                  "reconnecting", &conn->conf->addr_text,
-                  conn->conf->timeout);
-
-    conn->failures++;
-
-    /*
-     * Only a command written to Redis has a timer.  The reset below frees
-     * cmd: hiredis hands it its NULL reply.  A handshake command's
-     * handler is not told: the reset fails the whole handshake, and with
-     * it the commands held behind it.
-     */
     cmd->done = 1;
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+
     handler = cmd->handler;
     cmd->handler = NULL;
 
-    if (handler != NULL && handler != ngx_http_auth_pat_redis_handshake_done) {
-        handler(cmd->data, NULL, NGX_ERROR);
-    }
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, cmd->conn->log, 0,
+                   "auth_pat redis command %p answered: %*s",
+                   cmd, cmd->verb_len, cmd->verb);
 
+    if (handler != NULL && !cmd->conn->exiting) {
+        handler(cmd->data, reply, reply ? NGX_OK : NGX_ERROR);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_cmd_t   *cmd = ev->data;
+    ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
+
+    ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                  "auth_pat: redis \"%V\" did not answer within %M ms, "
+                  "reconnecting (%*s)", &conn->conf->addr_text,
+                  conn->conf->timeout, cmd->verb_len, cmd->verb);
+
+    conn->failures++;
+    conn->down_logged = 1;
+
+    /* a hung server gives no more replies on this connection */
     ngx_http_auth_pat_redis_reset(conn);
 }
 
 
+/* appends a command to the output, and to the queue of those sent */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_append(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_cmd_t *cmd, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = ngx_http_auth_pat_redis_encoded_len(argc, argvlen);
+
+    if (ngx_http_auth_pat_redis_reserve(conn, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_auth_pat_redis_encode(conn->out + conn->out_len, argc, argv,
+                                       argvlen);
+    conn->out_len = p - conn->out;
+
+    ngx_queue_insert_tail(&conn->sent, &cmd->queue);
+
+    /* the deadline runs from when the command is written */
+    cmd->timer.handler = ngx_http_auth_pat_redis_timeout;
+    cmd->timer.data = cmd;
+    cmd->timer.log = conn->log;
+    ngx_add_timer(&cmd->timer, conn->conf->timeout);
+
+    ngx_http_auth_pat_redis_post_write(conn);
+
+    return NGX_OK;
+}
+
+
+/* the encoding of a held command is kept until the handshake is done */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_hold(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_cmd_t *cmd, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    u_char  *p;
+
+    cmd->held = ngx_alloc(ngx_http_auth_pat_redis_encoded_len(argc, argvlen),
+                          conn->log);
+    if (cmd->held == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_auth_pat_redis_encode(cmd->held, argc, argv, argvlen);
+    cmd->held_len = p - cmd->held;
+
+    ngx_queue_insert_tail(&conn->held, &cmd->queue);
+
+    return NGX_OK;
+}
+
+
 /*
- * Held commands go to hiredis once the handshake succeeds (send), or fail
- * with the connection.  Cancelled and timed out ones are only freed, and
- * so is everything when the worker exits.
+ * Held commands are written once the handshake succeeds (send), or fail
+ * with the connection.  Cancelled ones are only freed.
  */
 
 static void
 ngx_http_auth_pat_redis_release_held(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_uint_t send)
 {
-    ngx_queue_t                         *q;
-    ngx_http_auth_pat_redis_cmd_t       *cmd;
-    ngx_http_auth_pat_redis_handler_pt   handler;
+    ngx_queue_t                    *q;
+    ngx_http_auth_pat_redis_cmd_t  *cmd;
 
     while (!ngx_queue_empty(&conn->held)) {
         q = ngx_queue_head(&conn->held);
         ngx_queue_remove(q);
         cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
 
-        if (cmd->done || cmd->handler == NULL || conn->exiting) {
+        if (cmd->handler == NULL || conn->exiting) {
             ngx_http_auth_pat_redis_cmd_free(cmd);
             continue;
         }
 
-        if (send && conn->ac != NULL
-            && redisAsyncFormattedCommand(conn->ac,
-                                          ngx_http_auth_pat_redis_reply, cmd,
-                                          (char *) cmd->held, cmd->held_len)
-               == REDIS_OK)
+        if (send
+            && ngx_http_auth_pat_redis_reserve(conn, cmd->held_len) == NGX_OK)
         {
+            conn->out_len = ngx_cpymem(conn->out + conn->out_len, cmd->held,
+                                       cmd->held_len)
+                            - conn->out;
             ngx_free(cmd->held);
             cmd->held = NULL;
+
+            ngx_queue_insert_tail(&conn->sent, &cmd->queue);
+
+            cmd->timer.handler = ngx_http_auth_pat_redis_timeout;
+            cmd->timer.data = cmd;
+            cmd->timer.log = conn->log;
             ngx_add_timer(&cmd->timer, conn->conf->timeout);
 
             ngx_log_debug1(NGX_LOG_DEBUG_EVENT, conn->log, 0,
@@ -1143,50 +716,87 @@ ngx_http_auth_pat_redis_release_held(ngx_http_auth_pat_redis_conn_t *conn,
             continue;
         }
 
-        cmd->done = 1;
-        handler = cmd->handler;
-        cmd->handler = NULL;
-
-        handler(cmd->data, NULL, NGX_ERROR);
-
+        ngx_http_auth_pat_redis_complete(cmd, NULL);
         ngx_http_auth_pat_redis_cmd_free(cmd);
     }
+
+    ngx_http_auth_pat_redis_post_write(conn);
 }
 
 
-static ngx_uint_t
-ngx_http_auth_pat_redis_fatal_error(redisReply *reply)
+static ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_uint_t flags, ngx_http_auth_pat_redis_handler_pt handler, void *data,
+    int argc, const char **argv, const size_t *argvlen)
 {
-    static const char  *fatal[] = {
-        "NOPERM", "NOAUTH", "WRONGPASS", "LOADING", "READONLY",
-        "MASTERDOWN", "MISCONF", NULL
-    };
+    ngx_int_t                       rc;
+    ngx_http_auth_pat_redis_cmd_t  *cmd;
 
-    size_t       len;
-    const char **p;
-
-    for (p = fatal; *p; p++) {
-        len = ngx_strlen(*p);
-
-        if (reply->len >= len && ngx_strncmp(reply->str, *p, len) == 0) {
-            return 1;
-        }
+    if (conn->c == NULL) {
+        return NULL;
     }
 
-    return 0;
+    cmd = ngx_http_auth_pat_redis_cmd_alloc(conn);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    cmd->handler = handler;
+    cmd->data = data;
+    cmd->write = (flags & NGX_HTTP_AUTH_PAT_REDIS_WRITE) ? 1 : 0;
+    cmd->internal = (flags & NGX_HTTP_AUTH_PAT_REDIS_INTERNAL) ? 1 : 0;
+    cmd->verb_len = ngx_min(argvlen[0], sizeof(cmd->verb));
+    ngx_memcpy(cmd->verb, argv[0], cmd->verb_len);
+
+    if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY || cmd->internal) {
+        rc = ngx_http_auth_pat_redis_append(conn, cmd, argc, argv, argvlen);
+
+    } else {
+        rc = ngx_http_auth_pat_redis_hold(conn, cmd, argc, argv, argvlen);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_auth_pat_redis_cmd_free(cmd);
+        return NULL;
+    }
+
+    ngx_log_debug6(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: command %p %*s %s",
+                   conn->name_len, conn->name, cmd, cmd->verb_len, cmd->verb,
+                   conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY
+                   || cmd->internal
+                   ? "queued" : "held until the handshake is done");
+
+    return cmd;
+}
+
+
+/* --------------------------------------------------------- error classes */
+
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_error_is(redisReply *reply, const char *prefix)
+{
+    size_t  len;
+
+    len = ngx_strlen(prefix);
+
+    return reply->len >= len
+           && ngx_strncmp(reply->str, prefix, len) == 0
+           && (reply->len == len || reply->str[len] == ' ');
 }
 
 
 static ngx_int_t
 ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
 {
-    int                               argc, i;
-    size_t                            argvlen[64];
-    const char                       *argv[64];
-    ngx_http_auth_pat_redis_conn_t   *conn = cmd->conn;
-    ngx_http_auth_pat_redis_script_t *script;
+    int                                i, argc;
+    size_t                             argvlen[NGX_HTTP_AUTH_PAT_REDIS_ARGC];
+    const char                        *argv[NGX_HTTP_AUTH_PAT_REDIS_ARGC];
+    ngx_http_auth_pat_redis_conn_t    *conn = cmd->conn;
+    ngx_http_auth_pat_redis_script_t  *script;
 
-    if (conn->ac == NULL || cmd->argc + 2 > 64) {
+    if (cmd->argc + 2 > NGX_HTTP_AUTH_PAT_REDIS_ARGC) {
         return NGX_ERROR;
     }
 
@@ -1205,10 +815,211 @@ ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
 
     cmd->retried = 1;
 
-    if (ngx_http_auth_pat_redis_queue(conn, ngx_http_auth_pat_redis_reply,
-                                      cmd, argc, argv, argvlen)
-        != REDIS_OK)
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+
+    return ngx_http_auth_pat_redis_append(conn, cmd, argc, argv, argvlen);
+}
+
+
+/*
+ * An error reply to a caller's command, by class.  NGX_OK: the caller
+ * gets it.  NGX_AGAIN: the command was sent again.  NGX_ABORT: the
+ * connection cannot serve us any more; the caller gets it, then the
+ * connection is reset.
+ */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_cmd_t *cmd, redisReply *reply)
+{
+    ngx_str_t  *addr;
+
+    addr = &conn->conf->addr_text;
+
+    if (cmd->script != NGX_CONF_UNSET_UINT && !cmd->retried
+        && ngx_http_auth_pat_redis_error_is(reply, "NOSCRIPT"))
     {
+        ngx_log_error(NGX_LOG_NOTICE, conn->log, 0,
+                      "auth_pat: redis \"%V\" lost script %s, sending it "
+                      "again", addr, conn->scripts[cmd->script].sha);
+
+        if (ngx_http_auth_pat_redis_retry_eval(cmd) == NGX_OK) {
+            return NGX_AGAIN;
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_http_auth_pat_redis_error_is(reply, "READONLY")) {
+        if (!conn->replica) {
+            conn->replica = 1;
+            ngx_log_error(NGX_LOG_WARN, conn->log, 0,
+                          "auth_pat: redis \"%V\" is a replica: writes fail "
+                          "until it is a master again", addr);
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_http_auth_pat_redis_error_is(reply, "NOPERM")) {
+        if (!conn->noperm_logged) {
+            conn->noperm_logged = 1;
+            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                          "auth_pat: redis \"%V\" refused %*s to this user: "
+                          "%s", addr, cmd->verb_len, cmd->verb, reply->str);
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_http_auth_pat_redis_error_is(reply, "BUSY")
+        || ngx_http_auth_pat_redis_error_is(reply, "OOM")
+        || ngx_http_auth_pat_redis_error_is(reply, "MISCONF"))
+    {
+        if (!conn->busy_logged) {
+            conn->busy_logged = 1;
+            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                          "auth_pat: redis \"%V\" refused %*s: %s", addr,
+                          cmd->verb_len, cmd->verb, reply->str);
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_http_auth_pat_redis_error_is(reply, "LOADING")
+        || ngx_http_auth_pat_redis_error_is(reply, "MASTERDOWN")
+        || ngx_http_auth_pat_redis_error_is(reply, "NOAUTH")
+        || ngx_http_auth_pat_redis_error_is(reply, "WRONGPASS"))
+    {
+        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                      "auth_pat: redis \"%V\" cannot serve: %s, "
+                      "reconnecting", addr, reply->str);
+        conn->failures++;
+        conn->down_logged = 1;
+        return NGX_ABORT;
+    }
+
+    /* any other error is the command's own; the server is fine */
+    return NGX_OK;
+}
+
+
+/* ------------------------------------------------------------ replies */
+
+
+static void
+ngx_http_auth_pat_redis_role(ngx_http_auth_pat_redis_conn_t *conn,
+    redisReply *reply)
+{
+    ngx_uint_t  replica;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    replica = (reply->element[0]->len != 6
+               || ngx_strncmp(reply->element[0]->str, "master", 6) != 0);
+
+    if (replica == conn->replica) {
+        return;
+    }
+
+    conn->replica = replica;
+
+    ngx_log_error(NGX_LOG_WARN, conn->log, 0,
+                  replica ? "auth_pat: redis \"%V\" is a replica: writes "
+                            "fail until it is a master again"
+                          : "auth_pat: redis \"%V\" is a master again",
+                  &conn->conf->addr_text);
+}
+
+
+/* a message of the subscriber, not the reply to a command */
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_pushed(ngx_http_auth_pat_redis_conn_t *conn,
+    redisReply *reply)
+{
+    redisReply  *kind, *payload;
+
+    if (!conn->subscriber || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3)
+    {
+        return 0;
+    }
+
+    kind = reply->element[0];
+    payload = reply->element[2];
+
+    if (kind->type != REDIS_REPLY_STRING || kind->len != 7
+        || ngx_strncmp(kind->str, "message", 7) != 0)
+    {
+        return 0;
+    }
+
+    if (payload->type == REDIS_REPLY_STRING && conn->subscribed) {
+        conn->on_message(conn->sub_data, (u_char *) payload->str,
+                         payload->len);
+    }
+
+    return 1;
+}
+
+
+/* one reply; NGX_ERROR when the connection was reset meanwhile */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_dispatch(ngx_http_auth_pat_redis_conn_t *conn,
+    redisReply *reply)
+{
+    ngx_int_t                       rc;
+    ngx_queue_t                    *q;
+    ngx_connection_t               *c;
+    ngx_http_auth_pat_redis_cmd_t  *cmd;
+
+    c = conn->c;
+    conn->last_reply = ngx_current_msec;
+
+    if (ngx_http_auth_pat_redis_pushed(conn, reply)) {
+        return (conn->c == c) ? NGX_OK : NGX_ERROR;
+    }
+
+    if (ngx_queue_empty(&conn->sent)) {
+        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                      "auth_pat: redis \"%V\" sent a reply to no command, "
+                      "reconnecting", &conn->conf->addr_text);
+        conn->down_logged = 1;
+        ngx_http_auth_pat_redis_reset(conn);
+        return NGX_ERROR;
+    }
+
+    q = ngx_queue_head(&conn->sent);
+    ngx_queue_remove(q);
+    cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
+
+    rc = NGX_OK;
+
+    if (reply->type == REDIS_REPLY_ERROR && !cmd->internal) {
+        rc = ngx_http_auth_pat_redis_error(conn, cmd, reply);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_OK;
+        }
+    }
+
+    ngx_http_auth_pat_redis_complete(cmd, reply);
+    ngx_http_auth_pat_redis_cmd_free(cmd);
+
+    if (conn->c != c) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_ABORT) {
+        ngx_http_auth_pat_redis_reset(conn);
         return NGX_ERROR;
     }
 
@@ -1216,146 +1027,628 @@ ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
 }
 
 
-static void
-ngx_http_auth_pat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply                      *reply = r;
-    ngx_http_auth_pat_redis_cmd_t   *cmd = privdata;
-    ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
+/*
+ * Reads until the socket is drained (NGX_OK), the connection goes
+ * (NGX_ERROR), or max reads were made with data left (NGX_AGAIN).
+ */
 
-    if (cmd->done || cmd->handler == NULL || conn->exiting) {
-        /*
-         * Timed out or cancelled: a late reply, dropped.  Or the worker
-         * is exiting and hiredis hands out NULL replies: no request is
-         * resumed from exit_process.
-         */
-        ngx_http_auth_pat_redis_cmd_free(cmd);
+static ngx_int_t
+ngx_http_auth_pat_redis_read(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_uint_t max)
+{
+    void              *r;
+    u_char             buf[NGX_HTTP_AUTH_PAT_REDIS_READ_SIZE];
+    ssize_t            n;
+    ngx_int_t          rc;
+    ngx_uint_t         reads;
+    ngx_connection_t  *c;
+
+    c = conn->c;
+
+    for (reads = 0; reads < max; reads++) {
+
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ngx_http_auth_pat_redis_reset(conn);
+                return NGX_ERROR;
+            }
+
+            return NGX_OK;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
+                ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                              "auth_pat: redis connection to \"%V\" lost%s",
+                              &conn->conf->addr_text,
+                              n == 0 ? ": closed by the server" : "");
+                conn->down_logged = 1;
+
+            } else {
+                ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                              "auth_pat: redis \"%V\" closed the connection "
+                              "during its setup", &conn->conf->addr_text);
+            }
+
+            conn->failures++;
+            ngx_http_auth_pat_redis_reset(conn);
+            return NGX_ERROR;
+        }
+
+        if (redisReaderFeed(conn->reader, (char *) buf, n) != REDIS_OK) {
+            goto protocol;
+        }
+
+        for ( ;; ) {
+            r = NULL;
+
+            if (redisReaderGetReply(conn->reader, &r) != REDIS_OK) {
+                goto protocol;
+            }
+
+            if (r == NULL) {
+                break;
+            }
+
+            rc = ngx_http_auth_pat_redis_dispatch(conn, r);
+
+            /* not through the reader: a reset has freed it */
+            ngx_http_auth_pat_reply_release(r);
+
+            if (rc != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_AGAIN;
+
+protocol:
+
+    ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                  "auth_pat: redis \"%V\" sent a malformed reply: %s, "
+                  "reconnecting", &conn->conf->addr_text,
+                  conn->reader->errstr);
+    conn->failures++;
+    conn->down_logged = 1;
+    ngx_http_auth_pat_redis_reset(conn);
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_auth_pat_redis_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t                *c = rev->data;
+    ngx_http_auth_pat_redis_conn_t  *conn = c->data;
+
+    (void) ngx_http_auth_pat_redis_read(conn, NGX_MAX_UINT32_VALUE);
+}
+
+
+/* ------------------------------------------------------------ handshake */
+
+
+static void
+ngx_http_auth_pat_redis_ready(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    conn->state = NGX_HTTP_AUTH_PAT_REDIS_READY;
+    conn->last_reply = ngx_current_msec;
+    conn->failures = 0;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: ready", conn->name_len, conn->name);
+
+    if (conn->was_ready) {
+        ngx_log_error(NGX_LOG_WARN, conn->log, 0,
+                      "auth_pat: redis \"%V\" connection restored",
+                      &conn->conf->addr_text);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, conn->log, 0,
+                      "auth_pat: redis \"%V\" connected",
+                      &conn->conf->addr_text);
+    }
+
+    conn->was_ready = 1;
+    conn->down_logged = 0;
+    conn->refused_logged = 0;
+    conn->noperm_logged = 0;
+    conn->busy_logged = 0;
+    conn->connect_logged = 0;
+
+    ngx_add_timer(&conn->keepalive, conn->conf->keepalive);
+
+    ngx_http_auth_pat_redis_release_held(conn, 1);
+
+    if (conn->subscriber && conn->c != NULL) {
+        conn->subscribed = 1;
+
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                       "auth_pat redis %*s: subscribed",
+                       conn->name_len, conn->name);
+
+        conn->on_state(conn->sub_data, 1);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_handshake_done(void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = data;
+
+    if (rc != NGX_OK) {
+        /* the connection is being reset; that was logged where seen */
         return;
     }
 
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (!conn->refused_logged) {
+            conn->refused_logged = 1;
+            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                          "auth_pat: redis \"%V\" refused the connection "
+                          "setup: %s", &conn->conf->addr_text, reply->str);
+        }
 
-        if (cmd->script != NGX_CONF_UNSET_UINT && !cmd->retried
-            && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+        conn->failures++;
+        ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
+
+    if (--conn->handshake_pending == 0) {
+        ngx_http_auth_pat_redis_ready(conn);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_handshake_role(void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = data;
+
+    if (rc == NGX_OK) {
+        ngx_http_auth_pat_redis_role(conn, reply);
+    }
+
+    ngx_http_auth_pat_redis_handshake_done(data, reply, rc);
+}
+
+
+/* one command of the handshake, written ahead of any held one */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_setup(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_handler_pt handler, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    if (ngx_http_auth_pat_redis_send(conn, NGX_HTTP_AUTH_PAT_REDIS_INTERNAL,
+                                     handler, conn, argc, argv, argvlen)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    conn->handshake_pending++;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    int                              argc;
+    u_char                           dbbuf[NGX_INT_T_LEN];
+    size_t                           argvlen[4];
+    ngx_uint_t                       i;
+    const char                      *argv[4];
+    ngx_http_auth_pat_redis_conf_t  *rcf;
+    ngx_http_auth_pat_redis_handler_pt  done;
+
+    rcf = conn->conf;
+    done = ngx_http_auth_pat_redis_handshake_done;
+    conn->handshake_pending = 0;
+
+    if (rcf->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+
+        if (rcf->user.len) {
+            argv[argc] = (char *) rcf->user.data;
+            argvlen[argc++] = rcf->user.len;
+        }
+
+        argv[argc] = (char *) rcf->password.data;
+        argvlen[argc++] = rcf->password.len;
+
+        if (ngx_http_auth_pat_redis_setup(conn, done, argc, argv, argvlen)
+            != NGX_OK)
         {
-            ngx_log_error(NGX_LOG_NOTICE, conn->log, 0,
-                          "auth_pat: redis lost script %s, sending it again",
-                          conn->scripts[cmd->script].sha);
-
-            if (ngx_http_auth_pat_redis_retry_eval(cmd) == NGX_OK) {
-                return;
-            }
-
-            reply = NULL;
-
-        } else if (cmd->handler != ngx_http_auth_pat_redis_handshake_done
-                   && ngx_http_auth_pat_redis_fatal_error(reply))
-        {
-            /*
-             * The server cannot serve us (ACL, auth, loading, replica).
-             * The caller sees an unavailable store; the log gets one line
-             * here, then one per reconnect from the handshake, never one
-             * per request.
-             */
-            if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
-                ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                              "auth_pat: redis \"%V\" error: %s, "
-                              "reconnecting", &conn->conf->addr_text,
-                              reply->str);
-                conn->failures++;
-                ngx_http_auth_pat_redis_reset(conn);
-            }
-
-            reply = NULL;
+            return NGX_ERROR;
         }
     }
 
-    cmd->done = 1;
+    if (rcf->db > 0) {
+        argv[0] = "SELECT";
+        argvlen[0] = 6;
+        argv[1] = (char *) dbbuf;
+        argvlen[1] = ngx_sprintf(dbbuf, "%i", rcf->db) - dbbuf;
 
-    if (cmd->timer.timer_set) {
-        ngx_del_timer(&cmd->timer);
+        if (ngx_http_auth_pat_redis_setup(conn, done, 2, argv, argvlen)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    argv[0] = "CLIENT";
+    argvlen[0] = 6;
+    argv[1] = "SETNAME";
+    argvlen[1] = 7;
+    argv[2] = (char *) conn->name;
+    argvlen[2] = conn->name_len;
+
+    if (ngx_http_auth_pat_redis_setup(conn, done, 3, argv, argvlen) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (conn->subscriber) {
+        argv[0] = "SUBSCRIBE";
+        argvlen[0] = 9;
+        argv[1] = (char *) conn->channel.data;
+        argvlen[1] = conn->channel.len;
+
+        return ngx_http_auth_pat_redis_setup(conn, done, 2, argv, argvlen);
+    }
+
+    for (i = 0; i < conn->nscripts; i++) {
+        argv[0] = "SCRIPT";
+        argvlen[0] = 6;
+        argv[1] = "LOAD";
+        argvlen[1] = 4;
+        argv[2] = (char *) conn->scripts[i].body.data;
+        argvlen[2] = conn->scripts[i].body.len;
+
+        if (ngx_http_auth_pat_redis_setup(conn, done, 3, argv, argvlen)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    /* an ACL denying the access check's command shows up here, once */
+    if (conn->probe_argc
+        && ngx_http_auth_pat_redis_setup(conn, done, conn->probe_argc,
+                                         conn->probe_argv,
+                                         conn->probe_argvlen)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    argv[0] = "ROLE";
+    argvlen[0] = 4;
+
+    return ngx_http_auth_pat_redis_setup(conn,
+                                         ngx_http_auth_pat_redis_handshake_role,
+                                         1, argv, argvlen);
+}
+
+
+/* ----------------------------------------------------------- liveness */
+
+
+static void
+ngx_http_auth_pat_redis_keepalive_done(void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = data;
+
+    if (rc == NGX_OK && !conn->subscriber) {
+        ngx_http_auth_pat_redis_role(conn, reply);
+    }
+}
+
+
+/* ROLE on the command connection, PING on the subscriber */
+
+static void
+ngx_http_auth_pat_redis_keepalive_handler(ngx_event_t *ev)
+{
+    size_t                           len;
+    const char                      *verb;
+    ngx_http_auth_pat_redis_conn_t  *conn = ev->data;
+
+    if (conn->exiting || ngx_exiting
+        || conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY)
+    {
+        return;
+    }
+
+    verb = conn->subscriber ? "PING" : "ROLE";
+    len = 4;
+
+    (void) ngx_http_auth_pat_redis_send(conn, NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                        ngx_http_auth_pat_redis_keepalive_done,
+                                        conn, 1, &verb, &len);
+
+    ngx_add_timer(ev, conn->conf->keepalive);
+}
+
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_alive(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    return conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY
+           && ngx_current_msec - conn->last_reply
+              <= conn->conf->keepalive + conn->conf->timeout;
+}
+
+
+/* ---------------------------------------------------------- connection */
+
+
+/* one line per address per 10 s, whatever the failure */
+
+static void
+ngx_http_auth_pat_redis_connect_failed(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_err_t err, const char *why)
+{
+    conn->failures++;
+
+    if (conn->connect_logged
+        && ngx_current_msec - conn->connect_logged
+           < NGX_HTTP_AUTH_PAT_REDIS_LOG_EVERY)
+    {
+        return;
+    }
+
+    conn->connect_logged = ngx_current_msec ? ngx_current_msec : 1;
+
+    ngx_log_error(NGX_LOG_ERR, conn->log, err,
+                  "auth_pat: connecting to redis \"%V\" failed: %s",
+                  &conn->conf->addr_text, why);
+}
+
+
+static void
+ngx_http_auth_pat_redis_write_handler(ngx_event_t *wev)
+{
+    int                              err;
+    socklen_t                        len;
+    ngx_connection_t                *c = wev->data;
+    ngx_http_auth_pat_redis_conn_t  *conn = c->data;
+
+    if (wev->timedout) {
+        ngx_http_auth_pat_redis_connect_failed(conn, 0, "timed out");
+        ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
+
+    if (wev->timer_set) {
+        /* the connect timer: connect() has completed */
+        ngx_del_timer(wev);
+
+        err = 0;
+        len = sizeof(int);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len)
+            == -1)
+        {
+            err = ngx_socket_errno;
+        }
+
+        if (err) {
+            ngx_http_auth_pat_redis_connect_failed(conn, err, "connect()");
+            ngx_http_auth_pat_redis_reset(conn);
+            return;
+        }
+    }
+
+    ngx_http_auth_pat_redis_flush(conn);
+}
+
+
+static void
+ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    int                     keepalive;
+    ngx_int_t               rc;
+    ngx_err_t               err;
+    ngx_connection_t       *c;
+    ngx_peer_connection_t  *pc;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: connecting to \"%V\"",
+                   conn->name_len, conn->name, &conn->conf->addr_text);
+
+    pc = &conn->peer;
+    ngx_memzero(pc, sizeof(ngx_peer_connection_t));
+
+    pc->sockaddr = conn->conf->sockaddr;
+    pc->socklen = conn->conf->socklen;
+    pc->name = &conn->conf->addr_text;
+    pc->get = ngx_event_get_peer;
+    pc->log = &conn->peer_log;
+    pc->log_error = NGX_ERROR_INFO;
+
+    conn->reader = redisReaderCreateWithFunctions(
+                                               &ngx_http_auth_pat_reply_fns);
+    if (conn->reader == NULL) {
+        ngx_http_auth_pat_redis_connect_failed(conn, 0, "out of memory");
+        ngx_http_auth_pat_redis_schedule(conn);
+        return;
+    }
+
+    rc = ngx_event_connect_peer(pc);
+    err = ngx_socket_errno;
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        redisReaderFree(conn->reader);
+        conn->reader = NULL;
+        ngx_http_auth_pat_redis_connect_failed(conn,
+                                               rc == NGX_DECLINED ? err : 0,
+                                               "connect()");
+        ngx_http_auth_pat_redis_schedule(conn);
+        return;
+    }
+
+    c = pc->connection;
+    c->data = conn;
+    c->log = conn->log;
+    c->read->log = conn->log;
+    c->write->log = conn->log;
+    c->read->handler = ngx_http_auth_pat_redis_read_handler;
+    c->write->handler = ngx_http_auth_pat_redis_write_handler;
+
+    /* a peer that vanishes without a FIN is found out by the kernel too */
+    keepalive = 1;
+    (void) setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE,
+                      (const void *) &keepalive, sizeof(int));
+
+    conn->c = c;
+    conn->state = NGX_HTTP_AUTH_PAT_REDIS_HANDSHAKE;
+    conn->out_pos = 0;
+    conn->out_len = 0;
+
+    if (ngx_http_auth_pat_redis_handshake(conn) != NGX_OK) {
+        conn->failures++;
+        ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: handshake of %ui commands queued",
+                   conn->name_len, conn->name, conn->handshake_pending);
+
+    if (rc == NGX_AGAIN) {
+        /* written once connect() completes */
+        ngx_add_timer(c->write, conn->conf->timeout);
+        return;
+    }
+
+    ngx_http_auth_pat_redis_post_write(conn);
+}
+
+
+static void
+ngx_http_auth_pat_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn = ev->data;
+
+    if (conn->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (conn->c == NULL) {
+        ngx_http_auth_pat_redis_connect(conn);
+    }
+}
+
+
+/* exponential backoff with jitter: [d/2, d], d = 100 ms << failures */
+
+static void
+ngx_http_auth_pat_redis_schedule(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_msec_t  delay;
+
+    if (conn->exiting || conn->reconnect.timer_set) {
+        return;
+    }
+
+    delay = NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MIN
+            << ngx_min(conn->failures, 5);
+    delay = ngx_min(delay, NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MAX);
+    delay = delay / 2 + (ngx_msec_t) ngx_random() % (delay / 2 + 1);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: reconnecting in %M ms",
+                   conn->name_len, conn->name, delay);
+
+    ngx_add_timer(&conn->reconnect, delay);
+}
+
+
+/* closes the connection: every command in flight fails, held ones too */
+
+static void
+ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_uint_t                      subscribed;
+    ngx_queue_t                    *q;
+    ngx_connection_t               *c;
+    ngx_http_auth_pat_redis_cmd_t  *cmd;
+
+    c = conn->c;
+
+    if (c == NULL) {
+        return;
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
-                   "auth_pat redis command %p answered, reply type %d",
-                   cmd, reply ? reply->type : 0);
+                   "auth_pat redis %*s: down", conn->name_len, conn->name);
 
-    cmd->handler(cmd->data, reply, reply ? NGX_OK : NGX_ERROR);
-
-    ngx_http_auth_pat_redis_cmd_free(cmd);
-}
-
-
-static ngx_http_auth_pat_redis_cmd_t *
-ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
-    ngx_http_auth_pat_redis_handler_pt handler, void *data,
-    int argc, const char **argv, const size_t *argvlen, ngx_uint_t hold)
-{
-    size_t                          len;
-    ngx_http_auth_pat_redis_cmd_t  *cmd;
-
-    if (conn->ac == NULL) {
-        return NULL;
-    }
-
-    cmd = ngx_http_auth_pat_redis_cmd_alloc(conn);
-    if (cmd == NULL) {
-        return NULL;
-    }
-
-    cmd->handler = handler;
-    cmd->data = data;
-
-    if (hold) {
-        len = ngx_http_auth_pat_redis_format(conn, argc, argv, argvlen);
-
-        cmd->held = (len == 0) ? NULL : ngx_alloc(len + 1, conn->log);
-        if (cmd->held == NULL) {
-            ngx_http_auth_pat_redis_cmd_free(cmd);
-            return NULL;
-        }
-
-        ngx_memcpy(cmd->held, conn->out, len + 1);
-        cmd->held_len = len;
-
-        ngx_queue_insert_tail(&conn->held, &cmd->queue);
-
-    } else if (ngx_http_auth_pat_redis_queue(conn,
-                                             ngx_http_auth_pat_redis_reply,
-                                             cmd, argc, argv, argvlen)
-               != REDIS_OK)
+    if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY && !conn->down_logged
+        && !conn->exiting)
     {
+        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                      "auth_pat: redis \"%V\" is down",
+                      &conn->conf->addr_text);
+    }
+
+    subscribed = conn->subscribed;
+
+    conn->c = NULL;
+    conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
+    conn->subscribed = 0;
+    conn->replica = 0;
+    conn->down_logged = 0;
+    conn->out_pos = 0;
+    conn->out_len = 0;
+
+    ngx_close_connection(c);
+
+    redisReaderFree(conn->reader);
+    conn->reader = NULL;
+
+    if (conn->keepalive.timer_set) {
+        ngx_del_timer(&conn->keepalive);
+    }
+
+    while (!ngx_queue_empty(&conn->sent)) {
+        q = ngx_queue_head(&conn->sent);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
+
+        ngx_http_auth_pat_redis_complete(cmd, NULL);
         ngx_http_auth_pat_redis_cmd_free(cmd);
-        return NULL;
     }
 
-    cmd->timer.handler = ngx_http_auth_pat_redis_timeout;
-    cmd->timer.data = cmd;
-    cmd->timer.log = conn->log;
+    ngx_http_auth_pat_redis_release_held(conn, 0);
 
-    /*
-     * The deadline runs from when the command is written.  A held one
-     * waits for the handshake, whose commands have deadlines of their
-     * own: were it timed from now, a Redis slow enough (a third of the
-     * timeout per round trip) would see every connection reset as soon
-     * as its handshake is done.
-     */
-    if (!hold) {
-        ngx_add_timer(&cmd->timer, conn->conf->timeout);
+    if (subscribed && !conn->exiting) {
+        conn->on_state(conn->sub_data, 0);
     }
 
-    ngx_log_debug6(NGX_LOG_DEBUG_EVENT, conn->log, 0,
-                   "auth_pat redis %*s: command %p %*s %s",
-                   conn->name_len, conn->name, cmd, argvlen[0], argv[0],
-                   hold ? "held until the handshake is done" : "queued");
-
-    return cmd;
+    ngx_http_auth_pat_redis_schedule(conn);
 }
+
+
+/* ------------------------------------------------------------- the API */
 
 
 ngx_http_auth_pat_redis_cmd_t *
-ngx_http_auth_pat_redis_command(ngx_http_auth_pat_redis_handler_pt handler,
-    void *data, int argc, const char **argv, const size_t *argvlen)
+ngx_http_auth_pat_redis_command(ngx_uint_t flags,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen)
 {
     ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
 
@@ -1363,11 +1656,13 @@ ngx_http_auth_pat_redis_command(ngx_http_auth_pat_redis_handler_pt handler,
         return NULL;
     }
 
-    /* during the handshake, held until it succeeds */
-    return ngx_http_auth_pat_redis_send(conn, handler, data, argc, argv,
-                                        argvlen,
-                                        conn->state
-                                        != NGX_HTTP_AUTH_PAT_REDIS_READY);
+    if ((flags & NGX_HTTP_AUTH_PAT_REDIS_WRITE) && conn->replica) {
+        /* a replica refuses it anyway: fail fast, send nothing */
+        return NULL;
+    }
+
+    return ngx_http_auth_pat_redis_send(conn, flags, handler, data, argc,
+                                        argv, argvlen);
 }
 
 
@@ -1378,13 +1673,14 @@ ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
 {
     int                              i;
     u_char                          *p;
-    size_t                           size, full_len[64];
-    const char                      *full[64];
+    size_t                           size;
+    size_t                           full_len[NGX_HTTP_AUTH_PAT_REDIS_ARGC];
+    const char                      *full[NGX_HTTP_AUTH_PAT_REDIS_ARGC];
     ngx_http_auth_pat_redis_cmd_t   *cmd;
     ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
 
-    if (conn == NULL || conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN
-        || script >= conn->nscripts || argc + 2 > 64)
+    if (conn == NULL || script >= conn->nscripts
+        || argc + 2 > NGX_HTTP_AUTH_PAT_REDIS_ARGC)
     {
         return NULL;
     }
@@ -1403,10 +1699,9 @@ ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
         size += argvlen[i];
     }
 
-    cmd = ngx_http_auth_pat_redis_send(conn, handler, data, argc + 2, full,
-                                       full_len,
-                                       conn->state
-                                       != NGX_HTTP_AUTH_PAT_REDIS_READY);
+    cmd = ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_WRITE,
+                                          handler, data, argc + 2, full,
+                                          full_len);
     if (cmd == NULL) {
         return NULL;
     }
@@ -1442,15 +1737,82 @@ ngx_http_auth_pat_redis_cancel(ngx_http_auth_pat_redis_cmd_t *cmd)
 
 
 ngx_uint_t
-ngx_http_auth_pat_redis_ready(void)
+ngx_http_auth_pat_redis_live(void)
 {
-    return ngx_http_auth_pat_redis_conn != NULL
-           && ngx_http_auth_pat_redis_conn->state
-              == NGX_HTTP_AUTH_PAT_REDIS_READY;
+    ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
+    ngx_http_auth_pat_redis_conn_t  *sub = ngx_http_auth_pat_redis_sub;
+
+    if (conn == NULL || conn->replica
+        || !ngx_http_auth_pat_redis_alive(conn))
+    {
+        return 0;
+    }
+
+    return sub == NULL
+           || (sub->subscribed && ngx_http_auth_pat_redis_alive(sub));
 }
 
 
-/* -------------------------------------------------------- lifecycle */
+/*
+ * Reads what the subscriber socket already holds, so that a cache hit is
+ * never trusted while an invalidation waits unread.  Once per batch of
+ * events is enough: an invalidation that matters to a request of this
+ * batch was published before the revoke's 2xx, hence before the request
+ * was sent.  The socket itself is asked, not the last epoll report, as
+ * the subscriber's event may come later in this batch.  A posted event
+ * clears the mark after the batch.
+ */
+
+static void
+ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_polled = 0;
+    ngx_http_auth_pat_redis_backlog = 0;
+}
+
+
+ngx_uint_t
+ngx_http_auth_pat_redis_poll(void)
+{
+    ngx_http_auth_pat_redis_conn_t  *sub = ngx_http_auth_pat_redis_sub;
+
+    if (sub == NULL || ngx_http_auth_pat_redis_polled) {
+        return !ngx_http_auth_pat_redis_backlog;
+    }
+
+    ngx_http_auth_pat_redis_polled = 1;
+    ngx_post_event(&ngx_http_auth_pat_redis_poll_done, &ngx_posted_events);
+
+    if (sub->c == NULL || sub->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
+        return 1;
+    }
+
+    sub->c->read->ready = 1;
+    sub->c->read->available = -1;
+
+    if (ngx_http_auth_pat_redis_read(sub, NGX_HTTP_AUTH_PAT_REDIS_POLL_READS)
+        == NGX_AGAIN)
+    {
+        /* a flood: the rest is read by the event loop first */
+        ngx_http_auth_pat_redis_backlog = 1;
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/* the sync after (re)subscribing reads regardless of the batch */
+
+void
+ngx_http_auth_pat_redis_poll_now(void)
+{
+    ngx_http_auth_pat_redis_polled = 0;
+    (void) ngx_http_auth_pat_redis_poll();
+}
+
+
+/* ------------------------------------------------------------ lifecycle */
 
 
 ngx_int_t
@@ -1487,13 +1849,26 @@ ngx_http_auth_pat_redis_conn_create(ngx_cycle_t *cycle,
                                  ngx_pid)
                      - conn->name;
 
-    ngx_queue_init(&conn->free_cmds);
+    /*
+     * nginx's own connect() errors are logged through this copy, above
+     * what it writes: the module logs them itself, limited per address
+     */
+    conn->peer_log = *cycle->log;
+    conn->peer_log.log_level = NGX_LOG_ALERT;
+
+    ngx_queue_init(&conn->sent);
     ngx_queue_init(&conn->held);
+    ngx_queue_init(&conn->free_cmds);
 
     conn->reconnect.handler = ngx_http_auth_pat_redis_reconnect_handler;
     conn->reconnect.data = conn;
     conn->reconnect.log = cycle->log;
     conn->reconnect.cancelable = 1;
+
+    conn->keepalive.handler = ngx_http_auth_pat_redis_keepalive_handler;
+    conn->keepalive.data = conn;
+    conn->keepalive.log = cycle->log;
+    conn->keepalive.cancelable = 1;
 
     return conn;
 }
@@ -1557,92 +1932,24 @@ ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
 }
 
 
-/*
- * Reads what the subscriber socket already holds, without waiting: reads
- * (hiredis takes at most 16k at a time) until FIONREAD says the socket is
- * empty.  Messages are applied, and a closed connection is noticed,
- * before the caller decides whether to trust its cache.
- *
- * Once per batch of events is enough: an invalidation that matters to a
- * request of this batch was published before the revoke's 2xx, hence
- * before the request was sent; with Redis on this host it was in the
- * socket before epoll_wait() returned the batch.  A posted event clears
- * the mark after the batch.
- */
-
-static void
-ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev)
-{
-    ngx_http_auth_pat_redis_polled = 0;
-    ngx_http_auth_pat_redis_backlog = 0;
-}
-
-
-/*
- * Returns 0 when invalidations are still unread: a flood of more than
- * NGX_HTTP_AUTH_PAT_REDIS_POLL_READS reads (1 MB) is not read in one
- * request's access check; the cache is not trusted until the event loop
- * has read the rest.
- */
-
-ngx_uint_t
-ngx_http_auth_pat_redis_poll(void)
-{
-    int                              n;
-    ngx_uint_t                       reads;
-    ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_sub;
-
-    if (conn == NULL || ngx_http_auth_pat_redis_polled) {
-        return !ngx_http_auth_pat_redis_backlog;
-    }
-
-    ngx_http_auth_pat_redis_polled = 1;
-    ngx_post_event(&ngx_http_auth_pat_redis_poll_done, &ngx_posted_events);
-
-    for (reads = 0; conn->subscribed && conn->ac != NULL; reads++) {
-
-        if (reads == NGX_HTTP_AUTH_PAT_REDIS_POLL_READS) {
-            ngx_http_auth_pat_redis_backlog = 1;
-            return 0;
-        }
-
-        redisAsyncHandleRead(conn->ac);
-
-        if (conn->c == NULL || ngx_socket_nread(conn->c->fd, &n) == -1
-            || n <= 0)
-        {
-            break;
-        }
-    }
-
-    return 1;
-}
-
-
-/* the sync after (re)subscribing reads regardless of the batch */
-
-void
-ngx_http_auth_pat_redis_poll_now(void)
-{
-    ngx_http_auth_pat_redis_polled = 0;
-    (void) ngx_http_auth_pat_redis_poll();
-}
-
-
 static void
 ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_conn_t *conn)
 {
     ngx_queue_t                    *q;
     ngx_http_auth_pat_redis_cmd_t  *cmd;
 
+    /* no request is resumed from exit_process */
     conn->exiting = 1;
 
     if (conn->reconnect.timer_set) {
         ngx_del_timer(&conn->reconnect);
     }
 
-    if (conn->ac != NULL) {
-        redisAsyncFree(conn->ac);
+    ngx_http_auth_pat_redis_reset(conn);
+
+    if (conn->reader != NULL) {
+        redisReaderFree(conn->reader);
+        conn->reader = NULL;
     }
 
     while (!ngx_queue_empty(&conn->free_cmds)) {

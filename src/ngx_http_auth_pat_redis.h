@@ -1,9 +1,9 @@
 
 /*
  * The Redis layer: per worker, one pipelined command connection and, for
- * the cache, one subscriber.  A reply, a timeout or a lost connection
- * each complete a command exactly once; a late reply is dropped.  It
- * knows nothing of HTTP, tokens or key names.
+ * the cache, one subscriber, both nginx peer connections.  A reply, a
+ * timeout or a lost connection each complete a command exactly once; a
+ * late reply is dropped.  It knows nothing of HTTP, tokens or key names.
  */
 
 
@@ -17,17 +17,23 @@
 #include <hiredis/hiredis.h>
 
 
+/* a command that changes data: refused at once while the node is a
+ * replica */
+#define NGX_HTTP_AUTH_PAT_REDIS_READ    0
+#define NGX_HTTP_AUTH_PAT_REDIS_WRITE   1
+
+
 typedef struct ngx_http_auth_pat_redis_conf_s  ngx_http_auth_pat_redis_conf_t;
 
 struct ngx_http_auth_pat_redis_conf_s {
     ngx_str_t                      addr_text;  /* as configured */
-    ngx_str_t                      host;       /* numeric, NUL-terminated */
-    ngx_int_t                      port;
-    ngx_str_t                      unix_path;  /* NUL-terminated, or empty */
+    struct sockaddr               *sockaddr;   /* resolved at conf time */
+    socklen_t                      socklen;
     ngx_int_t                      db;
     ngx_str_t                      password;
     ngx_str_t                      user;
     ngx_msec_t                     timeout;
+    ngx_msec_t                     keepalive;
 };
 
 
@@ -41,7 +47,6 @@ typedef struct ngx_http_auth_pat_redis_cmd_s  ngx_http_auth_pat_redis_cmd_t;
  */
 typedef void (*ngx_http_auth_pat_redis_handler_pt)(void *data,
     redisReply *reply, ngx_int_t rc);
-
 
 /* a message of the subscriber connection */
 typedef void (*ngx_http_auth_pat_redis_message_pt)(void *data, u_char *msg,
@@ -68,6 +73,11 @@ ngx_int_t ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
     ngx_http_auth_pat_redis_conf_t *rcf, ngx_str_t *channel,
     ngx_http_auth_pat_redis_message_pt on_message,
     ngx_http_auth_pat_redis_state_pt on_state, void *data);
+
+/*
+ * Reads what the subscriber has received, once per batch of events:
+ * 0 while more than a bounded amount is still unread.
+ */
 ngx_uint_t ngx_http_auth_pat_redis_poll(void);
 void ngx_http_auth_pat_redis_poll_now(void);
 
@@ -76,17 +86,17 @@ ngx_int_t ngx_http_auth_pat_redis_script_init(ngx_conf_t *cf,
 
 /*
  * Sends a command.  Returns NULL when Redis is not available right now
- * (not connected, or the command could not be queued): the caller fails
- * at once, without waiting.
+ * (not connected, a write to a replica, or out of memory): the caller
+ * fails at once, without waiting.
  */
 ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_command(
-    ngx_http_auth_pat_redis_handler_pt handler, void *data,
+    ngx_uint_t flags, ngx_http_auth_pat_redis_handler_pt handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
 
 /*
- * EVALSHA of a script registered at init; on NOSCRIPT the script is sent
- * again with EVAL (which loads it) and the command retried once.
- * argv holds numkeys, the keys and the arguments (without the sha).
+ * EVALSHA of a script registered at init, a write; on NOSCRIPT the
+ * script is sent again with EVAL (which loads it) and the command retried
+ * once.  argv holds numkeys, the keys and the arguments (without the sha).
  */
 ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_eval(
     ngx_http_auth_pat_redis_handler_pt handler, void *data,
@@ -95,7 +105,12 @@ ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_eval(
 /* the handler will not be called; the command may still complete */
 void ngx_http_auth_pat_redis_cancel(ngx_http_auth_pat_redis_cmd_t *cmd);
 
-ngx_uint_t ngx_http_auth_pat_redis_ready(void);
+/*
+ * The links may be trusted now: the command connection is ready, its
+ * node a master, and it and the subscriber (if any) answered within
+ * keepalive + timeout.
+ */
+ngx_uint_t ngx_http_auth_pat_redis_live(void);
 
 
 #endif /* _NGX_HTTP_AUTH_PAT_REDIS_H_INCLUDED_ */

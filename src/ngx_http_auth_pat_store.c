@@ -41,6 +41,10 @@
  *                            most 10,000 inactive tokens per user; older
  *                            ones are purged (by create and list).
  *
+ *   NS epoch                 string, a UUID that names this dataset: made
+ *                            (SET NX) by the first nginx that finds none.
+ *                            A new one means Redis lost its data, or is
+ *                            another Redis: every cache is emptied.
  *   NS inval:seq             string, the number of the last invalidation
  *   NS inval                 pub/sub channel: "SEQ:DIGEST" for each token
  *                            revoked or rotated, published by the same
@@ -455,7 +459,7 @@ ngx_http_auth_pat_args_eval(ngx_http_auth_pat_args_t *a, ngx_uint_t script,
 
 
 static ngx_http_auth_pat_store_cmd_t *
-ngx_http_auth_pat_args_command(ngx_http_auth_pat_args_t *a,
+ngx_http_auth_pat_args_command(ngx_http_auth_pat_args_t *a, ngx_uint_t flags,
     ngx_http_auth_pat_store_pt handler, void *data)
 {
     if (a->failed) {
@@ -466,8 +470,8 @@ ngx_http_auth_pat_args_command(ngx_http_auth_pat_args_t *a,
         handler = ngx_http_auth_pat_store_noop;
     }
 
-    return ngx_http_auth_pat_redis_command(handler, data, a->argc, a->argv,
-                                           a->argvlen);
+    return ngx_http_auth_pat_redis_command(flags, handler, data, a->argc,
+                                           a->argv, a->argvlen);
 }
 
 
@@ -489,7 +493,8 @@ ngx_http_auth_pat_store_lookup(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_add(&a, "n", 1);
     ngx_http_auth_pat_args_add(&a, "e", 1);
 
-    return ngx_http_auth_pat_args_command(&a, handler, data);
+    return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                          handler, data);
 }
 
 
@@ -621,7 +626,8 @@ ngx_http_auth_pat_store_get(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_ukey(&a, user, "}:m");
     ngx_http_auth_pat_args_str(&a, id);
 
-    return ngx_http_auth_pat_args_command(&a, handler, data);
+    return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                          handler, data);
 }
 
 
@@ -636,7 +642,8 @@ ngx_http_auth_pat_store_deactivate(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_add(&a, "DEL", 3);
     ngx_http_auth_pat_args_vkey(&a, hex);
 
-    return ngx_http_auth_pat_args_command(&a, handler, data);
+    return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_WRITE,
+                                          handler, data);
 }
 
 
@@ -738,7 +745,8 @@ ngx_http_auth_pat_store_list_index(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_add(&a, "HGETALL", 7);
     ngx_http_auth_pat_args_ukey(&a, user, "}:i");
 
-    return ngx_http_auth_pat_args_command(&a, handler, data);
+    return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                          handler, data);
 }
 
 
@@ -776,7 +784,8 @@ ngx_http_auth_pat_store_get_many(ngx_http_auth_pat_store_conf_t *scf,
         argvlen[i + 2] = ids[i].len;
     }
 
-    return ngx_http_auth_pat_redis_command(handler, data, (int) n + 2, argv,
+    return ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                           handler, data, (int) n + 2, argv,
                                            argvlen);
 }
 
@@ -793,22 +802,25 @@ ngx_http_auth_pat_store_cancel(ngx_http_auth_pat_store_cmd_t *cmd)
 
 ngx_int_t
 ngx_http_auth_pat_store_inval_names(ngx_pool_t *pool,
-    ngx_http_auth_pat_store_conf_t *scf, ngx_str_t *channel, ngx_str_t *seq)
+    ngx_http_auth_pat_store_conf_t *scf, ngx_http_auth_pat_inval_names_t *n)
 {
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, scf, pool);
     ngx_http_auth_pat_args_key(&a, "inval", NULL, "");
     ngx_http_auth_pat_args_key(&a, "inval:seq", NULL, "");
+    ngx_http_auth_pat_args_key(&a, "epoch", NULL, "");
 
     if (a.failed) {
         return NGX_ERROR;
     }
 
-    channel->data = (u_char *) a.argv[0];
-    channel->len = a.argvlen[0];
-    seq->data = (u_char *) a.argv[1];
-    seq->len = a.argvlen[1];
+    n->channel.data = (u_char *) a.argv[0];
+    n->channel.len = a.argvlen[0];
+    n->seq.data = (u_char *) a.argv[1];
+    n->seq.len = a.argvlen[1];
+    n->epoch.data = (u_char *) a.argv[2];
+    n->epoch.len = a.argvlen[2];
 
     return NGX_OK;
 }

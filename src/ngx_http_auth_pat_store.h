@@ -57,10 +57,15 @@ ngx_int_t ngx_http_auth_pat_store_init_process(ngx_cycle_t *cycle,
     ngx_http_auth_pat_redis_conf_t *rcf);
 void ngx_http_auth_pat_store_exit_process(ngx_cycle_t *cycle);
 
-/* the names of the invalidation feed: its channel and its counter */
+/* the names of the invalidation feed */
+typedef struct {
+    ngx_str_t                      channel;
+    ngx_str_t                      seq;        /* its counter */
+    ngx_str_t                      epoch;      /* the dataset's name */
+} ngx_http_auth_pat_inval_names_t;
+
 ngx_int_t ngx_http_auth_pat_store_inval_names(ngx_pool_t *pool,
-    ngx_http_auth_pat_store_conf_t *scf, ngx_str_t *channel,
-    ngx_str_t *seq);
+    ngx_http_auth_pat_store_conf_t *scf, ngx_http_auth_pat_inval_names_t *n);
 
 
 /* ------------------------------------------------------ access check */

@@ -60,7 +60,7 @@ sub wait_subscribed {
     for (1..100) {
         my %pids = map { $_ => 1 } $t->worker_pids;
         my @list = split /\n/, $A->redis_cmd('CLIENT', 'LIST');
-        my $n = grep { /name=auth_pat:sub:(\d+)/ && $pids{$1} && /cmd=subscribe/ } @list;
+        my $n = grep { /name=auth_pat:sub:(\d+)/ && $pids{$1} && / sub=[1-9]/ } @list;
         my $m = grep { /name=auth_pat:cmd:(\d+)/ && $pids{$1} } @list;
         return 1 if $n == keys %pids && $m == keys %pids;
         sleep 0.05;

@@ -2,8 +2,9 @@ package PatProxy;
 
 # Network trouble between nginx and Redis, for tests: a TCP endpoint on a
 # port of our own that delays every byte, either way, by a fixed time
-# (delay_proxy), or that accepts and closes at once (serve with a handler
-# that closes).  Each runs in a child process; stop() ends it.
+# (delay_proxy), that goes silent while a file exists, without closing
+# anything (silent_proxy), or that accepts and closes at once (serve with
+# a handler that closes).  Each runs in a child process; stop() ends it.
 
 use strict;
 use warnings;
@@ -13,7 +14,7 @@ use POSIX ();
 use Time::HiRes qw(time);
 use Exporter 'import';
 
-our @EXPORT_OK = qw(serve delay_proxy stop);
+our @EXPORT_OK = qw(serve delay_proxy silent_proxy stop);
 
 # listen on 127.0.0.1:port; each connection is handed to $conn in a child
 sub serve {
@@ -53,6 +54,26 @@ sub delay_proxy {
             while (@line && $line[0][0] <= time) {
                 my $x = shift @line;
                 syswrite($x->[1], $x->[2]) // return;
+            }
+        }
+    });
+}
+
+# port -> 127.0.0.1:to_port; while $flag exists, nothing is read or
+# forwarded either way, and every connection stays open: a partition
+sub silent_proxy {
+    my ($port, $to_port, $flag) = @_;
+    return serve($port, sub {
+        my ($c) = @_;
+        my $r = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$to_port") or return;
+        my %peer = (fileno $c => $r, fileno $r => $c);
+        my $sel = IO::Select->new($c, $r);
+        while (1) {
+            if (-e $flag) { select undef, undef, undef, 0.02; next }
+            for my $s ($sel->can_read(0.02)) {
+                my $got = sysread($s, my $buf, 65536);
+                return unless $got;
+                syswrite($peer{ fileno $s }, $buf) // return;
             }
         }
     });

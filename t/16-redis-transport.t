@@ -1,0 +1,95 @@
+# The Redis transport: hiredis linked in with its symbols hidden (so that
+# Debian's nchan, which exports its own hiredis, loads in either order),
+# error replies by class (NOPERM named in the log, OOM answered 503), and
+# the keepalive probe on an idle connection.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use Time::HiRes qw(sleep time);
+use PatTest;
+use PatApi qw(api gateway_conf);
+
+my $so = PatTest::module_path();
+
+# --- no hiredis shared with anyone
+my $dyn = `nm -D --defined-only $so 2>&1` . `nm -D --undefined-only $so 2>&1`;
+my @hi = grep { /\s(redis|sds|hi_)\w*$/ } split /\n/, $dyn;
+is(scalar @hi, 0, 'the module exports and imports no redis*/sds*/hi_* symbol')
+    or diag join "\n", @hi[0 .. ($#hi < 9 ? $#hi : 9)];
+unlike(`readelf -d $so`, qr/NEEDED.*libhiredis/, 'and needs no libhiredis');
+
+# --- Debian's nchan, before and after this module
+my $nchan = '/usr/lib/nginx/modules/ngx_nchan_module.so';
+SKIP: {
+    skip "$nchan is not installed (libnginx-mod-nchan)", 10 unless -f $nchan;
+    for my $order ('nchan first', 'nchan last') {
+        my $t = PatTest->new;
+        $t->start_redis;
+        my $load = $order eq 'nchan first'
+                 ? "load_module $nchan;\nload_module $so;"
+                 : "load_module $so;\nload_module $nchan;";
+        $t->nginx_conf(load_module => 0, main => $load,
+                       http => gateway_conf(redis => '%%REDIS%%'));
+        $t->start_nginx;
+        my $r = api($t, POST => '', user => 'n', body => { name => 'nchan' });
+        is($r->{status}, 201, "$order: create");
+        my $tok = $r->{json}{data}{token} // '';
+        is($t->get('/static/protected.txt',
+                   { Authorization => "Bearer $tok" })->{status}, 200,
+           "$order: check");
+        is(api($t, DELETE => "/$r->{json}{data}{id}", user => 'n')->{status},
+           200, "$order: revoke");
+        is($t->get('/static/protected.txt',
+                   { Authorization => "Bearer $tok" })->{status}, 401,
+           "$order: revoked");
+        $t->done;
+    }
+}
+
+my $t = PatTest->new;
+my $redis = $t->start_redis;
+
+# --- an ACL that refuses a command: 503, and one error line naming it
+$t->redis_cmd('ACL', 'SETUSER', 'noeval', 'on', '>pw', '~*', '&*', '+@all',
+              '-evalsha');
+$t->nginx_conf(http => gateway_conf(
+    redis => "%%REDIS%% user=noeval password=pw"));
+$t->start_nginx;
+my @r = map { api($t, POST => '', user => 'acl', body => { name => "x$_" }) }
+        1 .. 5;
+is(scalar(grep { $_->{status} == 503 } @r), 5,
+   'NOPERM: every create answers 503');
+is($r[0]{json}{error}, 'unavailable', 'NOPERM: error "unavailable"');
+my @lines = grep { /\[error\].*refused EVALSHA to this user/ }
+            split /\n/, $t->error_log;
+cmp_ok(scalar @lines, '>=', 1, 'NOPERM: an error line names the command');
+cmp_ok(scalar @lines, '<=', 2, 'NOPERM: once per connection, not per request');
+unlike($t->error_log, qr/reconnecting/, 'NOPERM: the connection stays');
+$t->stop_nginx;
+
+# --- out of memory: API writes answer 503, never 500
+$t->write_file('error.log', '');
+$t->nginx_conf(http => gateway_conf(redis => '%%REDIS%%'));
+$t->start_nginx;
+$t->redis_cmd('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+$t->redis_cmd('CONFIG', 'SET', 'maxmemory', '1');
+my $r = api($t, POST => '', user => 'oom', body => { name => 'oom' });
+is($r->{status}, 503, 'OOM: create answers 503');
+is($r->{json}{error}, 'unavailable', 'OOM: error "unavailable"');
+$t->redis_cmd('CONFIG', 'SET', 'maxmemory', '0');
+is(api($t, POST => '', user => 'oom', body => { name => 'ok' })->{status}, 201,
+   'OOM over: create works');
+
+# --- an idle command connection is probed every keepalive
+my $stats = sub {
+    my $i = $t->redis_cmd('INFO', 'commandstats');
+    return $i =~ /cmdstat_role:calls=(\d+)/ ? $1 : 0;
+};
+my $before = $stats->();
+sleep 2.2;
+cmp_ok($stats->() - $before, '>=', 2 * 2 - 1,
+       'idle: each worker asks ROLE about every keepalive (1s)');
+
+$t->done;
+done_testing;
