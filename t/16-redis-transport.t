@@ -68,6 +68,33 @@ cmp_ok(scalar @lines, '<=', 2, 'NOPERM: once per connection, not per request');
 unlike($t->error_log, qr/reconnecting/, 'NOPERM: the connection stays');
 $t->stop_nginx;
 
+# --- the ACL that README gives for user=: every flow, the cache included
+$t->write_file('error.log', '');
+$t->redis_cmd('ACL', 'SETUSER', 'nginx', 'on', '>npw', '~pat:*', '&pat:inval',
+              map { "+$_" } qw(hmget hget hgetall hset hdel del get set incr
+                               pexpireat zadd zrem zrangebyscore zcount zscore
+                               evalsha eval script|load publish subscribe ping
+                               role client|setname));
+$t->nginx_conf(http => gateway_conf(
+    redis => "%%REDIS%% user=nginx password=npw",
+    extra => 'auth_pat_cache zone=acl:1m ttl=10s;'));
+$t->start_nginx;
+my $c = api($t, POST => '', user => 'readme', body => { name => 'acl' });
+is($c->{status}, 201, "README's ACL: create");
+my %auth = (Authorization => "Bearer $c->{json}{data}{token}");
+my %got;
+$got{ $t->get('/static/protected.txt', \%auth)->{status} }++ for 1 .. 20;
+is_deeply(\%got, { 200 => 20 }, "README's ACL: checks (and lastUsedAt)");
+is(api($t, GET => '', user => 'readme')->{status}, 200, "README's ACL: list");
+my $rot = api($t, POST => "/$c->{json}{data}{id}/rotate", user => 'readme');
+is($rot->{status}, 201, "README's ACL: rotate");
+is($t->get('/static/protected.txt', \%auth)->{status}, 401,
+   "README's ACL: the rotated-out token fails at once");
+is(api($t, DELETE => "/$rot->{json}{data}{id}", user => 'readme')->{status},
+   200, "README's ACL: revoke");
+unlike($t->error_log, qr/NOPERM|refused/, "README's ACL: nothing refused");
+$t->stop_nginx;
+
 # --- out of memory: API writes answer 503, never 500
 $t->write_file('error.log', '');
 $t->nginx_conf(http => gateway_conf(redis => '%%REDIS%%'));
