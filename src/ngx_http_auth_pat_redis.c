@@ -144,6 +144,8 @@ static void ngx_http_auth_pat_redis_reset(
     ngx_http_auth_pat_redis_conn_t *conn);
 static void ngx_http_auth_pat_redis_schedule(
     ngx_http_auth_pat_redis_conn_t *conn);
+static void ngx_http_auth_pat_redis_connect_failed(
+    ngx_http_auth_pat_redis_conn_t *conn, ngx_err_t err, const char *why);
 static ngx_int_t ngx_http_auth_pat_redis_append(
     ngx_http_auth_pat_redis_conn_t *conn, ngx_http_auth_pat_redis_cmd_t *cmd,
     int argc, const char **argv, const size_t *argvlen);
@@ -1066,13 +1068,16 @@ ngx_http_auth_pat_redis_read(ngx_http_auth_pat_redis_conn_t *conn,
                               n == 0 ? ": closed by the server" : "");
                 conn->down_logged = 1;
 
+                conn->failures++;
+
             } else {
-                ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                              "auth_pat: redis \"%V\" closed the connection "
-                              "during its setup", &conn->conf->addr_text);
+                /* refused, or closed before the handshake was done */
+                ngx_http_auth_pat_redis_connect_failed(conn,
+                    n == NGX_ERROR ? ngx_socket_errno : 0,
+                    c->write->timer_set ? NULL : "closed the connection "
+                                                 "during its setup");
             }
 
-            conn->failures++;
             ngx_http_auth_pat_redis_reset(conn);
             return NGX_ERROR;
         }
@@ -1395,7 +1400,10 @@ ngx_http_auth_pat_redis_alive(ngx_http_auth_pat_redis_conn_t *conn)
 /* ---------------------------------------------------------- connection */
 
 
-/* one line per address per 10 s, whatever the failure */
+/*
+ * A failed attempt: connect() (why NULL), or what the peer did before
+ * the handshake was done.  One line per connection per 10 s.
+ */
 
 static void
 ngx_http_auth_pat_redis_connect_failed(ngx_http_auth_pat_redis_conn_t *conn,
@@ -1412,8 +1420,14 @@ ngx_http_auth_pat_redis_connect_failed(ngx_http_auth_pat_redis_conn_t *conn,
 
     conn->connect_logged = ngx_current_msec ? ngx_current_msec : 1;
 
-    ngx_log_error(NGX_LOG_ERR, conn->log, err,
-                  "auth_pat: connecting to redis \"%V\" failed: %s",
+    if (why == NULL) {
+        ngx_log_error(NGX_LOG_ERR, conn->log, err,
+                      "auth_pat: connecting to redis \"%V\" failed",
+                      &conn->conf->addr_text);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, conn->log, err, "auth_pat: redis \"%V\" %s",
                   &conn->conf->addr_text, why);
 }
 
@@ -1427,7 +1441,7 @@ ngx_http_auth_pat_redis_write_handler(ngx_event_t *wev)
     ngx_http_auth_pat_redis_conn_t  *conn = c->data;
 
     if (wev->timedout) {
-        ngx_http_auth_pat_redis_connect_failed(conn, 0, "timed out");
+        ngx_http_auth_pat_redis_connect_failed(conn, NGX_ETIMEDOUT, NULL);
         ngx_http_auth_pat_redis_reset(conn);
         return;
     }
@@ -1446,7 +1460,7 @@ ngx_http_auth_pat_redis_write_handler(ngx_event_t *wev)
         }
 
         if (err) {
-            ngx_http_auth_pat_redis_connect_failed(conn, err, "connect()");
+            ngx_http_auth_pat_redis_connect_failed(conn, err, NULL);
             ngx_http_auth_pat_redis_reset(conn);
             return;
         }
@@ -1495,7 +1509,7 @@ ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
         conn->reader = NULL;
         ngx_http_auth_pat_redis_connect_failed(conn,
                                                rc == NGX_DECLINED ? err : 0,
-                                               "connect()");
+                                               NULL);
         ngx_http_auth_pat_redis_schedule(conn);
         return;
     }

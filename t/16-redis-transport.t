@@ -108,6 +108,27 @@ $t->redis_cmd('CONFIG', 'SET', 'maxmemory', '0');
 is(api($t, POST => '', user => 'oom', body => { name => 'ok' })->{status}, 201,
    'OOM over: create works');
 
+# --- an address that refuses: one line per connection per 10 s
+$t->stop_nginx;
+$t->write_file('error.log', '');
+my $dead = $t->free_port;
+$t->nginx_conf(http => gateway_conf(redis => "127.0.0.1:$dead"));
+$t->start_nginx;
+my $t0 = time;
+is($t->get('/static/protected.txt', { Authorization => 'Bearer '
+   . 'pat_0000000000000000000000000000000000' })->{status} =~ /^(401|503)$/
+   ? 1 : 0, 1, 'refused address: the check answers');
+sleep 3;
+my @fail = grep { /connecting to redis/ } split /\n/, $t->error_log;
+cmp_ok(scalar @fail, '>=', 1, 'refused address: logged');
+cmp_ok(scalar @fail, '<=', 2,
+       'at most once per worker in 3 s of retries (backoff up to 2 s)')
+    or diag join "\n", @fail;
+unlike($t->error_log, qr/\[crit\]/, 'and never at crit');
+$t->stop_nginx;
+$t->nginx_conf(http => gateway_conf(redis => '%%REDIS%%'));
+$t->start_nginx;
+
 # --- an idle command connection is probed every keepalive
 my $stats = sub {
     my $i = $t->redis_cmd('INFO', 'commandstats');
