@@ -109,9 +109,12 @@ ngx_http_auth_pat_api_replied(void *data, redisReply *reply, ngx_int_t rc)
         ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_SERVICE_UNAVAILABLE);
 
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        /* OOM, READONLY, NOPERM, BUSY...: the store cannot do it now */
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "auth_pat: redis error: %s", reply->str);
+        /*
+         * OOM, READONLY, NOPERM, BUSY...: the store cannot do it now; the
+         * Redis layer logs each class of error, once
+         */
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "auth_pat api: redis error: %s", reply->str);
         ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_SERVICE_UNAVAILABLE);
 
     } else {

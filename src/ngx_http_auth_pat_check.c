@@ -209,8 +209,9 @@ ngx_http_auth_pat_check_looked_up(void *data, redisReply *reply,
         /* the Redis layer has logged it */
 
     } else if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "auth_pat: redis error: %s", reply->str);
+        /* the Redis layer logs each class of error, once */
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "auth_pat lookup: redis error: %s", reply->str);
 
     } else {
         switch (ngx_http_auth_pat_check_record(reply, r->pool, now,

@@ -193,8 +193,10 @@ ngx_http_auth_pat_inval_counted(void *data, redisReply *reply, ngx_int_t rc)
         }
     }
 
-    /* messages published before the counter was read are in the
-     * subscriber socket by now: apply them first */
+    /*
+     * messages published before the counter was read are in the
+     * subscriber socket by now: apply them first
+     */
     ngx_http_auth_pat_redis_poll_now();
 
     if ((ngx_uint_t) (uintptr_t) data != ngx_http_auth_pat_inval_generation) {

@@ -43,7 +43,8 @@
 #define NGX_HTTP_AUTH_PAT_REDIS_POLL_READS    64
 #define NGX_HTTP_AUTH_PAT_REDIS_READ_SIZE     16384
 #define NGX_HTTP_AUTH_PAT_REDIS_LOG_EVERY     10000   /* ms */
-#define NGX_HTTP_AUTH_PAT_REDIS_ARGC      64
+#define NGX_HTTP_AUTH_PAT_REDIS_ERROR_EVERY   60000   /* ms */
+#define NGX_HTTP_AUTH_PAT_REDIS_ARGC          64
 
 /* a command of the handshake: written ahead of the held ones */
 #define NGX_HTTP_AUTH_PAT_REDIS_INTERNAL      2
@@ -69,6 +70,7 @@ typedef struct {
     ngx_uint_t                          handshake_pending;
     ngx_msec_t                          last_reply;
     ngx_msec_t                          connect_logged;   /* when */
+    ngx_msec_t                          error_logged[4];  /* by class */
 
     /* the output not yet written */
     u_char                             *out;
@@ -105,8 +107,6 @@ typedef struct {
     unsigned                            was_ready:1;
     unsigned                            down_logged:1;
     unsigned                            refused_logged:1;
-    unsigned                            noperm_logged:1;
-    unsigned                            busy_logged:1;
     unsigned                            exiting:1;
 } ngx_http_auth_pat_redis_conn_t;
 
@@ -133,7 +133,6 @@ struct ngx_http_auth_pat_redis_cmd_s {
 
     unsigned                            write:1;
     unsigned                            internal:1;  /* ours, not a caller's */
-    unsigned                            done:1;
     unsigned                            retried:1;
 };
 
@@ -166,7 +165,7 @@ static ngx_uint_t                       ngx_http_auth_pat_redis_backlog;
 static ngx_event_t                      ngx_http_auth_pat_redis_poll_done;
 
 
-/* --------------------------------------------------------- replies */
+/* ----------------------------------------------------- reply objects */
 
 
 /*
@@ -360,7 +359,6 @@ static redisReplyObjectFunctions  ngx_http_auth_pat_reply_fns = {
 };
 
 
-
 /* ------------------------------------------------------------- output */
 
 
@@ -436,6 +434,15 @@ ngx_http_auth_pat_redis_reserve(ngx_http_auth_pat_redis_conn_t *conn,
     }
 
     if (conn->out_len + len <= conn->out_size) {
+        return NGX_OK;
+    }
+
+    if (conn->out_len - conn->out_pos + len <= conn->out_size) {
+        /* the part already written makes room */
+        ngx_memmove(conn->out, conn->out + conn->out_pos,
+                    conn->out_len - conn->out_pos);
+        conn->out_len -= conn->out_pos;
+        conn->out_pos = 0;
         return NGX_OK;
     }
 
@@ -579,8 +586,6 @@ ngx_http_auth_pat_redis_complete(ngx_http_auth_pat_redis_cmd_t *cmd,
 {
     ngx_http_auth_pat_redis_handler_pt  handler;
 
-    cmd->done = 1;
-
     if (cmd->timer.timer_set) {
         ngx_del_timer(&cmd->timer);
     }
@@ -603,6 +608,15 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
 {
     ngx_http_auth_pat_redis_cmd_t   *cmd = ev->data;
     ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
+
+    if (conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
+        /* an attempt that failed, like a refused connect */
+        ngx_http_auth_pat_redis_connect_failed(conn, NGX_ETIMEDOUT,
+            conn->c->write->timer_set ? NULL : "did not answer during its "
+                                               "setup");
+        ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
 
     ngx_log_error(NGX_LOG_ERR, conn->log, 0,
                   "auth_pat: redis \"%V\" did not answer within %M ms, "
@@ -697,7 +711,8 @@ ngx_http_auth_pat_redis_release_held(ngx_http_auth_pat_redis_conn_t *conn,
             continue;
         }
 
-        if (send
+        /* the handshake found a replica: a write fails as it would now */
+        if (send && !(cmd->write && conn->replica)
             && ngx_http_auth_pat_redis_reserve(conn, cmd->held_len) == NGX_OK)
         {
             conn->out_len = ngx_cpymem(conn->out + conn->out_len, cmd->held,
@@ -832,6 +847,43 @@ ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
  * connection is reset.
  */
 
+enum {
+    NGX_HTTP_AUTH_PAT_REDIS_NOSCRIPT = 0,
+    NGX_HTTP_AUTH_PAT_REDIS_NOPERM,
+    NGX_HTTP_AUTH_PAT_REDIS_REFUSED,
+    NGX_HTTP_AUTH_PAT_REDIS_OTHER
+};
+
+
+/* one line per class of error per minute, not one per command */
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_log_class(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_uint_t class)
+{
+    ngx_msec_t  *last;
+
+    last = &conn->error_logged[class];
+
+    if (*last && ngx_current_msec - *last
+                 < NGX_HTTP_AUTH_PAT_REDIS_ERROR_EVERY)
+    {
+        return 0;
+    }
+
+    *last = ngx_current_msec ? ngx_current_msec : 1;
+
+    return 1;
+}
+
+
+/*
+ * An error reply to a caller's command, by class.  NGX_OK: the caller
+ * gets it.  NGX_AGAIN: the command was sent again.  NGX_ABORT: the
+ * connection cannot serve us any more; the caller gets it, then the
+ * connection is reset.
+ */
+
 static ngx_int_t
 ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_cmd_t *cmd, redisReply *reply)
@@ -843,9 +895,13 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
     if (cmd->script != NGX_CONF_UNSET_UINT && !cmd->retried
         && ngx_http_auth_pat_redis_error_is(reply, "NOSCRIPT"))
     {
-        ngx_log_error(NGX_LOG_NOTICE, conn->log, 0,
-                      "auth_pat: redis \"%V\" lost script %s, sending it "
-                      "again", addr, conn->scripts[cmd->script].sha);
+        if (ngx_http_auth_pat_redis_log_class(conn,
+                                              NGX_HTTP_AUTH_PAT_REDIS_NOSCRIPT))
+        {
+            ngx_log_error(NGX_LOG_NOTICE, conn->log, 0,
+                          "auth_pat: redis \"%V\" lost script %s, sending "
+                          "it again", addr, conn->scripts[cmd->script].sha);
+        }
 
         if (ngx_http_auth_pat_redis_retry_eval(cmd) == NGX_OK) {
             return NGX_AGAIN;
@@ -865,31 +921,6 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
         return NGX_OK;
     }
 
-    if (ngx_http_auth_pat_redis_error_is(reply, "NOPERM")) {
-        if (!conn->noperm_logged) {
-            conn->noperm_logged = 1;
-            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                          "auth_pat: redis \"%V\" refused %*s to this user: "
-                          "%s", addr, cmd->verb_len, cmd->verb, reply->str);
-        }
-
-        return NGX_OK;
-    }
-
-    if (ngx_http_auth_pat_redis_error_is(reply, "BUSY")
-        || ngx_http_auth_pat_redis_error_is(reply, "OOM")
-        || ngx_http_auth_pat_redis_error_is(reply, "MISCONF"))
-    {
-        if (!conn->busy_logged) {
-            conn->busy_logged = 1;
-            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                          "auth_pat: redis \"%V\" refused %*s: %s", addr,
-                          cmd->verb_len, cmd->verb, reply->str);
-        }
-
-        return NGX_OK;
-    }
-
     if (ngx_http_auth_pat_redis_error_is(reply, "LOADING")
         || ngx_http_auth_pat_redis_error_is(reply, "MASTERDOWN")
         || ngx_http_auth_pat_redis_error_is(reply, "NOAUTH")
@@ -903,7 +934,43 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
         return NGX_ABORT;
     }
 
-    /* any other error is the command's own; the server is fine */
+    /* the server is fine; the command fails */
+
+    if (ngx_http_auth_pat_redis_error_is(reply, "NOPERM")) {
+        if (ngx_http_auth_pat_redis_log_class(conn,
+                                              NGX_HTTP_AUTH_PAT_REDIS_NOPERM))
+        {
+            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                          "auth_pat: redis \"%V\" refused %*s to this user: "
+                          "%s", addr, cmd->verb_len, cmd->verb, reply->str);
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_http_auth_pat_redis_error_is(reply, "BUSY")
+        || ngx_http_auth_pat_redis_error_is(reply, "OOM")
+        || ngx_http_auth_pat_redis_error_is(reply, "MISCONF"))
+    {
+        if (ngx_http_auth_pat_redis_log_class(conn,
+                                              NGX_HTTP_AUTH_PAT_REDIS_REFUSED))
+        {
+            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                          "auth_pat: redis \"%V\" refused %*s: %s", addr,
+                          cmd->verb_len, cmd->verb, reply->str);
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_http_auth_pat_redis_log_class(conn,
+                                          NGX_HTTP_AUTH_PAT_REDIS_OTHER))
+    {
+        ngx_log_error(NGX_LOG_ERR, conn->log, 0,
+                      "auth_pat: redis \"%V\" error to %*s: %s", addr,
+                      cmd->verb_len, cmd->verb, reply->str);
+    }
+
     return NGX_OK;
 }
 
@@ -1161,8 +1228,6 @@ ngx_http_auth_pat_redis_ready(ngx_http_auth_pat_redis_conn_t *conn)
     conn->was_ready = 1;
     conn->down_logged = 0;
     conn->refused_logged = 0;
-    conn->noperm_logged = 0;
-    conn->busy_logged = 0;
     conn->connect_logged = 0;
 
     ngx_add_timer(&conn->keepalive, conn->conf->keepalive);
@@ -1248,13 +1313,13 @@ ngx_http_auth_pat_redis_setup(ngx_http_auth_pat_redis_conn_t *conn,
 static ngx_int_t
 ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
 {
-    int                              argc;
-    u_char                           dbbuf[NGX_INT_T_LEN];
-    size_t                           argvlen[4];
-    ngx_uint_t                       i;
-    const char                      *argv[4];
-    ngx_http_auth_pat_redis_conf_t  *rcf;
-    ngx_http_auth_pat_redis_handler_pt  done;
+    int                                  argc;
+    u_char                               dbbuf[NGX_INT_T_LEN];
+    size_t                               argvlen[4];
+    ngx_uint_t                           i;
+    const char                          *argv[4];
+    ngx_http_auth_pat_redis_conf_t      *rcf;
+    ngx_http_auth_pat_redis_handler_pt   done;
 
     rcf = conn->conf;
     done = ngx_http_auth_pat_redis_handshake_done;
@@ -1744,8 +1809,10 @@ ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
 void
 ngx_http_auth_pat_redis_cancel(ngx_http_auth_pat_redis_cmd_t *cmd)
 {
-    /* the timer stays: a command that never completes still means a
-     * hung server, and its timeout resets the connection */
+    /*
+     * the timer stays: a command that never completes still means a
+     * hung server, and its timeout resets the connection
+     */
     cmd->handler = NULL;
 }
 

@@ -1,9 +1,10 @@
 
 /*
  * The Redis layer: per worker, one pipelined command connection and, for
- * the cache, one subscriber, both nginx peer connections.  A reply, a
- * timeout or a lost connection each complete a command exactly once; a
- * late reply is dropped.  It knows nothing of HTTP, tokens or key names.
+ * the cache, one subscriber, both nginx peer connections.  A reply, or
+ * the connection's reset (a missed deadline resets it, failing every
+ * command in flight), completes a command exactly once.  It knows nothing
+ * of HTTP, tokens or key names.
  */
 
 
@@ -17,8 +18,10 @@
 #include <hiredis/hiredis.h>
 
 
-/* a command that changes data: refused at once while the node is a
- * replica */
+/*
+ * A command that changes data: refused at once while the node is a
+ * replica
+ */
 #define NGX_HTTP_AUTH_PAT_REDIS_READ    0
 #define NGX_HTTP_AUTH_PAT_REDIS_WRITE   1
 
