@@ -8,7 +8,7 @@ use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(hmac_sha256_hex);
 use PatTest;
-use PatApi qw(api);
+use PatApi qw(api gateway_conf);
 
 my $nginx = $ENV{PAT_NGINX} || '/usr/sbin/nginx';
 plan skip_all => "$nginx is built without --with-debug"
@@ -17,19 +17,9 @@ plan skip_all => "$nginx is built without --with-debug"
 my $password = 'debug-trace-pw-' . int(rand(1e9));
 my $t = PatTest->new;
 $t->start_redis(password => $password);
-$t->nginx_conf(error_log_level => 'debug', http => <<"EOF2");
-auth_pat_redis %%REDIS%% password=$password timeout=1s;
-auth_pat_key_file %%KEY%%;
-auth_pat_cache zone=pat:1m ttl=10s;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location /v1/personal-access-tokens {
-        auth_pat_api;
-        auth_pat_api_user \$http_x_user;
-    }
-    location /static/ { auth_pat "t"; alias %%HTML%%/; }
-}
-EOF2
+$t->nginx_conf(error_log_level => 'debug', http => gateway_conf(
+    redis => "%%REDIS%% password=$password",
+    extra => 'auth_pat_cache zone=pat:1m ttl=10s;'));
 $t->start_nginx;
 
 # the subscription must be in sync before the cache answers
