@@ -26,25 +26,16 @@ is($t->read_file($kf), $t->key, 'key_file content');
 is((stat $kf)[2] & 07777, 0644, 'key_file is 0644');
 is($t->key_file, $kf, 'key_file written once');
 
-# a port is free when nobody listens on it and it can be bound
-sub bindable {
-    my ($port) = @_;
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-                                  Proto => 'tcp', Listen => 1, ReuseAddr => 0);
-    return 0 unless $s;
-    close $s;
-    return 1;
-}
 my $p1 = $t->free_port;
 my $p2 = $t->free_port;
 ok($p1 > 0 && $p2 > 0 && $p1 != $p2, 'free_port gives distinct ports');
-ok(bindable($p1) && bindable($p2), 'the ports free_port gives can be bound');
+ok(PatTest::port_bindable($p1) && PatTest::port_bindable($p2), 'the ports free_port gives can be bound');
 my @many = map { $t->free_port } 1 .. 20;
 is(scalar(keys %{{ map { $_ => 1 } @many, $p1, $p2 }}), 22, 'free_port never hands out a port twice');
 my $port = $t->port;
 ok($port && $t->port2 && $port != $t->port2, 'port/port2');
 ok(!grep({ $_ == $port || $_ == $t->port2 } $p1, $p2, @many), 'port/port2 are not ports handed out before');
-ok(bindable($port) && bindable($t->port2), 'port/port2 can be bound');
+ok(PatTest::port_bindable($port) && PatTest::port_bindable($t->port2), 'port/port2 can be bound');
 $t->free_port for 1 .. 5;
 is($t->port, $port, 'port is stable: the same after more free_port calls');
 

@@ -16,15 +16,6 @@ my $t = PatTest->new;
 my $rd = $t->path('run');
 my $root = $t->repo_root;
 
-sub bindable {
-    my ($port) = @_;
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-                                  Proto => 'tcp', Listen => 1, ReuseAddr => 0);
-    return 0 unless $s;
-    close $s;
-    return 1;
-}
-
 sub answers {
     my ($port) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 1);
@@ -35,7 +26,7 @@ sub answers {
 my $port;
 for (1 .. 50) {
     my $p = $t->free_port;
-    next if $p >= 65535 || !bindable($p + 1);
+    next if $p >= 65535 || !PatTest::port_bindable($p + 1);
     $port = $p;
     last;
 }

@@ -158,6 +158,16 @@ sub key_file {
     return $self->{key_file};
 }
 
+# a port is free when nobody listens on it and it can be bound
+sub port_bindable {
+    my ($port) = @_;
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+                                  Proto => 'tcp', Listen => 1, ReuseAddr => 0);
+    return 0 unless $s;
+    close $s;
+    return 1;
+}
+
 sub free_port {
     my ($self) = @_;
     for (1 .. 50) {
