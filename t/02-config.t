@@ -32,7 +32,7 @@ my $srv = "server { listen 127.0.0.1:%%PORT%%; location / { auth_pat \"api\"; ro
 
 conf_ok("server { listen 127.0.0.1:%%PORT%%; }", 'module loads with no directive');
 conf_ok("auth_pat_redis 127.0.0.1:6379; auth_pat_key_file %%KEY%%; $srv", 'minimal');
-conf_ok("auth_pat_redis localhost:6379 db=2 password=secret user=app timeout=250ms namespace=x:; "
+conf_ok("auth_pat_redis localhost:6379 db=2 password=secret user=app timeout=250ms keepalive=100ms namespace=x:; "
         . "auth_pat_key_file %%DIR%%/exact.key; auth_pat_token_prefix bw_live_; $srv",
         'all options, 32-byte key with newline');
 conf_ok("auth_pat_redis unix:/tmp/redis.sock; auth_pat_key_file %%KEY%%; $srv", 'unix socket');
@@ -82,6 +82,11 @@ conf_fails("auth_pat_redis 127.0.0.1:6379 colour=blue; auth_pat_key_file %%KEY%%
            qr/\[emerg\] invalid parameter "colour=blue"/, 'unknown option');
 conf_fails("auth_pat_redis 127.0.0.1:6379 user=app; auth_pat_key_file %%KEY%%; $srv",
            qr/\[emerg\] redis "user=" needs "password="/, 'user without password');
+conf_fails("auth_pat_redis 127.0.0.1:6379 keepalive=50ms; auth_pat_key_file %%KEY%%; $srv",
+           qr/\[emerg\] invalid redis keepalive "50ms": use 100ms or more/,
+           'keepalive under 100ms');
+conf_fails("auth_pat_redis 127.0.0.1:6379 keepalive=x; auth_pat_key_file %%KEY%%; $srv",
+           qr/\[emerg\] invalid redis keepalive "x"/, 'keepalive not a time');
 conf_fails("auth_pat_redis 127.0.0.1:6379 namespace=" . ("n" x 65) . "; auth_pat_key_file %%KEY%%; $srv",
            qr/\[emerg\] invalid redis namespace/, 'namespace too long');
 conf_fails("auth_pat_redis 127.0.0.1:6379; auth_pat_key_file %%KEY%%; auth_pat_token_prefix bw-live; $srv",
