@@ -21,6 +21,7 @@
 
 #define NGX_HTTP_AUTH_PAT_KEY_MIN   32
 #define NGX_HTTP_AUTH_PAT_KEY_MAX   4096
+#define NGX_HTTP_AUTH_PAT_SECRET_MAX  4096  /* a password given by file */
 
 
 static ngx_int_t ngx_http_auth_pat_add_variables(ngx_conf_t *cf);
@@ -37,6 +38,8 @@ static char *ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_auth_pat_read_secret(ngx_conf_t *cf,
+    ngx_str_t *name, size_t max, const char *what, ngx_str_t *secret);
 static char *ngx_http_auth_pat_token_prefix(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_auth_pat(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -63,6 +66,48 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("auth_pat_redis_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_main_conf_t, tls.verify),
+      NULL },
+
+    { ngx_string("auth_pat_redis_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_main_conf_t, tls.trusted_certificate),
+      NULL },
+
+    { ngx_string("auth_pat_redis_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_main_conf_t, tls.name),
+      NULL },
+
+    { ngx_string("auth_pat_redis_ssl_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_main_conf_t, tls.certificate),
+      NULL },
+
+    { ngx_string("auth_pat_redis_ssl_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_main_conf_t, tls.certificate_key),
+      NULL },
+
+    { ngx_string("auth_pat_redis_ssl_protocols"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_bitmask_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_main_conf_t, tls.protocols),
+      &ngx_http_auth_pat_redis_tls_protocols },
 
     { ngx_string("auth_pat_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -249,9 +294,13 @@ ngx_http_auth_pat_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    pmcf->tls.verify = NGX_CONF_UNSET;
+
     /*
      * set by ngx_pcalloc():
      *
+     *     pmcf->tls.protocols = 0;
+     *     pmcf->tls.trusted_certificate etc. = { 0, NULL };
      *     pmcf->redis = NULL;
      *     pmcf->key = { 0, NULL };
      *     pmcf->key_file = { 0, NULL };
@@ -270,6 +319,14 @@ ngx_http_auth_pat_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (pmcf->prefix.data == NULL) {
         ngx_str_set(&pmcf->prefix, "pat_");
+    }
+
+    if (pmcf->redis && pmcf->redis->ssl) {
+        pmcf->redis->tls = &pmcf->tls;
+
+        if (ngx_http_auth_pat_redis_tls_init(cf, &pmcf->tls) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     return NGX_CONF_OK;
@@ -555,6 +612,7 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     /* resolved here: no worker ever calls a resolver */
     rcf->sockaddr = u.addrs[0].sockaddr;
     rcf->socklen = u.addrs[0].socklen;
+    rcf->host = u.host;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -569,6 +627,10 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            if (rcf->password.data) {
+                goto secret_twice;
+            }
+
             rcf->password.data = value[i].data + 9;
             rcf->password.len = value[i].len - 9;
 
@@ -576,6 +638,49 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 goto invalid;
             }
 
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
+            if (rcf->password.data) {
+                goto secret_twice;
+            }
+
+            s.data = value[i].data + 14;
+            s.len = value[i].len - 14;
+
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            if (ngx_http_auth_pat_read_secret(cf, &s,
+                                              NGX_HTTP_AUTH_PAT_SECRET_MAX,
+                                              "redis password file",
+                                              &rcf->password)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            if (rcf->password.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "redis password file \"%V\" is empty",
+                                   &s);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (value[i].len == 3 && ngx_strncmp(value[i].data, "ssl", 3) == 0) {
+            if (u.family == AF_UNIX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "redis \"ssl\" needs a \"host:port\" "
+                                   "address, not a unix socket");
+                return NGX_CONF_ERROR;
+            }
+
+            rcf->ssl = 1;
             continue;
         }
 
@@ -639,7 +744,8 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (rcf->user.len && rcf->password.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis \"user=\" needs \"password=\"");
+                           "redis \"user=\" needs \"password=\" or "
+                           "\"password_file=\"");
         return NGX_CONF_ERROR;
     }
 
@@ -654,6 +760,113 @@ invalid:
                        "invalid parameter \"%V\"", &value[i]);
 
     return NGX_CONF_ERROR;
+
+secret_twice:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "redis \"password=\" and \"password_file=\" "
+                       "exclude each other");
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * A secret given by file, read by the master when the configuration is
+ * read (so the file may be readable by root only): the content with one
+ * trailing newline removed.  The buffer is wiped with the configuration.
+ */
+
+static void
+ngx_http_auth_pat_secret_wipe(void *data)
+{
+    ngx_str_t  *buf = data;
+
+    ngx_explicit_memzero(buf->data, buf->len);
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_read_secret(ngx_conf_t *cf, ngx_str_t *name, size_t max,
+    const char *what, ngx_str_t *secret)
+{
+    size_t               size;
+    ssize_t              n;
+    ngx_fd_t             fd;
+    ngx_str_t           *buf;
+    ngx_file_info_t      fi;
+    ngx_pool_cleanup_t  *cln;
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed", name->data);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", name->data);
+        goto failed;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    if (size > max + 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%s \"%s\" is too large: at most %uz bytes",
+                           what, name->data, max);
+        goto failed;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, sizeof(ngx_str_t));
+    if (cln == NULL) {
+        goto failed;
+    }
+
+    buf = cln->data;
+    buf->len = 0;
+    buf->data = ngx_pnalloc(cf->pool, size + 1);
+    if (buf->data == NULL) {
+        goto failed;
+    }
+
+    buf->len = size + 1;
+    cln->handler = ngx_http_auth_pat_secret_wipe;
+
+    n = ngx_read_fd(fd, buf->data, size);
+    if (n == -1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_read_fd_n " \"%s\" failed", name->data);
+        goto failed;
+    }
+
+    ngx_close_file(fd);
+
+    size = n;
+
+    if (size && buf->data[size - 1] == '\n') {
+        size--;
+
+        if (size && buf->data[size - 1] == '\r') {
+            size--;
+        }
+    }
+
+    secret->data = buf->data;
+    secret->len = size;
+
+    return NGX_OK;
+
+failed:
+
+    ngx_close_file(fd);
+
+    return NGX_ERROR;
 }
 
 
@@ -662,7 +875,6 @@ ngx_http_auth_pat_key_wipe(void *data)
 {
     ngx_http_auth_pat_main_conf_t  *pmcf = data;
 
-    ngx_explicit_memzero(pmcf->key.data, pmcf->key.len);
     ngx_http_auth_pat_hmac_key_clear(&pmcf->hmac);
 }
 
@@ -672,12 +884,7 @@ ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_auth_pat_main_conf_t  *pmcf = conf;
 
-    u_char              *buf;
-    size_t               size;
-    ssize_t              n;
-    ngx_fd_t             fd;
-    ngx_str_t           *value, name;
-    ngx_file_info_t      fi;
+    ngx_str_t           *value, name, key;
     ngx_pool_cleanup_t  *cln;
 
     if (pmcf->key_file.data) {
@@ -687,77 +894,27 @@ ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     name = value[1];
 
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+    if (ngx_http_auth_pat_read_secret(cf, &name, NGX_HTTP_AUTH_PAT_KEY_MAX,
+                                      "key file", &key)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%s\" failed", name.data);
-        return NGX_CONF_ERROR;
-    }
-
-    buf = NULL;
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%s\" failed", name.data);
-        goto failed;
-    }
-
-    size = (size_t) ngx_file_size(&fi);
-
-    if (size > NGX_HTTP_AUTH_PAT_KEY_MAX + 2) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "key file \"%s\" is too large: the key must be "
-                           "%d to %d bytes", name.data,
-                           NGX_HTTP_AUTH_PAT_KEY_MIN,
-                           NGX_HTTP_AUTH_PAT_KEY_MAX);
-        goto failed;
-    }
-
-    buf = ngx_pnalloc(cf->pool, size + 1);
-    if (buf == NULL) {
-        goto failed;
-    }
-
-    n = ngx_read_fd(fd, buf, size);
-    if (n == -1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_read_fd_n " \"%s\" failed", name.data);
-        goto failed;
-    }
-
-    ngx_close_file(fd);
-    fd = NGX_INVALID_FILE;
-
-    /* the key is the content with one trailing newline removed */
-    size = n;
-
-    if (size && buf[size - 1] == '\n') {
-        size--;
-
-        if (size && buf[size - 1] == '\r') {
-            size--;
-        }
-    }
-
-    if (size < NGX_HTTP_AUTH_PAT_KEY_MIN || size > NGX_HTTP_AUTH_PAT_KEY_MAX)
+    if (key.len < NGX_HTTP_AUTH_PAT_KEY_MIN
+        || key.len > NGX_HTTP_AUTH_PAT_KEY_MAX)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "key file \"%s\" holds a %uz-byte key: the key "
-                           "must be %d to %d bytes", name.data, size,
+                           "must be %d to %d bytes", name.data, key.len,
                            NGX_HTTP_AUTH_PAT_KEY_MIN,
                            NGX_HTTP_AUTH_PAT_KEY_MAX);
-        ngx_explicit_memzero(buf, n);
         return NGX_CONF_ERROR;
     }
 
-    /* the key leaves memory with the configuration, on reload too */
+    /* the absorbed key leaves memory with the configuration too */
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
-        ngx_explicit_memzero(buf, n);
         return NGX_CONF_ERROR;
     }
 
@@ -765,22 +922,14 @@ ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cln->data = pmcf;
 
     pmcf->key_file = name;
-    pmcf->key.data = buf;
-    pmcf->key.len = size;
+    pmcf->key = key;
 
-    if (ngx_http_auth_pat_hmac_key_init(&pmcf->hmac, buf, size) != 0) {
+    if (ngx_http_auth_pat_hmac_key_init(&pmcf->hmac, key.data, key.len) != 0)
+    {
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
-
-failed:
-
-    if (fd != NGX_INVALID_FILE) {
-        ngx_close_file(fd);
-    }
-
-    return NGX_CONF_ERROR;
 }
 
 

@@ -15,6 +15,7 @@
 #include <ngx_http.h>
 
 #include "pat_token.h"
+#include "ngx_http_auth_pat_redis_tls.h"
 
 
 #define NGX_HTTP_AUTH_PAT_USER_MAX     256
@@ -38,6 +39,7 @@ typedef struct {
     ngx_str_t                               key_file;
     ngx_str_t                               prefix;    /* token prefix */
     ngx_flag_t                              used;      /* auth_pat here */
+    ngx_http_auth_pat_redis_tls_conf_t      tls;       /* _redis_ssl_* */
 } ngx_http_auth_pat_main_conf_t;
 
 

@@ -23,7 +23,8 @@
  * keepalive + timeout is not trusted.  Error replies are handled by
  * class: READONLY marks the node a replica (writes then fail at once
  * until ROLE says master), LOADING and lost authentication reset the
- * connection, the rest fail only their command.
+ * connection, BUSY (a script that runs long) fails commands unsent for
+ * 100 ms, the rest fail only their command.
  */
 
 
@@ -39,6 +40,7 @@
 
 #define NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MIN   100
 #define NGX_HTTP_AUTH_PAT_REDIS_BACKOFF_MAX   2000
+#define NGX_HTTP_AUTH_PAT_REDIS_BUSY_BACKOFF  100     /* ms */
 #define NGX_HTTP_AUTH_PAT_REDIS_FREE_CMDS     1024
 #define NGX_HTTP_AUTH_PAT_REDIS_POLL_READS    64
 #define NGX_HTTP_AUTH_PAT_REDIS_READ_SIZE     16384
@@ -70,7 +72,7 @@ typedef struct {
     ngx_uint_t                          handshake_pending;
     ngx_msec_t                          last_reply;
     ngx_msec_t                          connect_logged;   /* when */
-    ngx_msec_t                          error_logged[4];  /* by class */
+    ngx_msec_t                          error_logged[6];  /* by class */
 
     /* the output not yet written */
     u_char                             *out;
@@ -95,6 +97,15 @@ typedef struct {
     u_char                              name[NGX_INT64_LEN + 16];
     size_t                              name_len;
 
+    /* after a BUSY reply, commands fail unsent until then */
+    ngx_msec_t                          busy_until;
+
+#if (NGX_SSL)
+    /* c->log under TLS, and the session for the next handshake */
+    ngx_http_auth_pat_redis_tls_log_t   tls_log;
+    ngx_ssl_session_t                  *ssl_session;
+#endif
+
     /* the subscriber */
     ngx_str_t                           channel;
     ngx_http_auth_pat_redis_message_pt  on_message;
@@ -108,6 +119,7 @@ typedef struct {
     unsigned                            down_logged:1;
     unsigned                            refused_logged:1;
     unsigned                            exiting:1;
+    unsigned                            tls_pending:1;  /* not yet up */
 } ngx_http_auth_pat_redis_conn_t;
 
 
@@ -155,6 +167,14 @@ static ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_send(
 static void ngx_http_auth_pat_redis_handshake_done(void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev);
+static void ngx_http_auth_pat_redis_read_handler(ngx_event_t *rev);
+static void ngx_http_auth_pat_redis_write_handler(ngx_event_t *wev);
+#if (NGX_SSL)
+static void ngx_http_auth_pat_redis_tls_begin(
+    ngx_http_auth_pat_redis_conn_t *conn);
+static void ngx_http_auth_pat_redis_tls_done(ngx_connection_t *c);
+static void ngx_http_auth_pat_redis_tls_save(ngx_connection_t *c);
+#endif
 
 
 /* per-worker state: the command connection and the subscriber */
@@ -612,8 +632,11 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
     if (conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
         /* an attempt that failed, like a refused connect */
         ngx_http_auth_pat_redis_connect_failed(conn, NGX_ETIMEDOUT,
-            conn->c->write->timer_set ? NULL : "did not answer during its "
-                                               "setup");
+            (conn->tls_pending && conn->c->ssl)
+                ? "TLS handshake failed: no answer (if it is a plain port, "
+                  "remove \"ssl\")"
+                : conn->c->write->timer_set ? NULL
+                : "did not answer during its setup");
         ngx_http_auth_pat_redis_reset(conn);
         return;
     }
@@ -850,7 +873,9 @@ ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
 enum {
     NGX_HTTP_AUTH_PAT_REDIS_NOSCRIPT = 0,
     NGX_HTTP_AUTH_PAT_REDIS_NOPERM,
-    NGX_HTTP_AUTH_PAT_REDIS_REFUSED,
+    NGX_HTTP_AUTH_PAT_REDIS_BUSY,
+    NGX_HTTP_AUTH_PAT_REDIS_OOM,
+    NGX_HTTP_AUTH_PAT_REDIS_MISCONF,
     NGX_HTTP_AUTH_PAT_REDIS_OTHER
 };
 
@@ -888,7 +913,8 @@ static ngx_int_t
 ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_cmd_t *cmd, redisReply *reply)
 {
-    ngx_str_t  *addr;
+    ngx_str_t   *addr;
+    ngx_uint_t   class;
 
     addr = &conn->conf->addr_text;
 
@@ -948,26 +974,27 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
         return NGX_OK;
     }
 
-    if (ngx_http_auth_pat_redis_error_is(reply, "BUSY")
-        || ngx_http_auth_pat_redis_error_is(reply, "OOM")
-        || ngx_http_auth_pat_redis_error_is(reply, "MISCONF"))
-    {
-        if (ngx_http_auth_pat_redis_log_class(conn,
-                                              NGX_HTTP_AUTH_PAT_REDIS_REFUSED))
-        {
-            ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                          "auth_pat: redis \"%V\" refused %*s: %s", addr,
-                          cmd->verb_len, cmd->verb, reply->str);
-        }
+    if (ngx_http_auth_pat_redis_error_is(reply, "BUSY")) {
+        /* a script runs: back off briefly instead of queueing behind it */
+        conn->busy_until = ngx_current_msec
+                           + NGX_HTTP_AUTH_PAT_REDIS_BUSY_BACKOFF;
+        class = NGX_HTTP_AUTH_PAT_REDIS_BUSY;
 
-        return NGX_OK;
+    } else if (ngx_http_auth_pat_redis_error_is(reply, "OOM")) {
+        class = NGX_HTTP_AUTH_PAT_REDIS_OOM;
+
+    } else if (ngx_http_auth_pat_redis_error_is(reply, "MISCONF")) {
+        class = NGX_HTTP_AUTH_PAT_REDIS_MISCONF;
+
+    } else {
+        class = NGX_HTTP_AUTH_PAT_REDIS_OTHER;
     }
 
-    if (ngx_http_auth_pat_redis_log_class(conn,
-                                          NGX_HTTP_AUTH_PAT_REDIS_OTHER))
-    {
+    if (ngx_http_auth_pat_redis_log_class(conn, class)) {
         ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                      "auth_pat: redis \"%V\" error to %*s: %s", addr,
+                      "auth_pat: redis \"%V\" %s %*s: %s", addr,
+                      class == NGX_HTTP_AUTH_PAT_REDIS_OTHER ? "error to"
+                                                             : "refused",
                       cmd->verb_len, cmd->verb, reply->str);
     }
 
@@ -1101,6 +1128,57 @@ ngx_http_auth_pat_redis_dispatch(ngx_http_auth_pat_redis_conn_t *conn,
  * (NGX_ERROR), or max reads were made with data left (NGX_AGAIN).
  */
 
+/* the connection was closed or failed: one line, with what TLS said */
+
+static void
+ngx_http_auth_pat_redis_closed(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_uint_t eof)
+{
+    u_char     *p, reason[300], line[400];
+    ngx_err_t   err;
+
+    err = eof ? 0 : ngx_socket_errno;
+    reason[0] = '\0';
+
+#if (NGX_SSL)
+    if (conn->tls_log.len) {
+        /* nginx's own SSL line says more than errno */
+        p = ngx_snprintf(reason, sizeof(reason) - 1, ": %*s",
+                         conn->tls_log.len, conn->tls_log.text);
+        *p = '\0';
+        conn->tls_log.len = 0;
+        err = 0;
+    }
+#endif
+
+    if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
+        ngx_log_error(NGX_LOG_ERR, conn->log, err,
+                      "auth_pat: redis connection to \"%V\" lost%s",
+                      &conn->conf->addr_text,
+                      reason[0] ? (char *) reason
+                      : eof ? ": closed by the server" : "");
+        conn->down_logged = 1;
+        conn->failures++;
+        return;
+    }
+
+    /* refused, or closed before the handshake was done */
+
+    if (conn->c->write->timer_set) {
+        ngx_http_auth_pat_redis_connect_failed(conn, err, NULL);
+        return;
+    }
+
+    p = ngx_snprintf(line, sizeof(line) - 1,
+                     "closed the connection during its setup%s%s", reason,
+                     conn->conf->ssl ? ""
+                     : " (if it is a TLS port, add \"ssl\")");
+    *p = '\0';
+
+    ngx_http_auth_pat_redis_connect_failed(conn, err, (char *) line);
+}
+
+
 static ngx_int_t
 ngx_http_auth_pat_redis_read(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_uint_t max)
@@ -1128,23 +1206,7 @@ ngx_http_auth_pat_redis_read(ngx_http_auth_pat_redis_conn_t *conn,
         }
 
         if (n == 0 || n == NGX_ERROR) {
-            if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
-                ngx_log_error(NGX_LOG_ERR, conn->log, 0,
-                              "auth_pat: redis connection to \"%V\" lost%s",
-                              &conn->conf->addr_text,
-                              n == 0 ? ": closed by the server" : "");
-                conn->down_logged = 1;
-
-                conn->failures++;
-
-            } else {
-                /* refused, or closed before the handshake was done */
-                ngx_http_auth_pat_redis_connect_failed(conn,
-                    n == NGX_ERROR ? ngx_socket_errno : 0,
-                    c->write->timer_set ? NULL : "closed the connection "
-                                                 "during its setup");
-            }
-
+            ngx_http_auth_pat_redis_closed(conn, n == 0);
             ngx_http_auth_pat_redis_reset(conn);
             return NGX_ERROR;
         }
@@ -1207,6 +1269,11 @@ ngx_http_auth_pat_redis_read_handler(ngx_event_t *rev)
 static void
 ngx_http_auth_pat_redis_ready(ngx_http_auth_pat_redis_conn_t *conn)
 {
+    u_char  tls[64];
+#if (NGX_SSL)
+    u_char  *p;
+#endif
+
     conn->state = NGX_HTTP_AUTH_PAT_REDIS_READY;
     conn->last_reply = ngx_current_msec;
     conn->failures = 0;
@@ -1214,15 +1281,27 @@ ngx_http_auth_pat_redis_ready(ngx_http_auth_pat_redis_conn_t *conn)
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
                    "auth_pat redis %*s: ready", conn->name_len, conn->name);
 
+    tls[0] = '\0';
+
+#if (NGX_SSL)
+    if (conn->c->ssl) {
+        p = ngx_snprintf(tls, sizeof(tls) - 1, " (%s, %s session)",
+                         SSL_get_version(conn->c->ssl->connection),
+                         SSL_session_reused(conn->c->ssl->connection)
+                         ? "resumed" : "new");
+        *p = '\0';
+    }
+#endif
+
     if (conn->was_ready) {
         ngx_log_error(NGX_LOG_WARN, conn->log, 0,
-                      "auth_pat: redis \"%V\" connection restored",
-                      &conn->conf->addr_text);
+                      "auth_pat: redis \"%V\" connection restored%s",
+                      &conn->conf->addr_text, tls);
 
     } else {
         ngx_log_error(NGX_LOG_INFO, conn->log, 0,
-                      "auth_pat: redis \"%V\" connected",
-                      &conn->conf->addr_text);
+                      "auth_pat: redis \"%V\" connected%s",
+                      &conn->conf->addr_text, tls);
     }
 
     conn->was_ready = 1;
@@ -1531,8 +1610,138 @@ ngx_http_auth_pat_redis_write_handler(ngx_event_t *wev)
         }
     }
 
+    if (conn->tls_pending) {
+#if (NGX_SSL)
+        if (c->ssl == NULL) {
+            ngx_http_auth_pat_redis_tls_begin(conn);
+        }
+#endif
+        return;
+    }
+
     ngx_http_auth_pat_redis_flush(conn);
 }
+
+
+#if (NGX_SSL)
+
+/* the handshake's queued commands go out once TLS is up and checked */
+
+static void
+ngx_http_auth_pat_redis_tls_begin(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c = conn->c;
+
+    /* ngx_ssl_create_connection() allocates from it; freed with c */
+    c->pool = ngx_create_pool(128, conn->log);
+    if (c->pool == NULL) {
+        ngx_http_auth_pat_redis_connect_failed(conn, 0, "out of memory");
+        ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
+
+    rc = ngx_http_auth_pat_redis_tls_handshake(c, conn->conf->tls,
+                                               &conn->conf->host,
+                                               conn->ssl_session,
+                                               ngx_http_auth_pat_redis_tls_done,
+                                               ngx_http_auth_pat_redis_tls_save);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: TLS handshake: %i",
+                   conn->name_len, conn->name, rc);
+
+    if (rc == NGX_AGAIN) {
+        if (!c->write->timer_set) {
+            ngx_add_timer(c->write, conn->conf->timeout);
+        }
+
+        return;
+    }
+
+    ngx_http_auth_pat_redis_tls_done(c);
+}
+
+
+static void
+ngx_http_auth_pat_redis_tls_done(ngx_connection_t *c)
+{
+    u_char                             *p, line[400];
+    ngx_http_auth_pat_redis_conn_t     *conn = c->data;
+    ngx_http_auth_pat_redis_tls_why_t   why;
+
+    if (c->ssl == NULL || !c->ssl->handshaked) {
+        p = ngx_snprintf(line, sizeof(line) - 1,
+                         "TLS handshake failed: %*s",
+                         (c->write->timedout || c->read->timedout)
+                             ? sizeof("timed out") - 1 : conn->tls_log.len,
+                         (c->write->timedout || c->read->timedout)
+                             ? (u_char *) "timed out" : conn->tls_log.text);
+        *p = '\0';
+
+        ngx_http_auth_pat_redis_connect_failed(conn, 0, (char *) line);
+        ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
+
+    if (ngx_http_auth_pat_redis_tls_verify(c, conn->conf->tls,
+                                           &conn->conf->host, &why)
+        != NGX_OK)
+    {
+        if (conn->ssl_session != NULL) {
+            ngx_ssl_free_session(conn->ssl_session);
+            conn->ssl_session = NULL;
+        }
+
+        p = ngx_snprintf(line, sizeof(line) - 1, "TLS %*s", why.len,
+                         why.text);
+        *p = '\0';
+
+        ngx_http_auth_pat_redis_connect_failed(conn, 0, (char *) line);
+        ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    c->read->handler = ngx_http_auth_pat_redis_read_handler;
+    c->write->handler = ngx_http_auth_pat_redis_write_handler;
+    conn->tls_pending = 0;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                   "auth_pat redis %*s: TLS up", conn->name_len, conn->name);
+
+    ngx_http_auth_pat_redis_flush(conn);
+}
+
+
+/* the session to resume next time (TLS 1.3 sends it after the handshake) */
+
+static void
+ngx_http_auth_pat_redis_tls_save(ngx_connection_t *c)
+{
+    ngx_ssl_session_t               *session;
+    ngx_http_auth_pat_redis_conn_t  *conn = c->data;
+
+    session = ngx_ssl_get_session(c);
+    if (session == NULL) {
+        return;
+    }
+
+    if (conn->ssl_session != NULL) {
+        ngx_ssl_free_session(conn->ssl_session);
+    }
+
+    conn->ssl_session = session;
+}
+
+#endif
 
 
 static void
@@ -1596,6 +1805,16 @@ ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
     conn->state = NGX_HTTP_AUTH_PAT_REDIS_HANDSHAKE;
     conn->out_pos = 0;
     conn->out_len = 0;
+
+#if (NGX_SSL)
+    if (conn->conf->ssl) {
+        /* nginx's SSL code logs through c->log: kept for one line of ours */
+        conn->tls_log.len = 0;
+        c->log = &conn->tls_log.log;
+        c->log_error = NGX_ERROR_INFO;
+        conn->tls_pending = 1;
+    }
+#endif
 
     if (ngx_http_auth_pat_redis_handshake(conn) != NGX_OK) {
         conn->failures++;
@@ -1662,6 +1881,7 @@ static void
 ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
 {
     ngx_uint_t                      subscribed;
+    ngx_pool_t                     *pool;
     ngx_queue_t                    *q;
     ngx_connection_t               *c;
     ngx_http_auth_pat_redis_cmd_t  *cmd;
@@ -1689,11 +1909,24 @@ ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
     conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
     conn->subscribed = 0;
     conn->replica = 0;
+    conn->busy_until = 0;
     conn->down_logged = 0;
     conn->out_pos = 0;
     conn->out_len = 0;
 
+    conn->tls_pending = 0;
+
+#if (NGX_SSL)
+    ngx_http_auth_pat_redis_tls_shutdown(c);
+#endif
+
+    pool = c->pool;
+
     ngx_close_connection(c);
+
+    if (pool != NULL) {
+        ngx_destroy_pool(pool);
+    }
 
     redisReaderFree(conn->reader);
     conn->reader = NULL;
@@ -1738,6 +1971,14 @@ ngx_http_auth_pat_redis_command(ngx_uint_t flags,
     if ((flags & NGX_HTTP_AUTH_PAT_REDIS_WRITE) && conn->replica) {
         /* a replica refuses it anyway: fail fast, send nothing */
         return NULL;
+    }
+
+    if (conn->busy_until != 0) {
+        if ((ngx_msec_int_t) (conn->busy_until - ngx_current_msec) > 0) {
+            return NULL;
+        }
+
+        conn->busy_until = 0;
     }
 
     return ngx_http_auth_pat_redis_send(conn, flags, handler, data, argc,
@@ -1937,6 +2178,10 @@ ngx_http_auth_pat_redis_conn_create(ngx_cycle_t *cycle,
     conn->peer_log = *cycle->log;
     conn->peer_log.log_level = NGX_LOG_ALERT;
 
+#if (NGX_SSL)
+    ngx_http_auth_pat_redis_tls_log_init(&conn->tls_log, cycle->log);
+#endif
+
     ngx_queue_init(&conn->sent);
     ngx_queue_init(&conn->held);
     ngx_queue_init(&conn->free_cmds);
@@ -2044,6 +2289,13 @@ ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_conn_t *conn)
         ngx_free(conn->out);
         conn->out = NULL;
     }
+
+#if (NGX_SSL)
+    if (conn->ssl_session != NULL) {
+        ngx_ssl_free_session(conn->ssl_session);
+        conn->ssl_session = NULL;
+    }
+#endif
 }
 
 

@@ -17,6 +17,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "ngx_http_auth_pat_redis_tls.h"
+
 
 /*
  * A command that changes data: refused at once while the node is a
@@ -30,8 +32,11 @@ typedef struct ngx_http_auth_pat_redis_conf_s  ngx_http_auth_pat_redis_conf_t;
 
 struct ngx_http_auth_pat_redis_conf_s {
     ngx_str_t                      addr_text;  /* as configured */
+    ngx_str_t                      host;       /* its host: SNI, the name */
     struct sockaddr               *sockaddr;   /* resolved at conf time */
     socklen_t                      socklen;
+    ngx_uint_t                     ssl;
+    ngx_http_auth_pat_redis_tls_conf_t  *tls;  /* with ssl */
     ngx_int_t                      db;
     ngx_str_t                      password;
     ngx_str_t                      user;

@@ -1,12 +1,15 @@
 # The Redis transport: hiredis linked in with its symbols hidden (so that
 # Debian's nchan, which exports its own hiredis, loads in either order),
-# error replies by class (NOPERM named in the log, OOM answered 503), and
+# error replies by class (NOPERM named in the log, OOM, BUSY and LOADING
+# answered 503), and
 # the keepalive probe on an idle connection.
 use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
 use Time::HiRes qw(sleep time);
+use IO::Select;
+use IO::Socket::INET;
 use PatTest;
 use PatApi qw(api gateway_conf);
 
@@ -107,6 +110,71 @@ is($r->{json}{error}, 'unavailable', 'OOM: error "unavailable"');
 $t->redis_cmd('CONFIG', 'SET', 'maxmemory', '0');
 is(api($t, POST => '', user => 'oom', body => { name => 'ok' })->{status}, 201,
    'OOM over: create works');
+
+# --- a script that runs long (BUSY): 503 while it runs, then works
+$t->write_file('error.log', '');
+my $bt = api($t, POST => '', user => 'busy', body => { name => 'busy' });
+my %busy = (Authorization => "Bearer $bt->{json}{data}{token}");
+is($t->get('/static/protected.txt', \%busy)->{status}, 200, 'BUSY: before');
+$t->redis_cmd('CONFIG', 'SET', 'busy-reply-threshold', '100');
+$t->redis_cmd('CONFIG', 'RESETSTAT');
+my $script = IO::Socket::INET->new(PeerAddr => $redis->{addr})
+    or die "connect: $!";
+my $spin = "local t = redis.call('TIME') "
+         . "local e = t[1] * 1000000 + t[2] + 3000000 "
+         . "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] > e "
+         . "return 1";
+print {$script} "*3\r\n\$4\r\nEVAL\r\n\$" . length($spin) . "\r\n$spin\r\n"
+              . "\$1\r\n0\r\n";
+sleep 0.4;
+my %bs;
+$bs{ $t->get('/static/protected.txt', \%busy)->{status} }++ for 1 .. 10;
+my $bc = api($t, POST => '', user => 'busy', body => { name => 'busy 2' });
+ok(!IO::Select->new($script)->can_read(0),
+   'BUSY: (the script still runs)');
+is_deeply(\%bs, { 503 => 10 }, 'BUSY: checks answer 503, not after it');
+is($bc->{status}, 503, 'BUSY: create answers 503');
+like($t->error_log, qr/\[error\].*refused \w+: BUSY/, 'BUSY: an error line');
+my $end = <$script>;
+is($end, ":1\r\n", 'BUSY: the script ended');
+my $back = 0;
+for (1 .. 60) {
+    last if ($back = $t->get('/static/protected.txt', \%busy)->{status} == 200);
+    sleep 0.05;
+}
+ok($back, 'BUSY over: checks work again within 3 s');
+my ($nbusy) = $t->redis_cmd('INFO', 'errorstats') =~ /errorstat_BUSY:count=(\d+)/;
+cmp_ok($nbusy // 0, '<', 11,
+       'BUSY: backed off (fewer BUSY replies than commands)');
+$t->redis_cmd('CONFIG', 'SET', 'busy-reply-threshold', '5000');
+
+# --- a Redis still loading its data: 503, never 401, then works
+$t->write_file('error.log', '');
+$t->redis_cmd('EVAL', "for i = 1, 20000 do redis.call('SET', 'filler:' .. i, i) "
+              . "end return 1", 0);
+is($t->redis_cmd('SAVE'), 'OK', 'LOADING: (20000 keys saved)');
+open my $rc, '>>', $redis->{conf_file} or die $!;
+print {$rc} "key-load-delay 250\nloading-process-events-interval-bytes 1024\n";
+close $rc;
+$t->restart_redis($redis, loading => 1);
+my %ls;
+$ls{ $t->get('/static/protected.txt', \%busy)->{status} }++ for 1 .. 5;
+like($t->redis_cmd('INFO', 'persistence'), qr/^loading:1/m,
+     'LOADING: (Redis still loads)');
+is_deeply(\%ls, { 503 => 5 }, 'LOADING: checks answer 503, never 401');
+my $loaded = 0;
+for (1 .. 400) {
+    last if ($loaded = $t->redis_cmd('INFO', 'persistence') =~ /^loading:0/m);
+    sleep 0.05;
+}
+ok($loaded, 'LOADING: (done within 20 s)');
+like($t->error_log, qr/\[error\].*LOADING/, 'LOADING: an error line');
+$back = 0;
+for (1 .. 60) {
+    last if ($back = $t->get('/static/protected.txt', \%busy)->{status} == 200);
+    sleep 0.05;
+}
+ok($back, 'LOADING over: checks work again within 3 s (backoff up to 2 s)');
 
 # --- an address that refuses: one line per connection per 10 s
 $t->stop_nginx;

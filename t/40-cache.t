@@ -55,18 +55,7 @@ sub create {
 }
 # each worker of t subscribed, and its command connection (named in the
 # setup, so its commands are sent or held) up, by client name
-sub wait_subscribed {
-    my ($t) = @_;
-    for (1..100) {
-        my %pids = map { $_ => 1 } $t->worker_pids;
-        my @list = split /\n/, $A->redis_cmd('CLIENT', 'LIST');
-        my $n = grep { /name=auth_pat:sub:(\d+)/ && $pids{$1} && / sub=[1-9]/ } @list;
-        my $m = grep { /name=auth_pat:cmd:(\d+)/ && $pids{$1} } @list;
-        return 1 if $n == keys %pids && $m == keys %pids;
-        sleep 0.05;
-    }
-    return 0;
-}
+sub wait_subscribed { $_[0]->wait_linked($A) }
 ok(wait_subscribed($A) && wait_subscribed($B), 'every worker of both nginx subscribed');
 sleep 0.3;
 

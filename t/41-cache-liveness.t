@@ -130,6 +130,7 @@ while (time - $t0 < 3 + $slack) {
     sleep 0.05;
 }
 ok($back, 'Redis resumed: the token works again');
+ok($A->wait_linked, 'and every worker is linked again');
 
 # --- FLUSHALL: the data is gone, and so is the cache
 my $t4 = create('u4');

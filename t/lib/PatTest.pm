@@ -279,6 +279,7 @@ sub start_redis {
         password => $o{password},
         aof      => $o{aof} ? 1 : 0,
         extra    => defined $o{conf} ? $o{conf} : '',
+        tls      => $o{tls},
         unix     => $o{unix} ? File::Spec->catfile($dir, 'redis.sock') : undef,
         log      => File::Spec->catfile($dir, 'redis.log'),
         conf_file => File::Spec->catfile($dir, 'redis.conf'),
@@ -307,7 +308,17 @@ sub start_redis {
 sub _write_redis_conf {
     my ($self, $r) = @_;
     my $c = '';
-    $c .= "port $r->{port}\n";
+    if ($r->{tls}) {
+        # TLS only: no plaintext port at all
+        my $tls = $r->{tls};
+        $c .= "port 0\ntls-port $r->{port}\n";
+        $c .= "tls-cert-file $tls->{cert}\ntls-key-file $tls->{key}\n";
+        $c .= "tls-ca-cert-file $tls->{ca}\n";
+        $c .= "tls-auth-clients " . ($tls->{auth_clients} ? 'yes' : 'no') . "\n";
+        $c .= "tls-replication yes\n";
+    } else {
+        $c .= "port $r->{port}\n";
+    }
     $c .= "bind 127.0.0.1\n";
     $c .= "protected-mode no\n";
     $c .= "daemonize no\n";
@@ -329,8 +340,10 @@ sub _write_redis_conf {
 }
 
 # returns undef on success, error string otherwise
+# (loading => 1: a LOADING reply counts as started, for a Redis that is
+# still reading its data)
 sub _spawn_redis {
-    my ($self, $r) = @_;
+    my ($self, $r, %o) = @_;
     unlink $r->{unix} if $r->{unix};
     my $log_off = -s $r->{log} || 0;
 
@@ -355,6 +368,7 @@ sub _spawn_redis {
         if (waitpid($pid, POSIX::WNOHANG()) == $pid) { $died = $?; return 1 }
         return 0 if $r->{unix} && !-S $r->{unix};
         my $rep = eval { $self->redis_cmd_on($r, 'PING') };
+        return 1 if $o{loading} && (redis_err($rep) // '') =~ /^LOADING/;
         return defined $rep && !ref $rep && $rep eq 'PONG';
     });
 
@@ -427,13 +441,13 @@ sub kill_redis {
 }
 
 sub restart_redis {
-    my ($self, $r) = @_;
+    my ($self, $r, %o) = @_;
     $r = $self->_redis_by($r);
     $self->stop_redis($r);
     my $err;
     # same port; it may take a moment until it can be bound again
     my $ok = _wait_until($START_TIMEOUT, sub {
-        $err = $self->_spawn_redis($r);
+        $err = $self->_spawn_redis($r, %o);
         return 1 unless defined $err;
         return 0 if $err =~ /address already in use/i;
         die "restart_redis($r->{name}) failed: $err";
@@ -449,6 +463,7 @@ sub redis_cmd { my $self = shift; return $self->redis_cmd_on(undef, @_) }
 sub redis_cmd_on {
     my ($self, $r, @args) = @_;
     $r = $self->_redis_by($r);
+    return $self->_redis_cli($r, @args) if $r->{tls};
     my $sock = IO::Socket::INET->new(
         PeerAddr => '127.0.0.1', PeerPort => $r->{port}, Proto => 'tcp',
         Timeout => $REDIS_TIMEOUT,
@@ -467,6 +482,34 @@ sub redis_cmd_on {
     my $reply = _resp_read($conn);
     close $sock;
     return $reply;
+}
+
+# A Redis with TLS only is asked through redis-cli (with the client
+# certificate): the answer is its --raw output, chomped; an error reply
+# comes back as a PatTest::RedisError, as from the RESP client.
+sub _redis_cli {
+    my ($self, $r, @args) = @_;
+    my $tls = $r->{tls};
+    my @cli = ('timeout', $REDIS_TIMEOUT, 'redis-cli', '--tls', '--insecure',
+               '--cacert', $tls->{ca}, '--cert', $tls->{client_cert},
+               '--key', $tls->{client_key}, '-h', '127.0.0.1',
+               '-p', $r->{port});
+    push @cli, '-a', $r->{password}, '--no-auth-warning' if defined $r->{password};
+    # (its complaints while a Redis starts are not the test's output)
+    open(my $stderr, '>&', \*STDERR) or die "dup: $!";
+    open(STDERR, '>', '/dev/null') or die "/dev/null: $!";
+    my $ok = open(my $fh, '-|', @cli, '--raw', @args);
+    open(STDERR, '>&', $stderr) or die "dup: $!";
+    die "redis-cli: $!" unless $ok;
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    die "redis-cli: could not connect to 127.0.0.1:$r->{port}\n"
+        if $out =~ /^Could not connect|^Error:/ && $? != 0;
+    $out =~ s/\r?\n\z//;
+    return bless { msg => $out }, 'PatTest::RedisError'
+        if $out =~ /^(ERR|WRONGTYPE|NOAUTH|WRONGPASS|READONLY|LOADING|BUSY|NOPERM|OOM) /;
+    return $out;
 }
 
 sub redis_err {
@@ -745,6 +788,25 @@ sub worker_pids {
     $master ||= $self->{nginx_pid} || $self->nginx_pid;
     return () unless $master;
     return grep { _cmdline($_) =~ /worker process/ } _children_of($master);
+}
+
+# Waits (up to 5 s) until every worker of this nginx has its command
+# connection up and, with a cache, its subscriber subscribed, as Redis'
+# CLIENT LIST shows them by name.  $via: the PatTest whose redis_cmd
+# reaches that Redis (default: this one).
+sub wait_linked {
+    my ($self, $via, %o) = @_;
+    $via ||= $self;
+    my $sub = exists $o{subscriber} ? $o{subscriber} : 1;
+    for (1 .. 100) {
+        my %pids = map { $_ => 1 } $self->worker_pids;
+        my @list = split /\n/, $via->redis_cmd('CLIENT', 'LIST');
+        my $n = grep { /name=auth_pat:sub:(\d+)/ && $pids{$1} && / sub=[1-9]/ } @list;
+        my $m = grep { /name=auth_pat:cmd:(\d+)/ && $pids{$1} } @list;
+        return 1 if keys %pids && $m == keys %pids && (!$sub || $n == keys %pids);
+        Time::HiRes::sleep(0.05);
+    }
+    return 0;
 }
 
 sub reload {
