@@ -42,6 +42,7 @@ struct ngx_http_auth_pat_api_s {
     ngx_http_auth_pat_store_cmd_t   *cmd;        /* in flight */
     ngx_http_auth_pat_api_step_pt    step;       /* what its reply goes to */
     ngx_http_auth_pat_api_step_pt    withdrawn;  /* after a withdrawal */
+    ngx_http_auth_pat_api_step_pt    replicated; /* after the WAIT */
     ngx_http_auth_pat_route_e        route;
 
     ngx_str_t                        user;

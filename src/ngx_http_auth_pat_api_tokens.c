@@ -8,9 +8,10 @@
  *
  *   create  create_added -> issue_activated -> issue_confirmed
  *   revoke  revoke_got -> [withdraw] -> revoke_marked -> [withdraw]
- *           -> revoke_done
+ *           -> revoke_settled -> [replicate] -> revoke_done
  *   rotate  rotate_got -> rotate_claimed -> [withdraw] -> rotate_swapped
  *           -> [withdraw] -> issue_activated -> issue_confirmed
+ *           -> [replicate] -> issue_answer
  *   list    list_indexed -> list_paged
  *
  * A withdrawal deletes a validation record, then publishes its digest to
@@ -23,6 +24,10 @@
  * marked revoked is withdrawn once more; and an activated token's
  * metadata is read back (issue_confirmed): one revoked meanwhile is
  * withdrawn again, and the client gets 409, never a dead token.
+ *
+ * With replicas=N, a revoke or rotate answers 2xx only once WAIT has
+ * seen its writes on N replicas; otherwise 503, and a rotation's new
+ * token is revoked too (the old one already is), as nobody got it.
  *
  * The plaintext of a new token lives in the request's memory only, is
  * sent once in the response, and is wiped when the request ends.
@@ -175,6 +180,51 @@ ngx_http_auth_pat_api_withdraw(ngx_http_request_t *r,
                                            api),
         ngx_http_auth_pat_api_withdraw_deleted,
         "withdraw: delete the validation record");
+}
+
+
+static void
+ngx_http_auth_pat_api_replicas_counted(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_INTEGER
+        && reply->integer >= (long long) api->store->replicas)
+    {
+        api->replicated(r, api, reply);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "auth_pat: token %V of user \"%V\": %L of %ui replicas "
+                  "confirmed the change in time; answering 503",
+                  &api->id, &api->user,
+                  reply->type == REDIS_REPLY_INTEGER
+                  ? (int64_t) reply->integer : (int64_t) 0,
+                  api->store->replicas);
+
+    ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_SERVICE_UNAVAILABLE);
+}
+
+
+/* replicas=N: the writes so far reach N replicas; then, then */
+
+static void
+ngx_http_auth_pat_api_replicate(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, ngx_http_auth_pat_api_step_pt then)
+{
+    if (api->store->replicas == 0) {
+        then(r, api, NULL);
+        return;
+    }
+
+    api->replicated = then;
+
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_replicate(api->store, r->pool,
+                                          ngx_http_auth_pat_api_replied,
+                                          api),
+        ngx_http_auth_pat_api_replicas_counted,
+        "replicate: WAIT for the replicas");
 }
 
 
@@ -336,6 +386,16 @@ ngx_http_auth_pat_api_issue_withdrawn(ngx_http_request_t *r,
 }
 
 
+/* the new token's record, in api->old since the confirmation */
+
+static void
+ngx_http_auth_pat_api_issue_answer(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_http_auth_pat_api_send_token(r, api, NGX_HTTP_CREATED, api->old, 1);
+}
+
+
 static void
 ngx_http_auth_pat_api_issue_confirmed(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
@@ -347,8 +407,21 @@ ngx_http_auth_pat_api_issue_confirmed(ngx_http_request_t *r,
           : NULL;
 
     if (rec != NULL && ngx_http_auth_pat_json_ms(rec, "r") == 0) {
-        ngx_http_auth_pat_api_send_token(r, api, NGX_HTTP_CREATED, rec, 1);
-        json_decref(rec);
+        /* the old token's record is done with */
+        if (api->old) {
+            json_decref(api->old);
+        }
+
+        api->old = rec;
+
+        if (api->issue.rotated_from == NULL) {
+            /* a create is not waited for: lost, it is only unknown */
+            ngx_http_auth_pat_api_issue_answer(r, api, reply);
+            return;
+        }
+
+        ngx_http_auth_pat_api_replicate(r, api,
+                                        ngx_http_auth_pat_api_issue_answer);
         return;
     }
 
@@ -455,6 +528,14 @@ ngx_http_auth_pat_api_revoke_done(ngx_http_request_t *r,
 
 
 static void
+ngx_http_auth_pat_api_revoke_settled(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_http_auth_pat_api_replicate(r, api, ngx_http_auth_pat_api_revoke_done);
+}
+
+
+static void
 ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
@@ -481,7 +562,7 @@ ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
 
     /* an activation may have landed since the first withdrawal */
     ngx_http_auth_pat_api_withdraw(r, api, api->old_hex,
-                                   ngx_http_auth_pat_api_revoke_done);
+                                   ngx_http_auth_pat_api_revoke_settled);
 }
 
 

@@ -295,6 +295,7 @@ ngx_http_auth_pat_send_buf(ngx_http_request_t *r, ngx_uint_t status,
     ngx_buf_t *b, ngx_str_t *www_authenticate)
 {
     ngx_int_t                 rc;
+    ngx_str_t                 retry_after = ngx_string("1");
     ngx_chain_t               out;
     ngx_table_elt_t          *h;
     ngx_http_auth_pat_ctx_t  *ctx;
@@ -317,6 +318,13 @@ ngx_http_auth_pat_send_buf(ngx_http_request_t *r, ngx_uint_t status,
     ngx_http_auth_pat_set_status(r, status);
 
     if (ngx_http_auth_pat_json_headers(r, b) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE
+        && ngx_http_auth_pat_push_header(r, "Retry-After", &retry_after)
+           == NULL)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -22,6 +22,7 @@
 #define NGX_HTTP_AUTH_PAT_KEY_MIN   32
 #define NGX_HTTP_AUTH_PAT_KEY_MAX   4096
 #define NGX_HTTP_AUTH_PAT_SECRET_MAX  4096  /* a password given by file */
+#define NGX_HTTP_AUTH_PAT_REPLICAS_MAX  16
 
 
 static ngx_int_t ngx_http_auth_pat_add_variables(ngx_conf_t *cf);
@@ -669,6 +670,21 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "replicas=", 9) == 0) {
+            n = ngx_atoi(value[i].data + 9, value[i].len - 9);
+            if (n == NGX_ERROR || n > NGX_HTTP_AUTH_PAT_REPLICAS_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid redis \"%V\": use 0 to %d "
+                                   "replicas", &value[i],
+                                   NGX_HTTP_AUTH_PAT_REPLICAS_MAX);
+                return NGX_CONF_ERROR;
+            }
+
+            rcf->replicas = n;
+            scf->replicas = n;
             continue;
         }
 

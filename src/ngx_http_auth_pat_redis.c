@@ -180,6 +180,7 @@ static void ngx_http_auth_pat_redis_tls_save(ngx_connection_t *c);
 /* per-worker state: the command connection and the subscriber */
 static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_conn;
 static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_sub;
+static ngx_http_auth_pat_redis_conn_t  *ngx_http_auth_pat_redis_api;
 static ngx_uint_t                       ngx_http_auth_pat_redis_polled;
 static ngx_uint_t                       ngx_http_auth_pat_redis_backlog;
 static ngx_event_t                      ngx_http_auth_pat_redis_poll_done;
@@ -1957,12 +1958,29 @@ ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
 /* ------------------------------------------------------------- the API */
 
 
+/* the connection a command goes on */
+
+static ngx_http_auth_pat_redis_conn_t *
+ngx_http_auth_pat_redis_lane(ngx_uint_t flags)
+{
+    if ((flags & NGX_HTTP_AUTH_PAT_REDIS_API)
+        && ngx_http_auth_pat_redis_api != NULL)
+    {
+        return ngx_http_auth_pat_redis_api;
+    }
+
+    return ngx_http_auth_pat_redis_conn;
+}
+
+
 ngx_http_auth_pat_redis_cmd_t *
 ngx_http_auth_pat_redis_command(ngx_uint_t flags,
     ngx_http_auth_pat_redis_handler_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen)
 {
-    ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
+    ngx_http_auth_pat_redis_conn_t  *conn;
+
+    conn = ngx_http_auth_pat_redis_lane(flags);
 
     if (conn == NULL || conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN) {
         return NULL;
@@ -1987,9 +2005,9 @@ ngx_http_auth_pat_redis_command(ngx_uint_t flags,
 
 
 ngx_http_auth_pat_redis_cmd_t *
-ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
-    void *data, ngx_uint_t script, int argc, const char **argv,
-    const size_t *argvlen)
+ngx_http_auth_pat_redis_eval(ngx_uint_t flags,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data,
+    ngx_uint_t script, int argc, const char **argv, const size_t *argvlen)
 {
     int                              i;
     u_char                          *p;
@@ -1997,7 +2015,9 @@ ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
     size_t                           full_len[NGX_HTTP_AUTH_PAT_REDIS_ARGC];
     const char                      *full[NGX_HTTP_AUTH_PAT_REDIS_ARGC];
     ngx_http_auth_pat_redis_cmd_t   *cmd;
-    ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
+    ngx_http_auth_pat_redis_conn_t  *conn;
+
+    conn = ngx_http_auth_pat_redis_lane(flags);
 
     if (conn == NULL || script >= conn->nscripts
         || argc + 2 > NGX_HTTP_AUTH_PAT_REDIS_ARGC)
@@ -2019,7 +2039,7 @@ ngx_http_auth_pat_redis_eval(ngx_http_auth_pat_redis_handler_pt handler,
         size += argvlen[i];
     }
 
-    cmd = ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_WRITE,
+    cmd = ngx_http_auth_pat_redis_command(flags|NGX_HTTP_AUTH_PAT_REDIS_WRITE,
                                           handler, data, argc + 2, full,
                                           full_len);
     if (cmd == NULL) {
@@ -2200,17 +2220,19 @@ ngx_http_auth_pat_redis_conn_create(ngx_cycle_t *cycle,
 }
 
 
-ngx_int_t
-ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
-    ngx_http_auth_pat_redis_conf_t *rcf,
+/* a command connection, with the scripts and probe of its handshake */
+
+static ngx_http_auth_pat_redis_conn_t *
+ngx_http_auth_pat_redis_start(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conf_t *rcf, const char *role,
     ngx_http_auth_pat_redis_script_t *scripts, ngx_uint_t n,
     int probe_argc, const char **probe_argv, size_t *probe_argvlen)
 {
     ngx_http_auth_pat_redis_conn_t  *conn;
 
-    conn = ngx_http_auth_pat_redis_conn_create(cycle, rcf, "cmd");
+    conn = ngx_http_auth_pat_redis_conn_create(cycle, rcf, role);
     if (conn == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     conn->scripts = scripts;
@@ -2219,11 +2241,35 @@ ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
     conn->probe_argv = probe_argv;
     conn->probe_argvlen = probe_argvlen;
 
-    ngx_http_auth_pat_redis_conn = conn;
-
     ngx_http_auth_pat_redis_connect(conn);
 
-    return NGX_OK;
+    return conn;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conf_t *rcf,
+    ngx_http_auth_pat_redis_script_t *scripts, ngx_uint_t n,
+    int probe_argc, const char **probe_argv, size_t *probe_argvlen)
+{
+    ngx_http_auth_pat_redis_conn = ngx_http_auth_pat_redis_start(cycle, rcf,
+                                       "cmd", scripts, n, probe_argc,
+                                       probe_argv, probe_argvlen);
+    if (ngx_http_auth_pat_redis_conn == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (rcf->replicas == 0) {
+        return NGX_OK;
+    }
+
+    /* the API's writes, and their WAIT, away from the checks' pipeline */
+    ngx_http_auth_pat_redis_api = ngx_http_auth_pat_redis_start(cycle, rcf,
+                                      "api", scripts, n, probe_argc,
+                                      probe_argv, probe_argvlen);
+
+    return ngx_http_auth_pat_redis_api ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -2309,6 +2355,11 @@ ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle)
     if (ngx_http_auth_pat_redis_sub != NULL) {
         ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_sub);
         ngx_http_auth_pat_redis_sub = NULL;
+    }
+
+    if (ngx_http_auth_pat_redis_api != NULL) {
+        ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_api);
+        ngx_http_auth_pat_redis_api = NULL;
     }
 
     if (ngx_http_auth_pat_redis_conn != NULL) {

@@ -27,6 +27,13 @@
 #define NGX_HTTP_AUTH_PAT_REDIS_READ    0
 #define NGX_HTTP_AUTH_PAT_REDIS_WRITE   1
 
+/*
+ * A command of the token API: with replicas=, it goes on a connection of
+ * its own (WAIT blocks the connection it is sent on), never on the
+ * checks' pipeline
+ */
+#define NGX_HTTP_AUTH_PAT_REDIS_API     4
+
 
 typedef struct ngx_http_auth_pat_redis_conf_s  ngx_http_auth_pat_redis_conf_t;
 
@@ -42,6 +49,7 @@ struct ngx_http_auth_pat_redis_conf_s {
     ngx_str_t                      user;
     ngx_msec_t                     timeout;
     ngx_msec_t                     keepalive;
+    ngx_uint_t                     replicas;   /* WAIT for revoke, rotate */
 };
 
 
@@ -106,7 +114,7 @@ ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_command(
  * script is sent again with EVAL (which loads it) and the command retried
  * once.  argv holds numkeys, the keys and the arguments (without the sha).
  */
-ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_eval(
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_eval(ngx_uint_t flags,
     ngx_http_auth_pat_redis_handler_pt handler, void *data,
     ngx_uint_t script, int argc, const char **argv, const size_t *argvlen);
 

@@ -272,6 +272,7 @@ static ngx_http_auth_pat_redis_script_t
 typedef struct {
     ngx_http_auth_pat_store_conf_t  *conf;
     ngx_pool_t                      *pool;
+    ngx_uint_t                       lane;   /* NGX_HTTP_AUTH_PAT_REDIS_API */
     int                              argc;
     ngx_uint_t                       failed;
     const char                      *argv[NGX_HTTP_AUTH_PAT_ARGS_MAX];
@@ -287,6 +288,9 @@ ngx_http_auth_pat_args_init(ngx_http_auth_pat_args_t *a,
     a->pool = pool;
     a->argc = 0;
     a->failed = 0;
+
+    /* the API's commands, unless a check's (lookup, touch) says not */
+    a->lane = NGX_HTTP_AUTH_PAT_REDIS_API;
 }
 
 
@@ -453,8 +457,8 @@ ngx_http_auth_pat_args_eval(ngx_http_auth_pat_args_t *a, ngx_uint_t script,
         handler = ngx_http_auth_pat_store_noop;
     }
 
-    return ngx_http_auth_pat_redis_eval(handler, data, script, a->argc,
-                                        a->argv, a->argvlen);
+    return ngx_http_auth_pat_redis_eval(a->lane, handler, data, script,
+                                        a->argc, a->argv, a->argvlen);
 }
 
 
@@ -470,8 +474,8 @@ ngx_http_auth_pat_args_command(ngx_http_auth_pat_args_t *a, ngx_uint_t flags,
         handler = ngx_http_auth_pat_store_noop;
     }
 
-    return ngx_http_auth_pat_redis_command(flags, handler, data, a->argc,
-                                           a->argv, a->argvlen);
+    return ngx_http_auth_pat_redis_command(flags|a->lane, handler, data,
+                                           a->argc, a->argv, a->argvlen);
 }
 
 
@@ -486,6 +490,7 @@ ngx_http_auth_pat_store_lookup(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, scf, pool);
+    a.lane = 0;
     ngx_http_auth_pat_args_add(&a, "HMGET", 5);
     ngx_http_auth_pat_args_vkey(&a, hex);
     ngx_http_auth_pat_args_add(&a, "u", 1);
@@ -511,6 +516,7 @@ ngx_http_auth_pat_store_touch(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, scf, pool);
+    a.lane = 0;
     ngx_http_auth_pat_args_add(&a, "2", 1);
     ngx_http_auth_pat_args_ukey(&a, user, "}:m");
     ngx_http_auth_pat_args_ukey(&a, user, "}:i");
@@ -784,9 +790,31 @@ ngx_http_auth_pat_store_get_many(ngx_http_auth_pat_store_conf_t *scf,
         argvlen[i + 2] = ids[i].len;
     }
 
-    return ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_READ,
+    return ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_API,
                                            handler, data, (int) n + 2, argv,
                                            argvlen);
+}
+
+
+/*
+ * replicas=N: WAIT N T on the API's connection, for every write sent on it
+ * so far.  T leaves a quarter of the command deadline for the reply, so
+ * that a slow replica gives a count, not a timeout.
+ */
+
+ngx_http_auth_pat_store_cmd_t *
+ngx_http_auth_pat_store_replicate(ngx_http_auth_pat_store_conf_t *scf,
+    ngx_pool_t *pool, ngx_http_auth_pat_store_pt handler, void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, scf, pool);
+    ngx_http_auth_pat_args_add(&a, "WAIT", 4);
+    ngx_http_auth_pat_args_num(&a, scf->replicas);
+    ngx_http_auth_pat_args_num(&a, ngx_max(scf->timeout * 3 / 4, 1));
+
+    return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                          handler, data);
 }
 
 
@@ -837,6 +865,7 @@ ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
      * stale after all of them could have timed out
      */
     scf->claim_ttl = 4 * timeout + 1000;
+    scf->timeout = timeout;
 
     for (i = 0; i < NGX_HTTP_AUTH_PAT_NSCRIPTS; i++) {
         if (ngx_http_auth_pat_redis_script_init(cf,

@@ -31,6 +31,8 @@ typedef struct ngx_http_auth_pat_store_conf_s  ngx_http_auth_pat_store_conf_t;
 struct ngx_http_auth_pat_store_conf_s {
     ngx_str_t                      ns;         /* key namespace */
     ngx_msec_t                     claim_ttl;  /* a rotation claim's life */
+    ngx_msec_t                     timeout;    /* a command's deadline */
+    ngx_uint_t                     replicas;   /* replicas=: WAIT for N */
 };
 
 
@@ -144,6 +146,11 @@ ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_get_many(
     ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
     ngx_str_t *ids, ngx_uint_t n, ngx_http_auth_pat_store_pt handler,
     void *data);
+
+/* replicas=N: "WAIT N", answered with the count that confirmed it */
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_replicate(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool,
+    ngx_http_auth_pat_store_pt handler, void *data);
 
 /* the handler will not be called; the command may still complete */
 void ngx_http_auth_pat_store_cancel(ngx_http_auth_pat_store_cmd_t *cmd);
