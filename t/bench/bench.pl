@@ -7,6 +7,7 @@
 #   (b) auth_pat with auth_pat_cache
 #   (c) auth_pat without a cache: Redis serves every check
 #   (d) POST create: tokens per second
+#   (e) auth_pat without a cache, Redis over TLS
 #   and how many tokens a 10 MB cache zone holds.
 #
 # The scenarios a, b, c run back to back, in nine short rounds: the
@@ -14,7 +15,8 @@
 # the next, so a ratio is taken within each round (b/a, c/a: side by side,
 # seconds apart) and the median of the rounds is printed; so are the
 # median requests/s and p99.  (a) and (b) are served by the same nginx;
-# (c) and (d) by a second one, the same but for the cache.  The nginx
+# (c) and (d) by a second one, the same but for the cache, and (e) by a
+# third, whose connection to the same Redis is TLS (its tls-port).  The nginx
 # workers are pinned to the first CPU, wrk and Redis to the last, and a
 # round (or the create run) during which the hypervisor stole more than
 # 3% of the CPU is run again.
@@ -29,6 +31,7 @@ use lib "$FindBin::Bin/../lib";
 use Time::HiRes qw(sleep time);
 use IO::Socket::INET;
 use PatTest;
+use PatTLS;
 use PatToken qw(seed_token make_token token_digest);
 
 our $SECS = $ENV{BENCH_SECONDS} || 2;
@@ -38,16 +41,26 @@ my $t0 = time;
 sub say { print @_, "\n" }
 
 my $t = PatTest->new;
-my $redis = $t->start_redis;
+# the same Redis on a plain port and, for (e), a TLS port
+my $pki = PatTLS::make_pki($t->path('pki'));
+my $tport = $t->free_port;
+my $redis = $t->start_redis(conf => <<"EOF2");
+tls-port $tport
+tls-cert-file $pki->{server}{crt}
+tls-key-file $pki->{server}{key}
+tls-ca-cert-file $pki->{ca}{crt}
+tls-auth-clients no
+EOF2
 my $rport = $redis->{port};
 my $key = $t->key_file;
 
 sub server_conf {
-    my ($cache) = @_;
+    my ($extra, $redis_addr) = @_;
+    $redis_addr //= "127.0.0.1:$rport";
     return <<"EOF2";
-auth_pat_redis 127.0.0.1:$rport timeout=1s;
+auth_pat_redis $redis_addr timeout=1s;
 auth_pat_key_file $key;
-$cache
+$extra
 server {
     listen 127.0.0.1:%%PORT%% backlog=4096;
     access_log off;
@@ -73,6 +86,13 @@ $wc->{key} = $t->key;
 $wc->nginx_conf(workers => 1, error_log_level => 'notice',
                 http => server_conf('auth_pat_cache zone=bench:10m ttl=600s;'));
 $wc->start_nginx;
+
+my $tc = PatTest->new;
+$tc->{key} = $t->key;
+$tc->nginx_conf(workers => 1, error_log_level => 'notice',
+                http => server_conf("auth_pat_redis_ssl_trusted_certificate $pki->{ca}{crt};",
+                                    "127.0.0.1:$tport ssl"));
+$tc->start_nginx;
 sleep 0.5;
 
 my $tok = seed_token($t, user => 'bench', name => 'bench token');
@@ -83,7 +103,8 @@ my $tok = seed_token($t, user => 'bench', name => 'bench token');
 my $PIN = ($ENV{BENCH_PIN} // 1) && `nproc` >= 2 && system('taskset -V >/dev/null 2>&1') == 0;
 my $last_cpu = `nproc` - 1;
 if ($PIN) {
-    system("taskset -pc 0 $_ >/dev/null") for $nc->worker_pids, $wc->worker_pids;
+    system("taskset -pc 0 $_ >/dev/null")
+        for $nc->worker_pids, $wc->worker_pids, $tc->worker_pids;
     system("taskset -pc $last_cpu $redis->{pid} >/dev/null");
 }
 my $WRK = $PIN ? "taskset -c $last_cpu wrk" : 'wrk';
@@ -104,12 +125,13 @@ my %scen = (
     a => sub { wrk($wc->port, '/static.txt') },
     b => sub { wrk($wc->port, '/auth.txt', $auth) },
     c => sub { wrk($nc->port, '/auth.txt', $auth) },
+    e => sub { wrk($tc->port, '/auth.txt', $auth) },
 );
 
 my $load = `cat /proc/loadavg`;
 say "load average before the run: " . (split ' ', $load)[0] . ' (an otherwise busy machine skews the figures)';
 say "warming up ...";
-{ local $SECS = 1; $scen{$_}->() for qw(a b c); }
+{ local $SECS = 1; $scen{$_}->() for qw(a b c e); }
 
 # The hypervisor's steal time (/proc/stat) is read around each round: a
 # round in which more than $STEAL of the CPU time was stolen measured the
@@ -133,7 +155,7 @@ sub stolen_since {
 my %runs;
 my ($round, $discarded) = (0, 0);
 while ($round < $ROUNDS) {
-    my @order = $round % 2 ? qw(c b a) : qw(a b c);
+    my @order = $round % 2 ? qw(e c b a) : qw(a b c e);
     my ($t0, $s0) = cpu_ticks();
     my %r;
     for my $s (@order) {
@@ -147,7 +169,7 @@ while ($round < $ROUNDS) {
         next;
     }
     $round++;
-    for my $s (qw(a b c)) {
+    for my $s (qw(a b c e)) {
         printf "  round %d  %s  %10.0f req/s  p99 %6.3f ms  (steal %.1f%%)\n",
             $round, $s, $r{$s}{rps}, $r{$s}{p99}, 100 * $stolen;
         push @{ $runs{$s} }, $r{$s};
@@ -156,7 +178,7 @@ while ($round < $ROUNDS) {
 sub median { my @v = sort { $a <=> $b } @_; return $v[@v / 2] }
 my %best = map { my $s = $_; $s => { rps => median(map { $_->{rps} } @{ $runs{$s} }),
                                       p99 => median(map { $_->{p99} } @{ $runs{$s} }) } } keys %runs;
-my %ratio = map { my $s = $_; $s => median(map { $runs{$s}[$_]{rps} / $runs{a}[$_]{rps} } 0 .. $ROUNDS - 1) } qw(b c);
+my %ratio = map { my $s = $_; $s => median(map { $runs{$s}[$_]{rps} / $runs{a}[$_]{rps} } 0 .. $ROUNDS - 1) } qw(b c e);
 
 # (d) create
 my $lua = $t->write_file('post.lua', <<'EOF2');
@@ -213,7 +235,7 @@ my $before = $wc->error_log;
 my ($cap) = substr($wc->error_log, length $before) =~ /cache zone "bench" is full at (\d+) tokens/;
 
 # --- results
-my ($a, $b, $c) = @best{qw(a b c)};
+my ($a, $b, $c, $e) = @best{qw(a b c e)};
 say '';
 say "auth_pat benchmark: wrk -t1 -c32 -d${SECS}s on loopback, nginx 1 worker, Redis 7 ($^O, "
     . ($PIN ? "nginx pinned to CPU 0, wrk and Redis to CPU $last_cpu, " : 'not pinned, ')
@@ -225,16 +247,18 @@ printf "| (a) static file, no auth | %.0f | %.3f | 1.00 |\n", $a->{rps}, $a->{p9
 printf "| (b) auth_pat, cache | %.0f | %.3f | %.2f |\n", $b->{rps}, $b->{p99}, $ratio{b};
 printf "| (c) auth_pat, no cache (Redis every request) | %.0f | %.3f | %.2f |\n", $c->{rps}, $c->{p99}, $ratio{c};
 printf "| (d) POST create | %.0f tokens/s | %.3f | |\n", $d->{rps}, $d->{p99};
+printf "| (e) auth_pat, no cache, Redis over TLS | %.0f | %.3f | %.2f |\n", $e->{rps}, $e->{p99}, $ratio{e};
 say '';
-printf "b/a = %.2f   c/a = %.2f   p99(b) - p99(a) = %.3f ms   (ratios: median of the %d rounds' own;"
+printf "b/a = %.2f   c/a = %.2f   e/a = %.2f   p99(b) - p99(a) = %.3f ms   (ratios: median of the %d rounds' own;"
     . " %d rounds run again for steal above %.0f%%)\n",
-    $ratio{b}, $ratio{c}, $b->{p99} - $a->{p99}, $ROUNDS, $discarded, 100 * $STEAL;
+    $ratio{b}, $ratio{c}, $ratio{e}, $b->{p99} - $a->{p99}, $ROUNDS, $discarded, 100 * $STEAL;
 say '10 MB cache zone holds: ' . (defined $cap ? "$cap tokens (user ids of 10 bytes, names of 13)"
                                               : "more than $N tokens");
 printf "bench took %.0f s\n", time - $t0;
 
-my @p = ($nc->error_log_problems, $wc->error_log_problems);
+my @p = ($nc->error_log_problems, $wc->error_log_problems, $tc->error_log_problems);
 die "error.log problems:\n@p" if @p;
 # teardown (nginx, then Redis) happens as the PatTest objects go
+$tc->stop_nginx;
 $wc->stop_nginx;
 $nc->stop_nginx;
