@@ -77,8 +77,8 @@ ngx_http_auth_pat_api_fail(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
 
     if (api->issued) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "auth_pat: token %V of user \"%V\" was not activated; "
-                      "revoking it", &api->issue.id, &api->user);
+                      "auth_pat: token %V of user \"%V\" was not handed "
+                      "out; revoking it", &api->issue.id, &api->user);
 
         (void) ngx_http_auth_pat_store_deactivate(api->store, r->pool,
                                                   api->hex, NULL, NULL);

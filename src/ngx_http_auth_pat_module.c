@@ -322,6 +322,18 @@ ngx_http_auth_pat_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&pmcf->prefix, "pat_");
     }
 
+    if ((pmcf->redis == NULL || !pmcf->redis->ssl)
+        && (pmcf->tls.verify != NGX_CONF_UNSET || pmcf->tls.protocols
+            || pmcf->tls.trusted_certificate.data || pmcf->tls.name.data
+            || pmcf->tls.certificate.data || pmcf->tls.certificate_key.data))
+    {
+        /* settings for TLS that would go unused: plaintext by mistake */
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"auth_pat_redis_ssl_*\" directives need \"ssl\" "
+                      "in \"auth_pat_redis\"");
+        return NGX_CONF_ERROR;
+    }
+
     if (pmcf->redis && pmcf->redis->ssl) {
         pmcf->redis->tls = &pmcf->tls;
 
@@ -871,6 +883,13 @@ ngx_http_auth_pat_read_secret(ngx_conf_t *cf, ngx_str_t *name, size_t max,
         if (size && buf->data[size - 1] == '\r') {
             size--;
         }
+    }
+
+    if (size > max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%s \"%s\" is too large: at most %uz bytes",
+                           what, name->data, max);
+        return NGX_ERROR;
     }
 
     secret->data = buf->data;

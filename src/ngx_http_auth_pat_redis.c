@@ -51,6 +51,9 @@
 /* a command of the handshake: written ahead of the held ones */
 #define NGX_HTTP_AUTH_PAT_REDIS_INTERNAL      2
 
+/* a command that holds the connection on the server (WAIT) */
+#define NGX_HTTP_AUTH_PAT_REDIS_BLOCKS        8
+
 
 typedef enum {
     NGX_HTTP_AUTH_PAT_REDIS_DOWN = 0,
@@ -100,6 +103,9 @@ typedef struct {
     /* after a BUSY reply, commands fail unsent until then */
     ngx_msec_t                          busy_until;
 
+    /* how long the blocking commands in flight may hold the connection */
+    ngx_msec_t                          blocked;
+
 #if (NGX_SSL)
     /* c->log under TLS, and the session for the next handshake */
     ngx_http_auth_pat_redis_tls_log_t   tls_log;
@@ -143,8 +149,11 @@ struct ngx_http_auth_pat_redis_cmd_s {
     u_char                              verb[16];  /* for the logs */
     size_t                              verb_len;
 
+    ngx_msec_t                          block;     /* it may hold the line */
+
     unsigned                            write:1;
     unsigned                            internal:1;  /* ours, not a caller's */
+    unsigned                            counted:1;   /* block in blocked */
     unsigned                            retried:1;
 };
 
@@ -168,12 +177,17 @@ static void ngx_http_auth_pat_redis_handshake_done(void *data,
     redisReply *reply, ngx_int_t rc);
 static void ngx_http_auth_pat_redis_poll_done_handler(ngx_event_t *ev);
 static void ngx_http_auth_pat_redis_read_handler(ngx_event_t *rev);
+static void ngx_http_auth_pat_redis_closed(
+    ngx_http_auth_pat_redis_conn_t *conn, ngx_uint_t eof);
+static ngx_msec_t ngx_http_auth_pat_redis_block_time(
+    ngx_http_auth_pat_redis_conn_t *conn);
 static void ngx_http_auth_pat_redis_write_handler(ngx_event_t *wev);
 #if (NGX_SSL)
 static void ngx_http_auth_pat_redis_tls_begin(
     ngx_http_auth_pat_redis_conn_t *conn);
 static void ngx_http_auth_pat_redis_tls_done(ngx_connection_t *c);
 static void ngx_http_auth_pat_redis_tls_save(ngx_connection_t *c);
+static void ngx_http_auth_pat_redis_tls_read_handler(ngx_event_t *rev);
 #endif
 
 
@@ -478,6 +492,9 @@ ngx_http_auth_pat_redis_reserve(ngx_http_auth_pat_redis_conn_t *conn,
     if (conn->out != NULL) {
         ngx_memcpy(p, conn->out + conn->out_pos,
                    conn->out_len - conn->out_pos);
+
+        /* it held AUTH's password once */
+        ngx_explicit_memzero(conn->out, conn->out_size);
         ngx_free(conn->out);
     }
 
@@ -526,6 +543,7 @@ ngx_http_auth_pat_redis_flush(ngx_http_auth_pat_redis_conn_t *conn)
         }
 
         if (n == NGX_ERROR) {
+            ngx_http_auth_pat_redis_closed(conn, 0);
             ngx_http_auth_pat_redis_reset(conn);
             return;
         }
@@ -611,6 +629,11 @@ ngx_http_auth_pat_redis_complete(ngx_http_auth_pat_redis_cmd_t *cmd,
         ngx_del_timer(&cmd->timer);
     }
 
+    if (cmd->counted) {
+        cmd->conn->blocked -= cmd->block;
+        cmd->counted = 0;
+    }
+
     handler = cmd->handler;
     cmd->handler = NULL;
 
@@ -655,6 +678,30 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
 }
 
 
+/*
+ * A command is written: it awaits its reply, with a deadline that runs
+ * from now.  A command behind a blocking one (WAIT) has the time that one
+ * may hold the connection added to its deadline.
+ */
+
+static void
+ngx_http_auth_pat_redis_sent(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_cmd_t *cmd)
+{
+    ngx_queue_insert_tail(&conn->sent, &cmd->queue);
+
+    cmd->timer.handler = ngx_http_auth_pat_redis_timeout;
+    cmd->timer.data = cmd;
+    cmd->timer.log = conn->log;
+    ngx_add_timer(&cmd->timer, conn->conf->timeout + conn->blocked);
+
+    if (cmd->block) {
+        conn->blocked += cmd->block;
+        cmd->counted = 1;
+    }
+}
+
+
 /* appends a command to the output, and to the queue of those sent */
 
 static ngx_int_t
@@ -675,13 +722,7 @@ ngx_http_auth_pat_redis_append(ngx_http_auth_pat_redis_conn_t *conn,
                                        argvlen);
     conn->out_len = p - conn->out;
 
-    ngx_queue_insert_tail(&conn->sent, &cmd->queue);
-
-    /* the deadline runs from when the command is written */
-    cmd->timer.handler = ngx_http_auth_pat_redis_timeout;
-    cmd->timer.data = cmd;
-    cmd->timer.log = conn->log;
-    ngx_add_timer(&cmd->timer, conn->conf->timeout);
+    ngx_http_auth_pat_redis_sent(conn, cmd);
 
     ngx_http_auth_pat_redis_post_write(conn);
 
@@ -745,12 +786,7 @@ ngx_http_auth_pat_redis_release_held(ngx_http_auth_pat_redis_conn_t *conn,
             ngx_free(cmd->held);
             cmd->held = NULL;
 
-            ngx_queue_insert_tail(&conn->sent, &cmd->queue);
-
-            cmd->timer.handler = ngx_http_auth_pat_redis_timeout;
-            cmd->timer.data = cmd;
-            cmd->timer.log = conn->log;
-            ngx_add_timer(&cmd->timer, conn->conf->timeout);
+            ngx_http_auth_pat_redis_sent(conn, cmd);
 
             ngx_log_debug1(NGX_LOG_DEBUG_EVENT, conn->log, 0,
                            "auth_pat redis held command %p queued", cmd);
@@ -786,6 +822,8 @@ ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     cmd->data = data;
     cmd->write = (flags & NGX_HTTP_AUTH_PAT_REDIS_WRITE) ? 1 : 0;
     cmd->internal = (flags & NGX_HTTP_AUTH_PAT_REDIS_INTERNAL) ? 1 : 0;
+    cmd->block = (flags & NGX_HTTP_AUTH_PAT_REDIS_BLOCKS)
+                 ? ngx_http_auth_pat_redis_block_time(conn) : 0;
     cmd->verb_len = ngx_min(argvlen[0], sizeof(cmd->verb));
     ngx_memcpy(cmd->verb, argv[0], cmd->verb_len);
 
@@ -1142,6 +1180,11 @@ ngx_http_auth_pat_redis_closed(ngx_http_auth_pat_redis_conn_t *conn,
     reason[0] = '\0';
 
 #if (NGX_SSL)
+    if (conn->c->ssl) {
+        /* errno may be stale: OpenSSL said what went wrong, or nothing */
+        err = 0;
+    }
+
     if (conn->tls_log.len) {
         /* nginx's own SSL line says more than errno */
         p = ngx_snprintf(reason, sizeof(reason) - 1, ": %*s",
@@ -1192,6 +1235,11 @@ ngx_http_auth_pat_redis_read(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_connection_t  *c;
 
     c = conn->c;
+
+    if (conn->tls_pending) {
+        /* no reply is read in plaintext on a TLS connection */
+        return NGX_OK;
+    }
 
     for (reads = 0; reads < max; reads++) {
 
@@ -1262,6 +1310,25 @@ ngx_http_auth_pat_redis_read_handler(ngx_event_t *rev)
 
     (void) ngx_http_auth_pat_redis_read(conn, NGX_MAX_UINT32_VALUE);
 }
+
+
+#if (NGX_SSL)
+
+/*
+ * Before TLS is up, nothing is read as a reply: whatever the peer sends
+ * first goes to the TLS handshake, which fails on it.  The event only
+ * says that connect() has completed (or failed).
+ */
+
+static void
+ngx_http_auth_pat_redis_tls_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t  *c = rev->data;
+
+    ngx_http_auth_pat_redis_write_handler(c->write);
+}
+
+#endif
 
 
 /* ------------------------------------------------------------ handshake */
@@ -1714,6 +1781,7 @@ ngx_http_auth_pat_redis_tls_done(ngx_connection_t *c)
     c->read->handler = ngx_http_auth_pat_redis_read_handler;
     c->write->handler = ngx_http_auth_pat_redis_write_handler;
     conn->tls_pending = 0;
+    conn->tls_log.len = 0;
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->log, 0,
                    "auth_pat redis %*s: TLS up", conn->name_len, conn->name);
@@ -1813,6 +1881,7 @@ ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
         conn->tls_log.len = 0;
         c->log = &conn->tls_log.log;
         c->log_error = NGX_ERROR_INFO;
+        c->read->handler = ngx_http_auth_pat_redis_tls_read_handler;
         conn->tls_pending = 1;
     }
 #endif
@@ -1911,6 +1980,7 @@ ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
     conn->subscribed = 0;
     conn->replica = 0;
     conn->busy_until = 0;
+    conn->blocked = 0;
     conn->down_logged = 0;
     conn->out_pos = 0;
     conn->out_len = 0;
@@ -1956,6 +2026,18 @@ ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
 
 
 /* ------------------------------------------------------------- the API */
+
+
+/*
+ * How long a blocking command asks the server to hold the connection:
+ * three quarters of the deadline, so that its answer comes in time
+ */
+
+static ngx_msec_t
+ngx_http_auth_pat_redis_block_time(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    return ngx_max(conn->conf->timeout * 3 / 4, 1);
+}
 
 
 /* the connection a command goes on */
@@ -2064,6 +2146,39 @@ ngx_http_auth_pat_redis_eval(ngx_uint_t flags,
     }
 
     return cmd;
+}
+
+
+/*
+ * WAIT for the writes sent so far on the connection of flags; it holds
+ * that connection for up to the block time, which the deadline of every
+ * command behind it allows for
+ */
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_redis_wait(ngx_uint_t flags, ngx_uint_t replicas,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data)
+{
+    u_char                           n[NGX_INT_T_LEN], t[NGX_INT_T_LEN];
+    size_t                           argvlen[3];
+    const char                      *argv[3];
+    ngx_http_auth_pat_redis_conn_t  *conn;
+
+    conn = ngx_http_auth_pat_redis_lane(flags);
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    argv[0] = "WAIT";
+    argvlen[0] = 4;
+    argv[1] = (char *) n;
+    argvlen[1] = ngx_sprintf(n, "%ui", replicas) - n;
+    argv[2] = (char *) t;
+    argvlen[2] = ngx_sprintf(t, "%M", ngx_http_auth_pat_redis_block_time(conn))
+                 - t;
+
+    return ngx_http_auth_pat_redis_command(flags|NGX_HTTP_AUTH_PAT_REDIS_BLOCKS,
+                                           handler, data, 3, argv, argvlen);
 }
 
 
@@ -2332,6 +2447,7 @@ ngx_http_auth_pat_redis_conn_free(ngx_http_auth_pat_redis_conn_t *conn)
     }
 
     if (conn->out != NULL) {
+        ngx_explicit_memzero(conn->out, conn->out_size);
         ngx_free(conn->out);
         conn->out = NULL;
     }

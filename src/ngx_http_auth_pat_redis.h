@@ -118,6 +118,16 @@ ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_eval(ngx_uint_t flags,
     ngx_http_auth_pat_redis_handler_pt handler, void *data,
     ngx_uint_t script, int argc, const char **argv, const size_t *argvlen);
 
+/*
+ * WAIT replicas T: the count of replicas that have every write sent so
+ * far on the connection of flags (the API's, with replicas=).  T is three
+ * quarters of the timeout; the commands queued behind it get that long
+ * more.
+ */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_wait(ngx_uint_t flags,
+    ngx_uint_t replicas, ngx_http_auth_pat_redis_handler_pt handler,
+    void *data);
+
 /* the handler will not be called; the command may still complete */
 void ngx_http_auth_pat_redis_cancel(ngx_http_auth_pat_redis_cmd_t *cmd);
 

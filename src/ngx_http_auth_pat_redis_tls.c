@@ -99,6 +99,12 @@ ngx_http_auth_pat_redis_tls_init(ngx_conf_t *cf,
         tls->protocols = NGX_CONF_BITMASK_SET|NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3;
     }
 
+    if (tls->name.len > 255) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"auth_pat_redis_ssl_name\" is longer than 255 bytes");
+        return NGX_ERROR;
+    }
+
     if (tls->certificate.len != 0 && tls->certificate_key.len == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "no \"auth_pat_redis_ssl_certificate_key\" is defined "

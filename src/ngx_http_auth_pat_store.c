@@ -454,7 +454,12 @@ ngx_http_auth_pat_args_eval(ngx_http_auth_pat_args_t *a, ngx_uint_t script,
     }
 
     if (handler == NULL) {
+        /*
+         * fire-and-forget (a cleanup): on the command connection, which
+         * is up when the API's was just reset, and never behind a WAIT
+         */
         handler = ngx_http_auth_pat_store_noop;
+        a->lane = 0;
     }
 
     return ngx_http_auth_pat_redis_eval(a->lane, handler, data, script,
@@ -472,6 +477,7 @@ ngx_http_auth_pat_args_command(ngx_http_auth_pat_args_t *a, ngx_uint_t flags,
 
     if (handler == NULL) {
         handler = ngx_http_auth_pat_store_noop;
+        a->lane = 0;
     }
 
     return ngx_http_auth_pat_redis_command(flags|a->lane, handler, data,
@@ -796,25 +802,14 @@ ngx_http_auth_pat_store_get_many(ngx_http_auth_pat_store_conf_t *scf,
 }
 
 
-/*
- * replicas=N: WAIT N T on the API's connection, for every write sent on it
- * so far.  T leaves a quarter of the command deadline for the reply, so
- * that a slow replica gives a count, not a timeout.
- */
+/* replicas=N: WAIT on the API's connection, for every write sent on it */
 
 ngx_http_auth_pat_store_cmd_t *
 ngx_http_auth_pat_store_replicate(ngx_http_auth_pat_store_conf_t *scf,
     ngx_pool_t *pool, ngx_http_auth_pat_store_pt handler, void *data)
 {
-    ngx_http_auth_pat_args_t  a;
-
-    ngx_http_auth_pat_args_init(&a, scf, pool);
-    ngx_http_auth_pat_args_add(&a, "WAIT", 4);
-    ngx_http_auth_pat_args_num(&a, scf->replicas);
-    ngx_http_auth_pat_args_num(&a, ngx_max(scf->timeout * 3 / 4, 1));
-
-    return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_READ,
-                                          handler, data);
+    return ngx_http_auth_pat_redis_wait(NGX_HTTP_AUTH_PAT_REDIS_API,
+                                        scf->replicas, handler, data);
 }
 
 
@@ -865,7 +860,6 @@ ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
      * stale after all of them could have timed out
      */
     scf->claim_ttl = 4 * timeout + 1000;
-    scf->timeout = timeout;
 
     for (i = 0; i < NGX_HTTP_AUTH_PAT_NSCRIPTS; i++) {
         if (ngx_http_auth_pat_redis_script_init(cf,

@@ -31,7 +31,6 @@ typedef struct ngx_http_auth_pat_store_conf_s  ngx_http_auth_pat_store_conf_t;
 struct ngx_http_auth_pat_store_conf_s {
     ngx_str_t                      ns;         /* key namespace */
     ngx_msec_t                     claim_ttl;  /* a rotation claim's life */
-    ngx_msec_t                     timeout;    /* a command's deadline */
     ngx_uint_t                     replicas;   /* replicas=: WAIT for N */
 };
 

@@ -9,6 +9,8 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Time::HiRes qw(sleep time);
+use IO::Socket::INET;
+use POSIX ();
 use PatTest;
 use PatTLS;
 use PatApi qw(api);
@@ -133,7 +135,8 @@ my @cases = (
     [ 'wrong name', (tls => "auth_pat_redis_ssl_trusted_certificate $ca;\n"
                             . "auth_pat_redis_ssl_name redis.example.com;"),
       qr/$addr TLS certificate does not match the name "redis\.example\.com"/ ],
-    [ 'plain TCP to the TLS port', (redis => "127.0.0.1:$redis->{port}"),
+    [ 'plain TCP to the TLS port', (redis => "127.0.0.1:$redis->{port}",
+                                    tls => ''),
       qr/$addr closed the connection during its setup \(if it is a TLS port, add "ssl"\)/ ],
 );
 for my $case (@cases) {
@@ -168,6 +171,34 @@ ok(defined error_line($t, qr/redis "127\.0\.0\.1:$plain->{port}" TLS handshake f
     or diag $t->error_log;
 unlike($t->redis_cmd_on($plain, 'KEYS', '*') // '', qr/pat:/,
        'TLS to a plain port: nothing was stored in plaintext');
+
+# a peer that answers in plaintext at once, before any TLS: nothing it
+# sends is ever read as a Redis reply
+my $fport = $t->free_port;
+my $fake = fork // die "fork: $!";
+if (!$fake) {
+    my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$fport",
+                                  Listen => 16, ReuseAddr => 1) or POSIX::_exit(1);
+    my @keep;
+    my $until = time + 60;
+    while (time < $until) {
+        my $s = $l->accept or next;
+        syswrite($s, "+OK\r\n" x 64 . "*1\r\n\$6\r\nmaster\r\n" x 8);
+        push @keep, $s;
+    }
+    POSIX::_exit(0);
+}
+restart($t, redis => "127.0.0.1:$fport ssl");
+my %fs;
+$fs{ check($t, $tok) }++ for 1 .. 5;
+ok(defined error_line($t, qr/redis "127\.0\.0\.1:$fport" TLS handshake failed/),
+   'plaintext before TLS: the handshake fails on it');
+$fs{ check($t, $tok) }++ for 1 .. 5;
+is_deeply(\%fs, { 503 => 10 }, 'plaintext before TLS: every check is 503');
+unlike($t->error_log, qr/"127\.0\.0\.1:$fport" (connected|connection restored)/,
+       'plaintext before TLS: never taken for a Redis');
+kill 'KILL', $fake;
+waitpid $fake, 0;
 
 # verification off: the wrong CA is accepted (README: never in production)
 restart($t, tls => "auth_pat_redis_ssl_verify off;");
@@ -248,6 +279,14 @@ $t->nginx_conf(http => conf(tls => "auth_pat_redis_ssl_trusted_certificate $ca;\
 my ($rc, $out) = $t->nginx_test;
 ok($rc != 0 && $out =~ /no "auth_pat_redis_ssl_certificate_key" is defined/,
    'nginx -t: a certificate without its key') or diag $out;
+$t->nginx_conf(http => conf(redis => "127.0.0.1:$redis->{port}"));
+($rc, $out) = $t->nginx_test;
+ok($rc != 0 && $out =~ /"auth_pat_redis_ssl_\*" directives need "ssl"/,
+   'nginx -t: TLS settings without "ssl" (plaintext by mistake)') or diag $out;
+$t->nginx_conf(http => conf(tls => "auth_pat_redis_ssl_name " . ('n' x 256) . ";"));
+($rc, $out) = $t->nginx_test;
+ok($rc != 0 && $out =~ /longer than 255 bytes/, 'nginx -t: a name over 255 bytes')
+    or diag $out;
 $t->nginx_conf(http => conf(tls => "auth_pat_redis_ssl_protocols TLSv1.3;"));
 ($rc, $out) = $t->nginx_test;
 is($rc, 0, 'nginx -t: auth_pat_redis_ssl_protocols TLSv1.3') or diag $out;

@@ -34,7 +34,8 @@ sub link_up {
 }
 ok(link_up(), 'the replica is in sync');
 
-$t->nginx_conf(http => gateway_conf(
+# one worker: the requests below meet on one API connection
+$t->nginx_conf(workers => 1, http => gateway_conf(
     redis => "127.0.0.1:$master->{port} replicas=1", timeout => '1s'));
 $t->start_nginx;
 
@@ -115,6 +116,55 @@ is($new && $new->{status}, 'revoked', 'revoked');
 my ($old) = grep { $_->{id} eq $d->{id} } @{ $list->{json}{items} // [] };
 is($old && $old->{status}, 'revoked', 'and the old one revoked too');
 is(check($d->{token}), 401, 'the old token is refused');
+
+# --- two revokes at once behind a stopped replica: the second WAIT waits
+# behind the first on the server, and its deadline allows for it
+my @two = (create('e'), create('f'));
+kill 'STOP', $replica->{pid};
+$replica->{stopped} = 1;
+$t->write_file('error.log', '');
+my @socks = map {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port)
+        or die "connect: $!";
+    print {$s} "DELETE /v1/personal-access-tokens/$_->{id} HTTP/1.1\r\n"
+             . "Host: x\r\nX-User: rita\r\nConnection: close\r\n\r\n";
+    $s;
+} @two;
+my @answers = map {
+    my ($s, $buf) = ($_, '');
+    my $sel2 = IO::Select->new($s);
+    while ($sel2->can_read(5 * $slack)) { last unless sysread($s, $buf, 65536, length $buf) }
+    $buf =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none';
+} @socks;
+is_deeply(\@answers, [503, 503], 'two revokes at once: both 503');
+unlike($t->error_log, qr/did not answer|reconnecting/,
+       'and the API connection was not reset for the second WAIT');
+
+# the API connection reset during a rotation's WAIT: the new token goes too
+my $g = create('g');
+my $rs = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port)
+    or die "connect: $!";
+print {$rs} "POST /v1/personal-access-tokens/$g->{id}/rotate HTTP/1.1\r\n"
+          . "Host: x\r\nX-User: rita\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+sleep 0.3;
+my ($api_id) = map { /\bid=(\d+) .*name=auth_pat:api:/ ? $1 : () }
+               split /\n/, $t->redis_cmd_on($master, 'CLIENT', 'LIST');
+$t->redis_cmd_on($master, 'CLIENT', 'KILL', 'ID', $api_id) if $api_id;
+my ($rbuf, $rsel) = ('', IO::Select->new($rs));
+while ($rsel->can_read(5 * $slack)) { last unless sysread($rs, $rbuf, 65536, length $rbuf) }
+like($rbuf, qr{^HTTP/1\.1 503 }, 'rotate with its API connection killed: 503');
+kill 'CONT', $replica->{pid};
+$replica->{stopped} = 0;
+ok(link_up(), 'the replica is back again');
+my $gl;
+for (1 .. 100) {    # the API connection reconnects after its backoff
+    $gl = api($t, GET => '?page_size=100', user => 'rita');
+    last if $gl->{status} == 200;
+    sleep 0.05;
+}
+my ($gnew) = grep { ($_->{rotatedFrom} // '') eq $g->{id} } @{ $gl->{json}{items} // [] };
+is($gnew && $gnew->{status}, 'revoked',
+   'its new token was revoked all the same (on the command connection)');
 
 # the retried revoke completes
 is(api($t, DELETE => "/$c->{id}", user => 'rita')->{status}, 200,
