@@ -1816,7 +1816,7 @@ ngx_http_auth_pat_redis_tls_save(ngx_connection_t *c)
 static void
 ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
 {
-    int                     keepalive;
+    int                     on;
     ngx_int_t               rc;
     ngx_err_t               err;
     ngx_connection_t       *c;
@@ -1866,9 +1866,18 @@ ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
     c->write->handler = ngx_http_auth_pat_redis_write_handler;
 
     /* a peer that vanishes without a FIN is found out by the kernel too */
-    keepalive = 1;
+    on = 1;
     (void) setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE,
-                      (const void *) &keepalive, sizeof(int));
+                      (const void *) &on, sizeof(int));
+
+    /*
+     * a batch of commands goes out at once, without waiting for the ACK
+     * of the one before (Nagle): the replies are awaited, not more data
+     */
+    if (conn->conf->sockaddr->sa_family != AF_UNIX) {
+        (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY,
+                          (const void *) &on, sizeof(int));
+    }
 
     conn->c = c;
     conn->state = NGX_HTTP_AUTH_PAT_REDIS_HANDSHAKE;

@@ -197,6 +197,12 @@ $t->stop_nginx;
 $t->nginx_conf(http => gateway_conf(redis => '%%REDIS%%'));
 $t->start_nginx;
 
+# --- TCP_NODELAY on the Redis connections, as hiredis set it
+my ($w) = $t->worker_pids;
+my @opt = split /\n/, `python3 t/lib/sockopt.py $w $redis->{port} 2>&1`;
+ok(@opt && !(grep { !/^\d+ 1$/ } @opt), 'the Redis connection has TCP_NODELAY')
+    or diag "@opt";
+
 # --- an idle command connection is probed every keepalive
 my $stats = sub {
     my $i = $t->redis_cmd('INFO', 'commandstats');
