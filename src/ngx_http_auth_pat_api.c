@@ -138,6 +138,34 @@ ngx_http_auth_pat_api_validate_list(ngx_http_request_t *r,
 /* ------------------------------------------------------------ identity */
 
 
+/* GET /config: the limits that apply here, so clients need not guess */
+
+static void
+ngx_http_auth_pat_api_config(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    json_t                        *t;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    t = json_pack("{s:o, s:o, s:n, s:I}",
+                  "defaultLifetime", plcf->default_lifetime
+                      ? json_integer(plcf->default_lifetime) : json_null(),
+                  "maxLifetime", plcf->max_lifetime
+                      ? json_integer(plcf->max_lifetime) : json_null(),
+                  "scopesAllowed",
+                  "maxTokens", (json_int_t) plcf->max_tokens);
+    if (t == NULL) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                         NULL, NULL);
+        return;
+    }
+
+    ngx_http_auth_pat_finalize_data(r, NGX_HTTP_OK, t, NULL);
+}
+
+
 static void
 ngx_http_auth_pat_api_dispatch(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
@@ -168,13 +196,40 @@ ngx_http_auth_pat_api_dispatch(ngx_http_request_t *r,
         return;
 
     case NGX_HTTP_AUTH_PAT_ROUTE_ITEM:
-        ngx_http_auth_pat_api_revoke(r, api);
+    case NGX_HTTP_AUTH_PAT_ROUTE_SELF:
+        if (r->method == NGX_HTTP_DELETE) {
+            ngx_http_auth_pat_api_revoke(r, api);
+
+        } else {
+            ngx_http_auth_pat_api_get(r, api);
+        }
+
+        return;
+
+    case NGX_HTTP_AUTH_PAT_ROUTE_CONFIG:
+        ngx_http_auth_pat_api_config(r, api);
         return;
 
     default:
         ngx_http_auth_pat_api_rotate(r, api);
         return;
     }
+}
+
+
+/* the caller is the owner of the bearer token; /self is that token */
+
+static void
+ngx_http_auth_pat_api_as_token(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, ngx_http_auth_pat_ctx_t *ctx)
+{
+    api->user = ctx->identity.user_id;
+
+    if (api->self) {
+        api->id = ctx->identity.token_id;
+    }
+
+    ngx_http_auth_pat_api_dispatch(r, api);
 }
 
 
@@ -188,13 +243,22 @@ ngx_http_auth_pat_api_identified(ngx_http_request_t *r)
     api = ctx->api;
 
     if (ctx->verdict != NGX_HTTP_AUTH_PAT_VALID) {
+        if (ctx->verdict == NGX_HTTP_AUTH_PAT_NO_CREDENTIALS
+            && api->self && api->user.len)
+        {
+            /* auth_pat_api_user says who; no token says which one */
+            ngx_http_auth_pat_finalize_error(r, NGX_HTTP_NOT_FOUND,
+                "not_found", "/self is the bearer token of the request: "
+                "send one");
+            return;
+        }
+
         ngx_http_finalize_request(r,
             ngx_http_auth_pat_send_refusal(r, ctx->verdict));
         return;
     }
 
-    api->user = ctx->identity.user_id;
-    ngx_http_auth_pat_api_dispatch(r, api);
+    ngx_http_auth_pat_api_as_token(r, api, ctx);
 }
 
 
@@ -223,16 +287,18 @@ ngx_http_auth_pat_api_start(ngx_http_request_t *r)
             return;
         }
 
-        if (user.len) {
+        if (user.len && !api->self) {
             api->user = user;
             ngx_http_auth_pat_api_dispatch(r, api);
             return;
         }
+
+        /* /self: the token decides, whoever auth_pat_api_user says */
+        api->user = user;
     }
 
     if (ctx->identified) {
-        api->user = ctx->identity.user_id;
-        ngx_http_auth_pat_api_dispatch(r, api);
+        ngx_http_auth_pat_api_as_token(r, api, ctx);
         return;
     }
 
@@ -328,7 +394,9 @@ ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
     }
 
     if (body.len == 0) {
-        if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ROTATE) {
+        if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ROTATE
+            || api->route == NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE)
+        {
             ngx_http_auth_pat_api_start(r);
             return;
         }
@@ -429,6 +497,25 @@ ngx_http_auth_pat_api_route(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    if (api->id.len == 6 && ngx_strncmp(api->id.data, "config", 6) == 0) {
+        if (api->route != NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
+            return NGX_DECLINED;
+        }
+
+        api->route = NGX_HTTP_AUTH_PAT_ROUTE_CONFIG;
+        return NGX_OK;
+    }
+
+    if (api->id.len == 4 && ngx_strncmp(api->id.data, "self", 4) == 0) {
+        /* the id is the caller's token's, once it is known */
+        api->route = (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM)
+                     ? NGX_HTTP_AUTH_PAT_ROUTE_SELF
+                     : NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE;
+        api->self = 1;
+        ngx_str_null(&api->id);
+        return NGX_OK;
+    }
+
     if (!ngx_http_auth_pat_uuid_valid((char *) api->id.data, api->id.len)) {
         return NGX_ABORT;
     }
@@ -485,8 +572,14 @@ ngx_http_auth_pat_api_allow(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_AUTH_PAT_ROUTE_ITEM:
-        allowed = NGX_HTTP_DELETE;
-        ngx_str_set(&allow, "DELETE");
+    case NGX_HTTP_AUTH_PAT_ROUTE_SELF:
+        allowed = NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_DELETE;
+        ngx_str_set(&allow, "GET, HEAD, DELETE");
+        break;
+
+    case NGX_HTTP_AUTH_PAT_ROUTE_CONFIG:
+        allowed = NGX_HTTP_GET|NGX_HTTP_HEAD;
+        ngx_str_set(&allow, "GET, HEAD");
         break;
 
     default:

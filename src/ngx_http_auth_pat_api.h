@@ -24,8 +24,11 @@
 
 typedef enum {
     NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION = 0,
-    NGX_HTTP_AUTH_PAT_ROUTE_ITEM,
-    NGX_HTTP_AUTH_PAT_ROUTE_ROTATE
+    NGX_HTTP_AUTH_PAT_ROUTE_ITEM,          /* /{id} */
+    NGX_HTTP_AUTH_PAT_ROUTE_ROTATE,        /* /{id}/rotate */
+    NGX_HTTP_AUTH_PAT_ROUTE_SELF,          /* /self: the caller's token */
+    NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE,   /* /self/rotate */
+    NGX_HTTP_AUTH_PAT_ROUTE_CONFIG         /* /config */
 } ngx_http_auth_pat_route_e;
 
 
@@ -44,6 +47,7 @@ struct ngx_http_auth_pat_api_s {
     ngx_http_auth_pat_api_step_pt    withdrawn;  /* after a withdrawal */
     ngx_http_auth_pat_api_step_pt    replicated; /* after the WAIT */
     ngx_http_auth_pat_route_e        route;
+    unsigned                         self:1;     /* /self, /self/rotate */
 
     ngx_str_t                        user;
     ngx_str_t                        id;         /* of the route */
@@ -85,6 +89,8 @@ void ngx_http_auth_pat_api_create(ngx_http_request_t *r,
 void ngx_http_auth_pat_api_list(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api);
 void ngx_http_auth_pat_api_revoke(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api);
+void ngx_http_auth_pat_api_get(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api);
 void ngx_http_auth_pat_api_rotate(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api);

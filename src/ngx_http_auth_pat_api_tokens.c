@@ -13,6 +13,7 @@
  *           -> [withdraw] -> issue_activated -> issue_confirmed
  *           -> [replicate] -> issue_answer
  *   list    list_indexed -> list_paged
+ *   get     get_got
  *
  * A withdrawal deletes a validation record, then publishes its digest to
  * every nginx's cache; only after both does the metadata say "revoked".
@@ -603,6 +604,33 @@ ngx_http_auth_pat_api_revoke(ngx_http_request_t *r,
                                     api),
         ngx_http_auth_pat_api_revoke_got,
         "revoke: read the metadata");
+}
+
+
+/* ---------------------------------------------------------------- get */
+
+
+static void
+ngx_http_auth_pat_api_get_got(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    if (ngx_http_auth_pat_api_old_record(r, api, reply) != NGX_OK) {
+        return;
+    }
+
+    ngx_http_auth_pat_api_send_token(r, api, NGX_HTTP_OK, api->old, 0);
+}
+
+
+void
+ngx_http_auth_pat_api_get(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_get(api->store, r->pool, &api->user,
+                                    &api->id, ngx_http_auth_pat_api_replied,
+                                    api),
+        ngx_http_auth_pat_api_get_got,
+        "get: read the metadata");
 }
 
 

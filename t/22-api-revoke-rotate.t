@@ -112,9 +112,9 @@ is($fl->{totalCount}, 2, 'exactly one new token');
 is(access($p->{token}), 401, 'the contended token fails');
 
 # --- routes and methods
-my $x = api($t, GET => "/$n2->{id}", user => 'carol');
-err_is($x, 405, 'method_not_allowed', 'GET on an item');
-is($x->{headers}{allow}, 'DELETE', 'GET on an item: Allow');
+my $x = api($t, PATCH => "/$n2->{id}", user => 'carol', body => {});
+err_is($x, 405, 'method_not_allowed', 'PATCH on an item');
+is($x->{headers}{allow}, 'GET, HEAD, DELETE', 'PATCH on an item: Allow');
 $x = api($t, PUT => '', user => 'carol', body => {});
 err_is($x, 405, 'method_not_allowed', 'PUT on the collection');
 is($x->{headers}{allow}, 'GET, HEAD, POST', 'PUT on the collection: Allow');
