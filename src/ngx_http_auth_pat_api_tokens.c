@@ -301,6 +301,21 @@ ngx_http_auth_pat_api_old_record(ngx_http_request_t *r,
 }
 
 
+/* the metadata record of the token the route names, to step */
+
+static void
+ngx_http_auth_pat_api_read_named(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, ngx_http_auth_pat_api_step_pt step,
+    const char *what)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_get(api->store, r->pool, &api->user,
+                                    &api->id, ngx_http_auth_pat_api_replied,
+                                    api),
+        step, what);
+}
+
+
 /* -------------------------------------------------------------- issue */
 
 
@@ -598,12 +613,8 @@ void
 ngx_http_auth_pat_api_revoke(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
-    ngx_http_auth_pat_api_wait(r, api,
-        ngx_http_auth_pat_store_get(api->store, r->pool, &api->user,
-                                    &api->id, ngx_http_auth_pat_api_replied,
-                                    api),
-        ngx_http_auth_pat_api_revoke_got,
-        "revoke: read the metadata");
+    ngx_http_auth_pat_api_read_named(r, api, ngx_http_auth_pat_api_revoke_got,
+                                     "revoke: read the metadata");
 }
 
 
@@ -625,12 +636,8 @@ ngx_http_auth_pat_api_get_got(ngx_http_request_t *r,
 void
 ngx_http_auth_pat_api_get(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api)
 {
-    ngx_http_auth_pat_api_wait(r, api,
-        ngx_http_auth_pat_store_get(api->store, r->pool, &api->user,
-                                    &api->id, ngx_http_auth_pat_api_replied,
-                                    api),
-        ngx_http_auth_pat_api_get_got,
-        "get: read the metadata");
+    ngx_http_auth_pat_api_read_named(r, api, ngx_http_auth_pat_api_get_got,
+                                     "get: read the metadata");
 }
 
 
@@ -771,12 +778,8 @@ void
 ngx_http_auth_pat_api_rotate(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
-    ngx_http_auth_pat_api_wait(r, api,
-        ngx_http_auth_pat_store_get(api->store, r->pool, &api->user,
-                                    &api->id, ngx_http_auth_pat_api_replied,
-                                    api),
-        ngx_http_auth_pat_api_rotate_got,
-        "rotate: read the metadata");
+    ngx_http_auth_pat_api_read_named(r, api, ngx_http_auth_pat_api_rotate_got,
+                                     "rotate: read the metadata");
 }
 
 
