@@ -103,7 +103,9 @@ ngx_http_auth_pat_api_validate_create(ngx_http_request_t *r,
         dflt = api->now + (int64_t) plcf->max_lifetime * 1000;
     }
 
-    if (ngx_http_auth_pat_api_expires(r, api, dflt) != NGX_OK) {
+    if (ngx_http_auth_pat_api_expires(r, api, dflt) != NGX_OK
+        || ngx_http_auth_pat_api_scopes(r, api, NULL) != NGX_OK)
+    {
         return;
     }
 
@@ -144,17 +146,37 @@ static void
 ngx_http_auth_pat_api_config(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
-    json_t                        *t;
+    json_t                        *t, *allowed;
+    ngx_str_t                     *s;
+    ngx_uint_t                     i;
     ngx_http_auth_pat_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
 
-    t = json_pack("{s:o, s:o, s:n, s:I}",
+    /* null: any well-formed scope */
+    allowed = NULL;
+
+    if (plcf->scopes_allowed) {
+        allowed = json_array();
+        s = plcf->scopes_allowed->elts;
+
+        for (i = 0; allowed && i < plcf->scopes_allowed->nelts; i++) {
+            if (json_array_append_new(allowed,
+                    json_stringn((char *) s[i].data, s[i].len))
+                != 0)
+            {
+                json_decref(allowed);
+                allowed = NULL;
+            }
+        }
+    }
+
+    t = json_pack("{s:o, s:o, s:o, s:I}",
                   "defaultLifetime", plcf->default_lifetime
                       ? json_integer(plcf->default_lifetime) : json_null(),
                   "maxLifetime", plcf->max_lifetime
                       ? json_integer(plcf->max_lifetime) : json_null(),
-                  "scopesAllowed",
+                  "scopesAllowed", allowed ? allowed : json_null(),
                   "maxTokens", (json_int_t) plcf->max_tokens);
     if (t == NULL) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -549,6 +571,11 @@ ngx_http_auth_pat_api_cleanup(void *data)
     if (api->old) {
         json_decref(api->old);
         api->old = NULL;
+    }
+
+    if (api->issue.scopes) {
+        json_decref(api->issue.scopes);
+        api->issue.scopes = NULL;
     }
 
     OPENSSL_cleanse(api->token, sizeof(api->token));

@@ -80,6 +80,15 @@ ngx_int_t ngx_http_auth_pat_api_handler(ngx_http_request_t *r);
 
 /* the flows, in ngx_http_auth_pat_api_tokens.c */
 
+/*
+ * The body's "scopes" into api->issue.scopes, checked against the
+ * location's auth_pat_scopes_allowed and, when held is not NULL, against
+ * the scopes of the token rotated (a subset of them): NGX_OK, or the
+ * request is answered (400, 422).  Absent: held (or none).
+ */
+ngx_int_t ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, json_t *held);
+
 /* the body's expiresAt, or dflt: NGX_OK, or the request is answered */
 ngx_int_t ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, int64_t dflt);

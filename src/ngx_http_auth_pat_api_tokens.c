@@ -319,6 +319,111 @@ ngx_http_auth_pat_api_read_named(ngx_http_request_t *r,
 /* -------------------------------------------------------------- issue */
 
 
+ngx_int_t
+ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, json_t *held)
+{
+    u_char                        *msg, *p;
+    size_t                         i, k;
+    json_t                        *v, *e, *none;
+    ngx_str_t                     *allowed;
+    ngx_uint_t                     status;
+    const char                    *err, *bad;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    v = api->body ? json_object_get(api->body, "scopes") : NULL;
+    none = NULL;
+
+    if (v == NULL && held != NULL) {
+        /* a record of an earlier release holds none */
+        if (!json_is_array(held)) {
+            held = none = json_array();
+        }
+
+        api->issue.scopes = json_incref(held);
+
+        if (none) {
+            json_decref(none);
+        }
+
+        return api->issue.scopes ? NGX_OK : NGX_ERROR;
+    }
+
+    err = ngx_http_auth_pat_parse_scopes(v, &api->issue.scopes, &status,
+                                         &bad);
+
+    if (err == NULL) {
+        json_array_foreach(api->issue.scopes, i, e) {
+            bad = json_string_value(e);
+
+            if (held != NULL) {
+                if (!json_is_array(held)
+                    || !ngx_http_auth_pat_scope_held(e, held))
+                {
+                    err = "a rotation keeps the scopes or narrows them";
+                    break;
+                }
+
+                continue;
+            }
+
+            if (plcf->scopes_allowed == NULL) {
+                continue;
+            }
+
+            allowed = plcf->scopes_allowed->elts;
+
+            for (k = 0; k < plcf->scopes_allowed->nelts; k++) {
+                if (allowed[k].len == ngx_strlen(bad)
+                    && ngx_strncmp(allowed[k].data, bad, allowed[k].len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (k == plcf->scopes_allowed->nelts) {
+                err = "not in auth_pat_scopes_allowed";
+                break;
+            }
+        }
+    }
+
+    if (err == NULL) {
+        return NGX_OK;
+    }
+
+    if (bad == NULL) {
+        ngx_http_auth_pat_finalize_invalid(r, status, err);
+        return NGX_DECLINED;
+    }
+
+    /*
+     * the scope named: its first 64 bytes, anything but printable ASCII
+     * shown as '?' (a bad scope may hold any character)
+     */
+    msg = ngx_pnalloc(r->pool, sizeof("scope \"\": ") + 64 + ngx_strlen(err));
+    if (msg == NULL) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                         NULL, NULL);
+        return NGX_DECLINED;
+    }
+
+    p = ngx_cpymem(msg, "scope \"", 7);
+
+    for (i = 0; bad[i] && i < 64; i++) {
+        *p++ = (bad[i] >= 0x20 && bad[i] < 0x7f) ? bad[i] : '?';
+    }
+
+    ngx_sprintf(p, "\": %s%Z", err);
+
+    ngx_http_auth_pat_finalize_invalid(r, NGX_HTTP_UNPROCESSABLE_ENTITY,
+                                       (char *) msg);
+    return NGX_DECLINED;
+}
+
+
 /* the body's expiresAt, or dflt: NGX_OK, or the request is answered */
 
 ngx_int_t
@@ -759,6 +864,14 @@ ngx_http_auth_pat_api_rotate_got(ngx_http_request_t *r,
     /* it points into api->old, which lives as long as the request */
     api->issue.name.data = (u_char *) json_string_value(name);
     api->issue.name.len = json_string_length(name);
+
+    /* the scopes stay, or narrow to a subset */
+    if (ngx_http_auth_pat_api_scopes(r, api,
+                                     json_object_get(api->old, "s"))
+        != NGX_OK)
+    {
+        return;
+    }
 
     if (ngx_http_auth_pat_api_issue_prepare(r, api, &api->id) != NGX_OK) {
         ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);

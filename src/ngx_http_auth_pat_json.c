@@ -492,7 +492,7 @@ ngx_http_auth_pat_json_time(int64_t ms)
 json_t *
 ngx_http_auth_pat_token_object(json_t *rec, int64_t now)
 {
-    json_t      *t, *rf;
+    json_t      *t, *rf, *scopes;
     int64_t      e, rv;
     const char  *status;
 
@@ -517,6 +517,12 @@ ngx_http_auth_pat_token_object(json_t *rec, int64_t now)
     json_object_set(t, "id", json_object_get(rec, "id"));
     json_object_set(t, "name", json_object_get(rec, "name"));
     json_object_set(t, "prefix", json_object_get(rec, "prefix"));
+
+    /* a record of an earlier release has none */
+    scopes = json_object_get(rec, "s");
+    json_object_set_new(t, "scopes", json_is_array(scopes)
+                                     ? json_incref(scopes) : json_array());
+
     json_object_set_new(t, "createdAt",
         ngx_http_auth_pat_json_time(ngx_http_auth_pat_json_ms(rec, "c")));
     json_object_set_new(t, "expiresAt", ngx_http_auth_pat_json_time(e));

@@ -15,6 +15,7 @@
 #include "ngx_http_auth_pat_cache.h"
 #include "ngx_http_auth_pat_inval.h"
 #include "ngx_http_auth_pat_json.h"
+#include "ngx_http_auth_pat_parse.h"
 #include "ngx_http_auth_pat_redis.h"
 #include "ngx_http_auth_pat_store.h"
 
@@ -49,6 +50,8 @@ static char *ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_auth_pat_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_auth_pat_scopes_allowed(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 
 
 static ngx_conf_num_bounds_t  ngx_http_auth_pat_max_tokens_bounds = {
@@ -180,6 +183,13 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_auth_pat_loc_conf_t, max_tokens),
       &ngx_http_auth_pat_max_tokens_bounds },
+
+    { ngx_string("auth_pat_scopes_allowed"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_auth_pat_scopes_allowed,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_loc_conf_t, scopes_allowed),
+      NULL },
 
       ngx_null_command
 };
@@ -369,6 +379,7 @@ ngx_http_auth_pat_create_loc_conf(ngx_conf_t *cf)
     plcf->default_lifetime = NGX_CONF_UNSET;
     plcf->max_lifetime = NGX_CONF_UNSET;
     plcf->max_tokens = NGX_CONF_UNSET;
+    plcf->scopes_allowed = NGX_CONF_UNSET_PTR;
 
     return plcf;
 }
@@ -438,6 +449,8 @@ ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              0);
     ngx_conf_merge_sec_value(conf->max_lifetime, prev->max_lifetime, 0);
     ngx_conf_merge_value(conf->max_tokens, prev->max_tokens, 100);
+    ngx_conf_merge_ptr_value(conf->scopes_allowed, prev->scopes_allowed,
+                             NULL);
 
     if (conf->max_lifetime && conf->default_lifetime > conf->max_lifetime) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -962,6 +975,72 @@ ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_http_auth_pat_hmac_key_init(&pmcf->hmac, key.data, key.len) != 0)
     {
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* auth_pat_scopes_allowed SCOPE ...: each well-formed, kept as given */
+
+static char *
+ngx_http_auth_pat_scopes_allowed(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf = conf;
+
+    json_t      *list, *sorted;
+    ngx_str_t   *value, *s;
+    ngx_uint_t   i, status;
+    const char  *err, *bad;
+
+    value = cf->args->elts;
+
+    list = json_array();
+    if (list == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (json_array_append_new(list,
+                json_stringn((char *) value[i].data, value[i].len))
+            != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid scope \"%V\"",
+                               &value[i]);
+            json_decref(list);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    err = ngx_http_auth_pat_parse_scopes(list, &sorted, &status, &bad);
+    json_decref(list);
+
+    if (err) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid scope \"%s\": %s",
+                           bad ? bad : "", err);
+        return NGX_CONF_ERROR;
+    }
+
+    json_decref(sorted);
+
+    if (plcf->scopes_allowed != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    plcf->scopes_allowed = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                            sizeof(ngx_str_t));
+    if (plcf->scopes_allowed == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        s = ngx_array_push(plcf->scopes_allowed);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
     }
 
     return NGX_CONF_OK;

@@ -55,6 +55,7 @@ typedef struct {
     time_t                           default_lifetime;
     time_t                           max_lifetime;
     ngx_int_t                        max_tokens;
+    ngx_array_t                     *scopes_allowed;  /* of ngx_str_t */
 
     /* precomputed WWW-Authenticate values */
     ngx_str_t                        challenge;

@@ -180,6 +180,130 @@ ngx_http_auth_pat_parse_space_before(u_char *start, u_char *p, size_t *n)
 }
 
 
+/* ------------------------------------------------------------- scopes */
+
+
+static int
+ngx_http_auth_pat_scope_cmp(const void *a, const void *b)
+{
+    return ngx_strcmp(*(const char **) a, *(const char **) b);
+}
+
+
+static ngx_uint_t
+ngx_http_auth_pat_scope_valid(const char *s, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > NGX_HTTP_AUTH_PAT_SCOPE_MAX) {
+        return 0;
+    }
+
+    /* RFC 6749 3.3: %x21 / %x23-5B / %x5D-7E */
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\') {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+const char *
+ngx_http_auth_pat_parse_scopes(json_t *v, json_t **scopes,
+    ngx_uint_t *status, const char **bad)
+{
+    size_t       i, n, k;
+    json_t      *e, *out;
+    const char  *list[NGX_HTTP_AUTH_PAT_SCOPES_MAX + 1];
+
+    *status = NGX_HTTP_UNPROCESSABLE_ENTITY;
+    *bad = NULL;
+    *scopes = NULL;
+
+    if (v == NULL) {
+        *scopes = json_array();
+        return *scopes ? NULL : "out of memory";
+    }
+
+    if (!json_is_array(v)) {
+        *status = NGX_HTTP_BAD_REQUEST;
+        return "scopes must be an array of strings";
+    }
+
+    n = 0;
+
+    json_array_foreach(v, i, e) {
+        if (!json_is_string(e)) {
+            *status = NGX_HTTP_BAD_REQUEST;
+            return "scopes must be an array of strings";
+        }
+    }
+
+    json_array_foreach(v, i, e) {
+        if (!ngx_http_auth_pat_scope_valid(json_string_value(e),
+                                           json_string_length(e)))
+        {
+            *bad = json_string_value(e);
+            return "a scope must be 1 to 64 printable ASCII characters, "
+                   "without space, '\"' and '\\'";
+        }
+
+        for (k = 0; k < n; k++) {
+            if (ngx_strcmp(list[k], json_string_value(e)) == 0) {
+                break;
+            }
+        }
+
+        if (k < n) {
+            continue;   /* a duplicate */
+        }
+
+        if (n == NGX_HTTP_AUTH_PAT_SCOPES_MAX) {
+            *bad = json_string_value(e);
+            return "a token holds at most 32 scopes";
+        }
+
+        list[n++] = json_string_value(e);
+    }
+
+    qsort(list, n, sizeof(const char *), ngx_http_auth_pat_scope_cmp);
+
+    out = json_array();
+    if (out == NULL) {
+        return "out of memory";
+    }
+
+    for (i = 0; i < n; i++) {
+        if (json_array_append_new(out, json_string(list[i])) != 0) {
+            json_decref(out);
+            return "out of memory";
+        }
+    }
+
+    *scopes = out;
+
+    return NULL;
+}
+
+
+ngx_uint_t
+ngx_http_auth_pat_scope_held(json_t *scope, json_t *set)
+{
+    size_t   i;
+    json_t  *e;
+
+    json_array_foreach(set, i, e) {
+        if (json_equal(scope, e)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* 1 to 200 characters after trimming, valid UTF-8, no control chars */
 
 const char *

@@ -20,6 +20,8 @@
 
 
 #define NGX_HTTP_AUTH_PAT_NAME_MAX        200
+#define NGX_HTTP_AUTH_PAT_SCOPE_MAX       64     /* characters of a scope */
+#define NGX_HTTP_AUTH_PAT_SCOPES_MAX      32     /* scopes of a token */
 #define NGX_HTTP_AUTH_PAT_SEARCH_MAX      200
 #define NGX_HTTP_AUTH_PAT_PAGE_SIZE       25
 #define NGX_HTTP_AUTH_PAT_PAGE_SIZE_MAX   100
@@ -70,6 +72,19 @@ ngx_int_t ngx_http_auth_pat_parse_bearer(u_char *p, size_t len,
 ngx_uint_t ngx_http_auth_pat_parse_json_type(u_char *p, size_t len);
 
 /* "name", trimmed; name points into the string of v */
+/*
+ * "scopes": absent is []; an array of RFC 6749 scope-tokens (1 to 64
+ * printable ASCII characters but space, '"' and '\\'), at most 32 once
+ * duplicates are dropped.  *scopes is a new array, sorted and without
+ * duplicates.  On error: the message, *status (400 for a wrong type, 422
+ * for a bad scope), and *bad the offending scope when there is one.
+ */
+const char *ngx_http_auth_pat_parse_scopes(json_t *v, json_t **scopes,
+    ngx_uint_t *status, const char **bad);
+
+/* scope (a string) is one of set (an array of strings) */
+ngx_uint_t ngx_http_auth_pat_scope_held(json_t *scope, json_t *set);
+
 const char *ngx_http_auth_pat_parse_name(json_t *v, ngx_str_t *name,
     ngx_uint_t *status);
 

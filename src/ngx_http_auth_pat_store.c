@@ -23,7 +23,9 @@
  *                              (lastUsedAt|null),"r" (revokedAt|null),
  *                              "d" (DIGEST),"rf" (rotatedFrom|null),
  *                              "rt" (rotatedTo|null),"k" (rotation
- *                              claim, ms|null)}
+ *                              claim, ms|null),"s" (scopes, sorted;
+ *                              absent in records of earlier releases:
+ *                              none)}
  *                            It outlives expiry and revocation, so the
  *                            list shows every status.
  *   NS {u:UID}:i             hash, the user's list index:
@@ -549,7 +551,7 @@ ngx_http_auth_pat_store_record(ngx_pool_t *pool,
                          : json_null();
 
     rec = json_pack("{s:s#, s:s#, s:s#, s:I, s:o, s:n, s:n, s:s#, s:o, s:n,"
-                    " s:n}",
+                    " s:n, s:o}",
                     "id", (char *) t->id.data, (int) t->id.len,
                     "name", (char *) t->name.data, (int) t->name.len,
                     "prefix", (char *) t->prefix.data, (int) t->prefix.len,
@@ -560,7 +562,8 @@ ngx_http_auth_pat_store_record(ngx_pool_t *pool,
                     "d", (char *) t->hex.data, (int) t->hex.len,
                     "rf", rf,
                     "rt",
-                    "k");
+                    "k",
+                    "s", t->scopes ? json_incref(t->scopes) : json_array());
     if (rec == NULL) {
         return NGX_ERROR;
     }

@@ -17,6 +17,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include <jansson.h>
+
 #include "ngx_http_auth_pat_redis.h"
 
 
@@ -42,6 +44,7 @@ typedef struct {
     ngx_str_t                      prefix;     /* its first characters */
     ngx_str_t                      hex;        /* the digest, in hex */
     ngx_str_t                     *rotated_from;
+    json_t                        *scopes;     /* sorted strings, or NULL */
     int64_t                        created;
     int64_t                        expires;    /* 0: never */
 } ngx_http_auth_pat_store_token_t;

@@ -25,7 +25,7 @@ is($r->{status}, 201, 'create: 201');
 like($r->{headers}{'content-type'}, qr{^application/json}, 'create: JSON');
 is($r->{headers}{'cache-control'}, 'no-store', 'create: no-store');
 my $d = $r->{json}{data};
-is(join(',', sort keys %$d), 'createdAt,expiresAt,id,lastUsedAt,name,prefix,revokedAt,status,token',
+is(join(',', sort keys %$d), 'createdAt,expiresAt,id,lastUsedAt,name,prefix,revokedAt,scopes,status,token',
    'create: exactly the token object plus "token"');
 like($d->{id}, uuid_re(), 'create: id is a UUIDv4');
 is($d->{name}, 'laptop', 'create: name trimmed');

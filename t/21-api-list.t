@@ -39,7 +39,7 @@ is($l->{totalCount}, 9, 'list: totalCount');
 is_deeply($l->{facets}, { status => { active => 7, expired => 0, revoked => 2 } }, 'list: facets');
 is(scalar @{ $l->{items} }, 9, 'list: default page holds all 9');
 is_deeply([ map { $_->{name} } @{ $l->{items} } ], [ 'short-lived', reverse @names ], 'list: createdAt descending by default');
-is(join(',', sort keys %{ $l->{items}[0] }), 'createdAt,expiresAt,id,lastUsedAt,name,prefix,revokedAt,status',
+is(join(',', sort keys %{ $l->{items}[0] }), 'createdAt,expiresAt,id,lastUsedAt,name,prefix,revokedAt,scopes,status',
    'list: token objects, without plaintext');
 ok(!grep({ exists $_->{token} } @{ $l->{items} }), 'list: no plaintext anywhere');
 is_deeply([ map { $_->{status} } grep { $_->{name} =~ /^(alpha|gamma)$/ } @{ $l->{items} } ], [qw(revoked revoked)], 'list: revoked status');

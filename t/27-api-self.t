@@ -22,8 +22,8 @@ is($r->{json}{data}{name}, 'mine', 'GET /{id}: its name');
 is($r->{json}{data}{status}, 'active', 'GET /{id}: its status');
 ok(!exists $r->{json}{data}{token}, 'GET /{id}: never the plaintext');
 is_deeply([sort keys %{ $r->{json}{data} }],
-          [sort qw(id name prefix createdAt expiresAt lastUsedAt revokedAt
-                   status)],
+          [sort qw(id name prefix scopes createdAt expiresAt lastUsedAt
+                   revokedAt status)],
           'GET /{id}: the fields of a token object')
     or diag explain $r->{json}{data};
 $r = api($t, GET => "/$b->{id}", user => 'alice');
