@@ -6,8 +6,12 @@
  *
  *   POST   PREFIX              create
  *   GET    PREFIX              list
+ *   GET    PREFIX/ID           get
  *   DELETE PREFIX/ID           revoke
  *   POST   PREFIX/ID/rotate    rotate
+ *   GET, DELETE PREFIX/self, POST PREFIX/self/rotate: the same, for the
+ *                              request's bearer token
+ *   GET    PREFIX/config       the location's limits
  *
  * Order of checks: route and method (404, 405), query length, media type
  * (415), body (413, 400), caller (401), then validation (400, 422).
@@ -104,7 +108,7 @@ ngx_http_auth_pat_api_validate_create(ngx_http_request_t *r,
     }
 
     if (ngx_http_auth_pat_api_expires(r, api, dflt) != NGX_OK
-        || ngx_http_auth_pat_api_scopes(r, api, NULL) != NGX_OK)
+        || ngx_http_auth_pat_api_scopes(r, api, 0) != NGX_OK)
     {
         return;
     }
@@ -146,6 +150,7 @@ static void
 ngx_http_auth_pat_api_config(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
+    time_t                         dflt;
     json_t                        *t, *allowed;
     ngx_str_t                     *s;
     ngx_uint_t                     i;
@@ -169,11 +174,22 @@ ngx_http_auth_pat_api_config(ngx_http_request_t *r,
                 allowed = NULL;
             }
         }
+
+        if (allowed == NULL) {
+            /* never null for a list: null would say "any" */
+            ngx_http_auth_pat_finalize_error(r,
+                                             NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                             NULL, NULL);
+            return;
+        }
     }
 
+    /* a create without expiresAt gets the default, else the maximum */
+    dflt = plcf->default_lifetime ? plcf->default_lifetime
+                                  : plcf->max_lifetime;
+
     t = json_pack("{s:o, s:o, s:o, s:I}",
-                  "defaultLifetime", plcf->default_lifetime
-                      ? json_integer(plcf->default_lifetime) : json_null(),
+                  "defaultLifetime", dflt ? json_integer(dflt) : json_null(),
                   "maxLifetime", plcf->max_lifetime
                       ? json_integer(plcf->max_lifetime) : json_null(),
                   "scopesAllowed", allowed ? allowed : json_null(),
@@ -246,6 +262,7 @@ ngx_http_auth_pat_api_as_token(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, ngx_http_auth_pat_ctx_t *ctx)
 {
     api->user = ctx->identity.user_id;
+    api->bearer = 1;
 
     if (api->self) {
         api->id = ctx->identity.token_id;

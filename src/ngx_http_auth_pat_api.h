@@ -48,6 +48,7 @@ struct ngx_http_auth_pat_api_s {
     ngx_http_auth_pat_api_step_pt    replicated; /* after the WAIT */
     ngx_http_auth_pat_route_e        route;
     unsigned                         self:1;     /* /self, /self/rotate */
+    unsigned                         bearer:1;   /* caller: a token's owner */
 
     ngx_str_t                        user;
     ngx_str_t                        id;         /* of the route */
@@ -81,13 +82,13 @@ ngx_int_t ngx_http_auth_pat_api_handler(ngx_http_request_t *r);
 /* the flows, in ngx_http_auth_pat_api_tokens.c */
 
 /*
- * The body's "scopes" into api->issue.scopes, checked against the
- * location's auth_pat_scopes_allowed and, when held is not NULL, against
- * the scopes of the token rotated (a subset of them): NGX_OK, or the
- * request is answered (400, 422).  Absent: held (or none).
+ * The body's "scopes" into api->issue.scopes: for a create, checked
+ * against auth_pat_scopes_allowed (and none for a bearer caller); for a
+ * rotation, a subset of the old token's (api->old), which absent means.
+ * NGX_OK, or the request is answered (400, 403, 422).
  */
 ngx_int_t ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
-    ngx_http_auth_pat_api_t *api, json_t *held);
+    ngx_http_auth_pat_api_t *api, ngx_uint_t rotation);
 
 /* the body's expiresAt, or dflt: NGX_OK, or the request is answered */
 ngx_int_t ngx_http_auth_pat_api_expires(ngx_http_request_t *r,

@@ -321,11 +321,11 @@ ngx_http_auth_pat_api_read_named(ngx_http_request_t *r,
 
 ngx_int_t
 ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
-    ngx_http_auth_pat_api_t *api, json_t *held)
+    ngx_http_auth_pat_api_t *api, ngx_uint_t rotation)
 {
     u_char                        *msg, *p;
     size_t                         i, k;
-    json_t                        *v, *e, *none;
+    json_t                        *v, *e, *held, *none;
     ngx_str_t                     *allowed;
     ngx_uint_t                     status;
     const char                    *err, *bad;
@@ -333,36 +333,54 @@ ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
 
-    v = api->body ? json_object_get(api->body, "scopes") : NULL;
+    held = NULL;
     none = NULL;
 
-    if (v == NULL && held != NULL) {
-        /* a record of an earlier release holds none */
+    if (rotation) {
+        held = json_object_get(api->old, "s");
+
+        /*
+         * a record of an earlier release has none; Lua's cjson writes an
+         * empty array back as {}
+         */
         if (!json_is_array(held)) {
             held = none = json_array();
+            if (none == NULL) {
+                goto failed;
+            }
         }
+    }
 
+    v = api->body ? json_object_get(api->body, "scopes") : NULL;
+
+    if (v == NULL && rotation) {
         api->issue.scopes = json_incref(held);
-
-        if (none) {
-            json_decref(none);
-        }
-
-        return api->issue.scopes ? NGX_OK : NGX_ERROR;
+        json_decref(none);
+        return NGX_OK;
     }
 
     err = ngx_http_auth_pat_parse_scopes(v, &api->issue.scopes, &status,
                                          &bad);
 
+    if (err == NULL && !rotation && api->bearer
+        && json_array_size(api->issue.scopes) != 0)
+    {
+        /* until a check knows the caller's own scopes, it holds none */
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_FORBIDDEN,
+                                         "insufficient_scope",
+                                         "a token may grant only scopes it "
+                                         "holds itself");
+        return NGX_DECLINED;
+    }
+
     if (err == NULL) {
         json_array_foreach(api->issue.scopes, i, e) {
             bad = json_string_value(e);
 
-            if (held != NULL) {
-                if (!json_is_array(held)
-                    || !ngx_http_auth_pat_scope_held(e, held))
-                {
+            if (rotation) {
+                if (!ngx_http_auth_pat_scope_held(e, held)) {
                     err = "a rotation keeps the scopes or narrows them";
+                    status = NGX_HTTP_UNPROCESSABLE_ENTITY;
                     break;
                 }
 
@@ -385,13 +403,22 @@ ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
 
             if (k == plcf->scopes_allowed->nelts) {
                 err = "not in auth_pat_scopes_allowed";
+                status = NGX_HTTP_UNPROCESSABLE_ENTITY;
                 break;
             }
         }
     }
 
+    if (none) {
+        json_decref(none);
+    }
+
     if (err == NULL) {
         return NGX_OK;
+    }
+
+    if (status == NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        goto failed;
     }
 
     if (bad == NULL) {
@@ -405,21 +432,24 @@ ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
      */
     msg = ngx_pnalloc(r->pool, sizeof("scope \"\": ") + 64 + ngx_strlen(err));
     if (msg == NULL) {
-        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                         NULL, NULL);
-        return NGX_DECLINED;
+        goto failed;
     }
 
     p = ngx_cpymem(msg, "scope \"", 7);
 
-    for (i = 0; bad[i] && i < 64; i++) {
+    for (i = 0; i < 64 && bad[i]; i++) {
         *p++ = (bad[i] >= 0x20 && bad[i] < 0x7f) ? bad[i] : '?';
     }
 
     ngx_sprintf(p, "\": %s%Z", err);
 
-    ngx_http_auth_pat_finalize_invalid(r, NGX_HTTP_UNPROCESSABLE_ENTITY,
-                                       (char *) msg);
+    ngx_http_auth_pat_finalize_invalid(r, status, (char *) msg);
+    return NGX_DECLINED;
+
+failed:
+
+    ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                     NULL, NULL);
     return NGX_DECLINED;
 }
 
@@ -866,10 +896,7 @@ ngx_http_auth_pat_api_rotate_got(ngx_http_request_t *r,
     api->issue.name.len = json_string_length(name);
 
     /* the scopes stay, or narrow to a subset */
-    if (ngx_http_auth_pat_api_scopes(r, api,
-                                     json_object_get(api->old, "s"))
-        != NGX_OK)
-    {
+    if (ngx_http_auth_pat_api_scopes(r, api, 1) != NGX_OK) {
         return;
     }
 

@@ -989,44 +989,14 @@ ngx_http_auth_pat_scopes_allowed(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_auth_pat_loc_conf_t  *plcf = conf;
 
-    json_t      *list, *sorted;
     ngx_str_t   *value, *s;
-    ngx_uint_t   i, status;
-    const char  *err, *bad;
-
-    value = cf->args->elts;
-
-    list = json_array();
-    if (list == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 1; i < cf->args->nelts; i++) {
-        if (json_array_append_new(list,
-                json_stringn((char *) value[i].data, value[i].len))
-            != 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid scope \"%V\"",
-                               &value[i]);
-            json_decref(list);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    err = ngx_http_auth_pat_parse_scopes(list, &sorted, &status, &bad);
-    json_decref(list);
-
-    if (err) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid scope \"%s\": %s",
-                           bad ? bad : "", err);
-        return NGX_CONF_ERROR;
-    }
-
-    json_decref(sorted);
+    ngx_uint_t   i;
 
     if (plcf->scopes_allowed != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
+
+    value = cf->args->elts;
 
     plcf->scopes_allowed = ngx_array_create(cf->pool, cf->args->nelts - 1,
                                             sizeof(ngx_str_t));
@@ -1035,6 +1005,16 @@ ngx_http_auth_pat_scopes_allowed(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     for (i = 1; i < cf->args->nelts; i++) {
+        if (!ngx_http_auth_pat_scope_valid((char *) value[i].data,
+                                           value[i].len))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid scope \"%V\": a scope is 1 to 64 "
+                               "printable ASCII characters, without space, "
+                               "'\"' and '\\'", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
         s = ngx_array_push(plcf->scopes_allowed);
         if (s == NULL) {
             return NGX_CONF_ERROR;

@@ -190,7 +190,7 @@ ngx_http_auth_pat_scope_cmp(const void *a, const void *b)
 }
 
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_auth_pat_scope_valid(const char *s, size_t len)
 {
     size_t  i;
@@ -224,7 +224,13 @@ ngx_http_auth_pat_parse_scopes(json_t *v, json_t **scopes,
 
     if (v == NULL) {
         *scopes = json_array();
-        return *scopes ? NULL : "out of memory";
+
+        if (*scopes == NULL) {
+            *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return "out of memory";
+        }
+
+        return NULL;
     }
 
     if (!json_is_array(v)) {
@@ -272,12 +278,14 @@ ngx_http_auth_pat_parse_scopes(json_t *v, json_t **scopes,
 
     out = json_array();
     if (out == NULL) {
+        *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
         return "out of memory";
     }
 
     for (i = 0; i < n; i++) {
         if (json_array_append_new(out, json_string(list[i])) != 0) {
             json_decref(out);
+            *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
             return "out of memory";
         }
     }

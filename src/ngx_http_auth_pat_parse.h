@@ -71,7 +71,6 @@ ngx_int_t ngx_http_auth_pat_parse_bearer(u_char *p, size_t len,
 /* application/json, optionally with "; charset=utf-8" */
 ngx_uint_t ngx_http_auth_pat_parse_json_type(u_char *p, size_t len);
 
-/* "name", trimmed; name points into the string of v */
 /*
  * "scopes": absent is []; an array of RFC 6749 scope-tokens (1 to 64
  * printable ASCII characters but space, '"' and '\\'), at most 32 once
@@ -84,6 +83,11 @@ const char *ngx_http_auth_pat_parse_scopes(json_t *v, json_t **scopes,
 
 /* scope (a string) is one of set (an array of strings) */
 ngx_uint_t ngx_http_auth_pat_scope_held(json_t *scope, json_t *set);
+
+/* one RFC 6749 scope-token of 1 to 64 characters */
+ngx_uint_t ngx_http_auth_pat_scope_valid(const char *s, size_t len);
+
+/* "name", trimmed; name points into the string of v */
 
 const char *ngx_http_auth_pat_parse_name(json_t *v, ngx_str_t *name,
     ngx_uint_t *status);

@@ -116,11 +116,39 @@ unlike($t->redis_cmd('HGET', 'pat:{u:sam}:m', $old->{id}), qr/"s"/,
        '(a record without scopes)');
 is_deeply(api($t, GET => "/$old->{id}", user => 'sam')->{json}{data}{scopes}, [],
           'an earlier record shows []');
+my $esc = api($t, POST => "/$old->{id}/rotate", user => 'sam',
+              body => { scopes => ['admin'] });
+is($esc->{status}, 422, 'an earlier record cannot rotate into scopes: 422');
 $rot = api($t, POST => "/$old->{id}/rotate", user => 'sam');
 is($rot->{status}, 201, 'and rotates');
 is_deeply($rot->{json}{data}{scopes}, [], 'to a token without scopes');
 
+# --- a bearer caller grants no scope (it holds none, as far as the API
+# knows until checks carry scopes)
+my $own = create(['a'])->{json}{data};
+my $b = api($t, POST => '', bearer => $own->{token},
+            body => { name => 'minted', scopes => ['a'] });
+is($b->{status}, 403, 'a bearer caller asking for scopes: 403');
+is($b->{json}{error}, 'insufficient_scope', '... insufficient_scope');
+$b = api($t, POST => '', bearer => $own->{token}, body => { name => 'plain' });
+is($b->{status}, 201, 'a bearer caller without scopes: 201');
+is_deeply($b->{json}{data}{scopes}, [], '... a token without scopes');
+
 # --- nginx -t
+{
+    my $u = PatTest->new;
+    my $many = join ' ', map { "s$_" } 1 .. 40;
+    $u->nginx_conf(http => <<"EOF");
+auth_pat_redis 127.0.0.1:1;
+auth_pat_key_file %%KEY%%;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location / { auth_pat_api; auth_pat_scopes_allowed $many; }
+}
+EOF
+    my ($rc, $out) = $u->nginx_test;
+    is($rc, 0, 'nginx -t: 40 allowed scopes (the 32 are per token)') or diag $out;
+}
 for my $bad ('"a b"', 'x' x 65) {
     my $u = PatTest->new;
     $u->nginx_conf(http => <<"EOF");
