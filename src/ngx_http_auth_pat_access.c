@@ -1,11 +1,15 @@
 
 /*
- * The access-phase check of "Authorization: Bearer <token>" (RFC 6750).
+ * The check of "Authorization: Bearer <token>" (RFC 6750), in two
+ * phases.  In the preaccess phase, before limit_req and limit_conn, the
+ * token is checked and the identity ($pat_*) set; in the access phase
+ * the verdict is applied, scopes included, so that satisfy, allow/deny
+ * and auth_delay work as for any access module.
  *
  * While Redis answers, the handler returns NGX_DONE with r->main->count
  * raised, as ngx_http_mirror_module does; the reply stores the verdict
  * in the ctx and runs the phases again, and the handler, re-entered,
- * returns it.  A refusal is returned to nginx as a status, as auth_basic
+ * finds it.  A refusal is returned to nginx as a status, as auth_basic
  * does, so that auth_delay, satisfy any and error_page work; the error
  * filter (ngx_http_auth_pat_json.c) gives nginx's page its JSON body.
  */
@@ -125,12 +129,21 @@ ngx_http_auth_pat_access_verdict(ngx_http_request_t *r,
     ngx_http_auth_pat_ctx_t *ctx)
 {
     ngx_str_t                          *challenge;
+    ngx_http_auth_pat_verdict_e         verdict;
     ngx_http_auth_pat_loc_conf_t       *plcf;
     const ngx_http_auth_pat_refusal_t  *rf;
 
-    if (ctx->verdict == NGX_HTTP_AUTH_PAT_VALID) {
-        plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+    verdict = ctx->verdict;
 
+    if (verdict == NGX_HTTP_AUTH_PAT_VALID
+        && !ngx_http_auth_pat_check_scopes(&ctx->identity,
+                                           plcf->scopes_required))
+    {
+        verdict = NGX_HTTP_AUTH_PAT_INSUFFICIENT_SCOPE;
+    }
+
+    if (verdict == NGX_HTTP_AUTH_PAT_VALID) {
         if (plcf->hide_credentials
             && ngx_http_auth_pat_hide_credentials(r) != NGX_OK)
         {
@@ -140,7 +153,7 @@ ngx_http_auth_pat_access_verdict(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    rf = ngx_http_auth_pat_refusal(ctx->verdict);
+    rf = ngx_http_auth_pat_refusal(verdict);
     challenge = ngx_http_auth_pat_refusal_challenge(r, rf);
 
     if (challenge != NULL
@@ -153,7 +166,7 @@ ngx_http_auth_pat_access_verdict(ngx_http_request_t *r,
                    "auth_pat access refused: %ui", rf->status);
 
     ctx->refused = rf->status;
-    ctx->refusal = ctx->verdict;
+    ctx->refusal = verdict;
 
     return rf->status;
 }
@@ -180,10 +193,81 @@ ngx_http_auth_pat_let_in_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * Starts the check, or finds it done.  NGX_OK: the verdict is in the
+ * ctx; NGX_DONE: suspended until Redis answers.
+ */
+
+static ngx_int_t
+ngx_http_auth_pat_access_check(ngx_http_request_t *r,
+    ngx_http_auth_pat_ctx_t *ctx)
+{
+    switch (ctx->state) {
+
+    case NGX_HTTP_AUTH_PAT_CHECK_DONE:
+        return NGX_OK;
+
+    case NGX_HTTP_AUTH_PAT_CHECK_PENDING:
+        return NGX_DONE;
+
+    default:
+        break;
+    }
+
+    switch (ngx_http_auth_pat_check(r, ctx, ngx_http_auth_pat_access_resume))
+    {
+    case NGX_OK:
+        return NGX_OK;
+
+    case NGX_AGAIN:
+        r->main->count++;
+        return NGX_DONE;
+
+    default:
+        return NGX_ERROR;
+    }
+}
+
+
+/*
+ * The preaccess phase: the identity, for limit_req and limit_conn keys.
+ * Subrequests skip the access phase, and this one as well.
+ */
+
+ngx_int_t
+ngx_http_auth_pat_identify_handler(ngx_http_request_t *r)
+{
+    ngx_http_auth_pat_ctx_t       *ctx;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    if (!plcf->enabled || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_auth_pat_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    switch (ngx_http_auth_pat_access_check(r, ctx)) {
+
+    case NGX_OK:
+        return NGX_DECLINED;
+
+    case NGX_DONE:
+        return NGX_DONE;
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
 ngx_int_t
 ngx_http_auth_pat_access_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                      rc;
     ngx_http_auth_pat_ctx_t       *ctx;
     ngx_http_auth_pat_loc_conf_t  *plcf;
 
@@ -198,27 +282,14 @@ ngx_http_auth_pat_access_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    switch (ctx->state) {
+    /* normally done in the preaccess phase already */
 
-    case NGX_HTTP_AUTH_PAT_CHECK_DONE:
-        return ngx_http_auth_pat_access_verdict(r, ctx);
-
-    case NGX_HTTP_AUTH_PAT_CHECK_PENDING:
-        return NGX_DONE;
-
-    default:
-        break;
-    }
-
-    rc = ngx_http_auth_pat_check(r, ctx, ngx_http_auth_pat_access_resume);
-
-    switch (rc) {
+    switch (ngx_http_auth_pat_access_check(r, ctx)) {
 
     case NGX_OK:
         return ngx_http_auth_pat_access_verdict(r, ctx);
 
-    case NGX_AGAIN:
-        r->main->count++;
+    case NGX_DONE:
         return NGX_DONE;
 
     default:

@@ -1,6 +1,7 @@
 
 /*
- * The access-phase handlers that ngx_http_auth_pat_module.c registers.
+ * The phase handlers of auth_pat that ngx_http_auth_pat_module.c
+ * registers.
  */
 
 
@@ -13,7 +14,10 @@
 #include <ngx_http.h>
 
 
-/* auth_pat: the check, suspended while Redis answers */
+/* auth_pat, preaccess phase: the identity, before limit_req */
+ngx_int_t ngx_http_auth_pat_identify_handler(ngx_http_request_t *r);
+
+/* auth_pat, access phase: the verdict (the check, if not yet done) */
 ngx_int_t ngx_http_auth_pat_access_handler(ngx_http_request_t *r);
 
 /* the precontent phase: a request let in is no longer the check's */

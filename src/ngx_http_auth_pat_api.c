@@ -358,62 +358,6 @@ ngx_http_auth_pat_api_start(ngx_http_request_t *r)
 /* ---------------------------------------------------------------- body */
 
 
-static ngx_int_t
-ngx_http_auth_pat_api_read_body(ngx_http_request_t *r, ngx_str_t *body)
-{
-    u_char       *p;
-    size_t        len;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    ngx_str_null(body);
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
-                          : (size_t) (b->last - b->pos);
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    body->data = p;
-    body->len = len;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos);
-            if (n != b->file_last - b->file_pos) {
-                return NGX_ERROR;
-            }
-
-            p += n;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
-    }
-
-    return NGX_OK;
-}
-
-
 static void
 ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
 {
@@ -426,7 +370,7 @@ ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
     api = ctx->api;
 
-    if (ngx_http_auth_pat_api_read_body(r, &body) != NGX_OK) {
+    if (ngx_http_auth_pat_read_body(r, &body) != NGX_OK) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                          NULL, NULL);
         return;
@@ -728,9 +672,10 @@ ngx_http_auth_pat_api_handler(ngx_http_request_t *r)
 
         if ((r->headers_in.content_length_n > 0 || r->headers_in.chunked)
             && (r->headers_in.content_type == NULL
-                || !ngx_http_auth_pat_parse_json_type(
+                || !ngx_http_auth_pat_parse_media_type(
                         r->headers_in.content_type->value.data,
-                        r->headers_in.content_type->value.len)))
+                        r->headers_in.content_type->value.len,
+                        "application/json")))
         {
             return ngx_http_auth_pat_send_error(r,
                        NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,

@@ -1043,7 +1043,7 @@ ngx_http_auth_pat_api_list_entry(ngx_http_auth_pat_api_t *api,
     redisReply *id, redisReply *ix, ngx_http_auth_pat_list_entry_t *e)
 {
     int64_t                          t[4];
-    ngx_str_t                        name;
+    ngx_str_t                        name, scopes;
     ngx_http_auth_pat_status_e       status;
     ngx_http_auth_pat_list_query_t  *q;
 
@@ -1051,7 +1051,7 @@ ngx_http_auth_pat_api_list_entry(ngx_http_auth_pat_api_t *api,
 
     if (id->type != REDIS_REPLY_STRING || ix->type != REDIS_REPLY_STRING
         || ngx_http_auth_pat_parse_index_entry((u_char *) ix->str, ix->len,
-                                               t, &name)
+                                               t, &name, &scopes)
            != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, api->request->connection->log, 0,
@@ -1074,6 +1074,12 @@ ngx_http_auth_pat_api_list_entry(ngx_http_auth_pat_api_t *api,
     api->facets[status]++;
 
     if (q->status != NGX_HTTP_AUTH_PAT_ANY && q->status != status) {
+        return 0;
+    }
+
+    if (q->scope.len
+        && !ngx_http_auth_pat_scope_in(&scopes, q->scope.data, q->scope.len))
+    {
         return 0;
     }
 

@@ -4,11 +4,13 @@
  * limit_req: an rbtree keyed by the token digest and an LRU queue, in a
  * slab zone that all workers share and that outlives a reload.
  *
- * A node is 128 bytes, one slab size class: the rbtree links, the rest
- * of the digest (the first bytes are the rbtree key), the token id as 16
- * bytes, the time the entry stops being valid (the token's expiresAt or
- * the ttl, whichever comes first), when this nginx last reported the
- * token's use, and the user id and name: inline when they fit in 16
+ * A node is 128 bytes, one slab size class: the rbtree links, 16 more
+ * bytes of the digest (the first 8 are the rbtree key: 192 bits in all
+ * tell entries apart, and the digest is an HMAC under a key no client
+ * has), the token id as 16 bytes, the time the entry stops being valid
+ * (the token's expiresAt or the ttl, whichever comes first), expiresAt
+ * and createdAt themselves, when this nginx last reported the token's
+ * use, and the user id, name and scopes: inline when they fit in 16
  * bytes, else in a slab chunk of their own.  The key is the digest,
  * never the token.
  *
@@ -33,6 +35,7 @@
 #define NGX_HTTP_AUTH_PAT_CACHE_TOUCH      60      /* seconds */
 #define NGX_HTTP_AUTH_PAT_KEY_LEN          sizeof(ngx_rbtree_key_t)
 #define NGX_HTTP_AUTH_PAT_CACHE_EPOCH      64
+#define NGX_HTTP_AUTH_PAT_CACHE_DIGEST     24      /* bytes compared */
 
 
 typedef struct {
@@ -40,17 +43,19 @@ typedef struct {
     u_char                         dummy;
     u_short                        user_len;
     u_short                        name_len;
-    u_short                        reserved;
+    u_short                        scopes_len;
     ngx_queue_t                    queue;
     int64_t                        valid_until;    /* ms */
+    int64_t                        expires;        /* ms, 0: never */
     uint32_t                       last_used;      /* s, reported by us */
+    uint32_t                       created;        /* s, 0: not known */
     u_char                         id[16];
-    u_char                         digest[PAT_DIGEST_LEN
+    u_char                         digest[NGX_HTTP_AUTH_PAT_CACHE_DIGEST
                                           - NGX_HTTP_AUTH_PAT_KEY_LEN];
     union {
         u_char                    *out;
         u_char                     in[NGX_HTTP_AUTH_PAT_CACHE_INLINE];
-    } strings;                                     /* user, then name */
+    } strings;                             /* user, then name, scopes */
 } ngx_http_auth_pat_cache_node_t;
 
 
@@ -75,6 +80,12 @@ struct ngx_http_auth_pat_cache_s {
 };
 
 
+/* a node and its rbtree links fill one 128-byte slab chunk */
+typedef char  ngx_http_auth_pat_cache_node_fits_t[
+    (offsetof(ngx_rbtree_node_t, color)
+     + sizeof(ngx_http_auth_pat_cache_node_t) <= 128) ? 1 : -1];
+
+
 #define ngx_http_auth_pat_cache_node(n)                                       \
     ((ngx_http_auth_pat_cache_node_t *) &(n)->color)
 
@@ -97,7 +108,7 @@ ngx_http_auth_pat_cache_key(u_char *digest)
 static u_char *
 ngx_http_auth_pat_cache_strings(ngx_http_auth_pat_cache_node_t *cn)
 {
-    if ((size_t) cn->user_len + cn->name_len
+    if ((size_t) cn->user_len + cn->name_len + cn->scopes_len
         <= NGX_HTTP_AUTH_PAT_CACHE_INLINE)
     {
         return cn->strings.in;
@@ -338,7 +349,8 @@ ngx_http_auth_pat_cache_get(ngx_http_auth_pat_cache_t *cache,
         goto done;
     }
 
-    p = ngx_pnalloc(pool, PAT_UUID_LEN + cn->user_len + cn->name_len);
+    p = ngx_pnalloc(pool, PAT_UUID_LEN + cn->user_len + cn->name_len
+                          + cn->scopes_len);
     if (p == NULL) {
         rc = NGX_ERROR;
         goto done;
@@ -359,9 +371,14 @@ ngx_http_auth_pat_cache_get(ngx_http_auth_pat_cache_t *cache,
 
     id->token_name.data = p;
     id->token_name.len = cn->name_len;
-    ngx_memcpy(p, s + cn->user_len, cn->name_len);
+    p = ngx_cpymem(p, s + cn->user_len, cn->name_len);
 
-    id->expires = 0;
+    id->scopes.data = p;
+    id->scopes.len = cn->scopes_len;
+    ngx_memcpy(p, s + cn->user_len + cn->name_len, cn->scopes_len);
+
+    id->expires = cn->expires;
+    id->created = (int64_t) cn->created * 1000;
 
     if ((uint32_t) (now / 1000) - cn->last_used
         >= NGX_HTTP_AUTH_PAT_CACHE_TOUCH)
@@ -405,7 +422,7 @@ ngx_http_auth_pat_cache_put(ngx_http_auth_pat_cache_t *cache,
     ngx_http_auth_pat_cache_node_t  *cn;
 
     if (id->user_id.len > 0xffff || id->token_name.len > 0xffff
-        || id->token_id.len != PAT_UUID_LEN)
+        || id->scopes.len > 0xffff || id->token_id.len != PAT_UUID_LEN)
     {
         return;
     }
@@ -416,7 +433,7 @@ ngx_http_auth_pat_cache_put(ngx_http_auth_pat_cache_t *cache,
         until = id->expires;
     }
 
-    len = id->user_id.len + id->token_name.len;
+    len = id->user_id.len + id->token_name.len + id->scopes.len;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -458,12 +475,16 @@ ngx_http_auth_pat_cache_put(ngx_http_auth_pat_cache_t *cache,
 
     cn->user_len = (u_short) id->user_id.len;
     cn->name_len = (u_short) id->token_name.len;
+    cn->scopes_len = (u_short) id->scopes.len;
     cn->valid_until = until;
+    cn->expires = id->expires;
     cn->last_used = (uint32_t) (now / 1000);
+    cn->created = (uint32_t) (id->created / 1000);
     ngx_http_auth_pat_uuid_pack(id->token_id.data, cn->id);
 
     s = ngx_cpymem(s, id->user_id.data, id->user_id.len);
-    ngx_memcpy(s, id->token_name.data, id->token_name.len);
+    s = ngx_cpymem(s, id->token_name.data, id->token_name.len);
+    ngx_memcpy(s, id->scopes.data, id->scopes.len);
 
     ngx_rbtree_insert(&cache->sh->rbtree, node);
     ngx_queue_insert_head(&cache->sh->queue, &cn->queue);

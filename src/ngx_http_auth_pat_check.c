@@ -129,7 +129,7 @@ ngx_http_auth_pat_check_copy(ngx_pool_t *pool, ngx_str_t *dst, ngx_str_t *src)
 
 
 /*
- * The validation record, HMGET u i n e: NGX_OK with the identity in
+ * The validation record, HMGET u i n e s c: NGX_OK with the identity in
  * pool, NGX_DECLINED for an unknown or expired token, NGX_ERROR for a
  * reply we do not understand.
  */
@@ -139,15 +139,15 @@ ngx_http_auth_pat_check_record(redisReply *reply, ngx_pool_t *pool,
     int64_t now, ngx_http_auth_pat_identity_t *id)
 {
     ngx_int_t    rc;
-    ngx_str_t    f[4];
+    ngx_str_t    f[6];
     ngx_uint_t   i;
     redisReply  *e;
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6) {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 6; i++) {
         e = reply->element[i];
 
         if (e->type == REDIS_REPLY_STRING) {
@@ -162,18 +162,23 @@ ngx_http_auth_pat_check_record(redisReply *reply, ngx_pool_t *pool,
         }
     }
 
-    rc = ngx_http_auth_pat_parse_validation(f, now, &id->expires);
+    rc = ngx_http_auth_pat_parse_validation(f, now, &id->expires,
+                                            &id->created);
     if (rc != NGX_OK) {
         return rc;
     }
 
     ngx_str_null(&id->token_name);
+    ngx_str_null(&id->scopes);
 
     if (ngx_http_auth_pat_check_copy(pool, &id->user_id, &f[0]) != NGX_OK
         || ngx_http_auth_pat_check_copy(pool, &id->token_id, &f[1])
            != NGX_OK
         || (f[2].data
             && ngx_http_auth_pat_check_copy(pool, &id->token_name, &f[2])
+               != NGX_OK)
+        || (f[4].data
+            && ngx_http_auth_pat_check_copy(pool, &id->scopes, &f[4])
                != NGX_OK))
     {
         return NGX_ERROR;
@@ -290,11 +295,10 @@ ngx_http_auth_pat_check_cached(ngx_http_request_t *r,
 }
 
 
-/* a malformed or mistyped token, or none: no Redis */
+/* the Authorization header: a bearer token, or none, or garbage */
 
 static ngx_http_auth_pat_verdict_e
-ngx_http_auth_pat_check_format(ngx_http_request_t *r,
-    ngx_http_auth_pat_main_conf_t *pmcf, ngx_str_t *token)
+ngx_http_auth_pat_check_header(ngx_http_request_t *r, ngx_str_t *token)
 {
     ngx_table_elt_t  *h;
 
@@ -308,7 +312,7 @@ ngx_http_auth_pat_check_format(ngx_http_request_t *r,
                                            token))
     {
     case NGX_OK:
-        break;
+        return NGX_HTTP_AUTH_PAT_VALID;
 
     case NGX_DECLINED:
         return NGX_HTTP_AUTH_PAT_NO_CREDENTIALS;
@@ -318,6 +322,47 @@ ngx_http_auth_pat_check_format(ngx_http_request_t *r,
                       "auth_pat: malformed Authorization header");
         return NGX_HTTP_AUTH_PAT_INVALID_REQUEST;
     }
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_check(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx,
+    ngx_http_auth_pat_check_done_pt done)
+{
+    ngx_str_t                    token;
+    ngx_http_auth_pat_verdict_e  verdict;
+
+    verdict = ngx_http_auth_pat_check_header(r, &token);
+
+    if (verdict != NGX_HTTP_AUTH_PAT_VALID) {
+        ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
+        ctx->verdict = verdict;
+        return NGX_OK;
+    }
+
+    return ngx_http_auth_pat_check_token(r, ctx, &token, done);
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_check_token(ngx_http_request_t *r,
+    ngx_http_auth_pat_ctx_t *ctx, ngx_str_t *token,
+    ngx_http_auth_pat_check_done_pt done)
+{
+    u_char                          md[PAT_DIGEST_LEN];
+    u_char                          hex[PAT_DIGEST_HEX_LEN];
+    uint64_t                        version;
+    ngx_int_t                       rc;
+    ngx_uint_t                      cacheable;
+    ngx_http_auth_pat_lookup_t     *lk;
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
+
+    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
+    ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
+
+    /* a malformed or mistyped token: no Redis */
 
     if (!ngx_http_auth_pat_token_verify((char *) token->data, token->len,
                                         (char *) pmcf->prefix.data,
@@ -326,40 +371,12 @@ ngx_http_auth_pat_check_format(ngx_http_request_t *r,
         /* never log the token, not even a malformed one */
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "auth_pat: token with a bad format or checksum");
-        return NGX_HTTP_AUTH_PAT_INVALID_TOKEN;
-    }
-
-    return NGX_HTTP_AUTH_PAT_VALID;
-}
-
-
-ngx_int_t
-ngx_http_auth_pat_check(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx,
-    ngx_http_auth_pat_check_done_pt done)
-{
-    u_char                          md[PAT_DIGEST_LEN];
-    u_char                          hex[PAT_DIGEST_HEX_LEN];
-    uint64_t                        version;
-    ngx_int_t                       rc;
-    ngx_str_t                       token;
-    ngx_uint_t                      cacheable;
-    ngx_http_auth_pat_lookup_t     *lk;
-    ngx_http_auth_pat_main_conf_t  *pmcf;
-    ngx_http_auth_pat_verdict_e     verdict;
-
-    pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
-
-    ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
-    ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
-
-    verdict = ngx_http_auth_pat_check_format(r, pmcf, &token);
-
-    if (verdict != NGX_HTTP_AUTH_PAT_VALID) {
-        ctx->verdict = verdict;
+        ctx->verdict = NGX_HTTP_AUTH_PAT_INVALID_TOKEN;
         return NGX_OK;
     }
 
-    ngx_http_auth_pat_hmac_key_digest(&pmcf->hmac, token.data, token.len, md);
+    ngx_http_auth_pat_hmac_key_digest(&pmcf->hmac, token->data, token->len,
+                                      md);
 
     cacheable = 0;
     version = 0;
@@ -416,4 +433,27 @@ ngx_http_auth_pat_check(ngx_http_request_t *r, ngx_http_auth_pat_ctx_t *ctx,
     ctx->state = NGX_HTTP_AUTH_PAT_CHECK_PENDING;
 
     return NGX_AGAIN;
+}
+
+
+ngx_uint_t
+ngx_http_auth_pat_check_scopes(ngx_http_auth_pat_identity_t *id,
+    ngx_array_t *required)
+{
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    if (required == NULL) {
+        return 1;
+    }
+
+    s = required->elts;
+
+    for (i = 0; i < required->nelts; i++) {
+        if (!ngx_http_auth_pat_scope_in(&id->scopes, s[i].data, s[i].len)) {
+            return 0;
+        }
+    }
+
+    return 1;
 }

@@ -1,9 +1,10 @@
 
 /*
- * The token check shared by the access phase and the API: the
- * Authorization header, the token's format and checksum, its digest,
- * the cache, and the Redis lookup, whose waiter a request cleanup
- * detaches.
+ * The token check shared by the access phase, the API and
+ * introspection: the Authorization header, the token's format and
+ * checksum, its digest, the cache, and the Redis lookup, whose waiter a
+ * request cleanup detaches; and whether a token holds the scopes a
+ * location requires.
  */
 
 
@@ -29,6 +30,15 @@ typedef void (*ngx_http_auth_pat_check_done_pt)(ngx_http_request_t *r);
  */
 ngx_int_t ngx_http_auth_pat_check(ngx_http_request_t *r,
     ngx_http_auth_pat_ctx_t *ctx, ngx_http_auth_pat_check_done_pt done);
+
+/* the same for a token given otherwise (introspection: in the body) */
+ngx_int_t ngx_http_auth_pat_check_token(ngx_http_request_t *r,
+    ngx_http_auth_pat_ctx_t *ctx, ngx_str_t *token,
+    ngx_http_auth_pat_check_done_pt done);
+
+/* the identity holds every scope of required (of ngx_str_t; NULL: none) */
+ngx_uint_t ngx_http_auth_pat_check_scopes(ngx_http_auth_pat_identity_t *id,
+    ngx_array_t *required);
 
 /*
  * When the request ends, the command in *cmdp, if any, is cancelled: its

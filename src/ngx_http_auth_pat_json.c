@@ -42,7 +42,12 @@ static const ngx_http_auth_pat_refusal_t  ngx_http_auth_pat_refusals[] = {
 
     [NGX_HTTP_AUTH_PAT_UNAVAILABLE] =
     { NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable",
-      "the token store is unavailable", 0 }
+      "the token store is unavailable", 0 },
+
+    [NGX_HTTP_AUTH_PAT_INSUFFICIENT_SCOPE] =
+    { NGX_HTTP_FORBIDDEN, "insufficient_scope",
+      "the token lacks a scope this location requires",
+      offsetof(ngx_http_auth_pat_loc_conf_t, challenge_insufficient_scope) }
 };
 
 
@@ -540,14 +545,73 @@ ngx_http_auth_pat_token_object(json_t *rec, int64_t now)
 }
 
 
+/* --------------------------------------------------------------- body */
+
+
+ngx_int_t
+ngx_http_auth_pat_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    return NGX_OK;
+}
+
+
 /* ------------------------------------------------------------- filters */
 
 
 /*
  * Error pages that nginx itself produces get the module's JSON body
- * instead of HTML: the access check's refusals (401, 400, 503), and in
- * an API location every error (413 for a body over client_max_body_size,
- * 400 for a broken chunked body, 500, ...).  A page sent by error_page
+ * instead of HTML: the access check's refusals (401, 400, 403, 503), and
+ * in an API or introspection location every error (413 for a body over
+ * client_max_body_size, 400 for a broken chunked body, 500, ...).  A page sent by error_page
  * comes from another location, or after an internal redirect, which
  * clears the ctx: it is left alone.
  */
@@ -575,7 +639,7 @@ ngx_http_auth_pat_error_header_filter(ngx_http_request_t *r)
         /* the check's own refusal (see ngx_http_auth_pat_let_in_handler) */
         e = ngx_http_auth_pat_refusal(ctx->refusal);
 
-    } else if (plcf->api) {
+    } else if (plcf->api || plcf->introspect) {
         e = ngx_http_auth_pat_status_error(r->headers_out.status);
 
     } else {

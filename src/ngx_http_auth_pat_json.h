@@ -1,9 +1,9 @@
 
 /*
- * JSON out: buffers that are wiped when the request goes, the module's
- * answers and errors, the one table of the check's refusals, the public
- * token object, and the filters that give nginx's own error pages a JSON
- * body.
+ * Bodies in and JSON out: the request body as one string, buffers that
+ * are wiped when the request goes, the module's answers and errors, the
+ * one table of the check's refusals, the public token object, and the
+ * filters that give nginx's own error pages a JSON body.
  */
 
 
@@ -85,6 +85,14 @@ void ngx_http_auth_pat_finalize_invalid(ngx_http_request_t *r,
  */
 void ngx_http_auth_pat_finalize_data(ngx_http_request_t *r,
     ngx_uint_t status, json_t *t, ngx_str_t *token);
+
+/*
+ * The request body that nginx has read, as one string in the pool
+ * (empty when there is none); NGX_ERROR when out of memory or a body
+ * file cannot be read
+ */
+ngx_int_t ngx_http_auth_pat_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
 
 /* a time field of a metadata record, in ms; 0 for null or absent */
 int64_t ngx_http_auth_pat_json_ms(json_t *rec, const char *key);

@@ -14,6 +14,7 @@
 #include "ngx_http_auth_pat_api.h"
 #include "ngx_http_auth_pat_cache.h"
 #include "ngx_http_auth_pat_inval.h"
+#include "ngx_http_auth_pat_introspect.h"
 #include "ngx_http_auth_pat_json.h"
 #include "ngx_http_auth_pat_parse.h"
 #include "ngx_http_auth_pat_redis.h"
@@ -51,6 +52,12 @@ static char *ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_auth_pat_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_auth_pat_scopes_allowed(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_auth_pat_scope(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_auth_pat_api_scope(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_auth_pat_introspect(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
 
@@ -142,6 +149,20 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("auth_pat_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_auth_pat_scope,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat_introspect"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_auth_pat_introspect,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("auth_pat_hide_credentials"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -191,6 +212,13 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
       offsetof(ngx_http_auth_pat_loc_conf_t, scopes_allowed),
       NULL },
 
+    { ngx_string("auth_pat_api_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_auth_pat_api_scope,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_auth_pat_loc_conf_t, api_scope),
+      NULL },
+
       ngx_null_command
 };
 
@@ -238,6 +266,10 @@ static ngx_http_variable_t  ngx_http_auth_pat_vars[] = {
 
     { ngx_string("pat_token_name"), NULL, ngx_http_auth_pat_variable,
       offsetof(ngx_http_auth_pat_identity_t, token_name),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("pat_scopes"), NULL, ngx_http_auth_pat_variable,
+      offsetof(ngx_http_auth_pat_identity_t, scopes),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -380,24 +412,41 @@ ngx_http_auth_pat_create_loc_conf(ngx_conf_t *cf)
     plcf->max_lifetime = NGX_CONF_UNSET;
     plcf->max_tokens = NGX_CONF_UNSET;
     plcf->scopes_allowed = NGX_CONF_UNSET_PTR;
+    plcf->scopes_required = NGX_CONF_UNSET_PTR;
 
     return plcf;
 }
 
 
-/* Bearer realm="...", with '"' and '\' escaped (RFC 7230 quoted-string) */
+/*
+ * Bearer realm="...", with '"' and '\' escaped (RFC 7230 quoted-string),
+ * an error, and the scopes (of ngx_str_t, when not NULL), which hold
+ * neither
+ */
 
 static ngx_int_t
 ngx_http_auth_pat_challenge(ngx_conf_t *cf, ngx_str_t *realm,
-    const char *error, ngx_str_t *out)
+    const char *error, ngx_array_t *scopes, ngx_str_t *out)
 {
-    u_char  *p;
-    size_t   len, i;
+    u_char      *p;
+    size_t       len, i;
+    ngx_str_t   *sc;
 
     len = sizeof("Bearer realm=\"\"") - 1 + 2 * realm->len;
 
     if (error) {
         len += sizeof(", error=\"\"") - 1 + ngx_strlen(error);
+    }
+
+    sc = NULL;
+
+    if (scopes && scopes->nelts) {
+        sc = scopes->elts;
+        len += sizeof(", scope=\"\"") - 1;
+
+        for (i = 0; i < scopes->nelts; i++) {
+            len += sc[i].len + 1;
+        }
     }
 
     p = ngx_pnalloc(cf->pool, len);
@@ -422,6 +471,20 @@ ngx_http_auth_pat_challenge(ngx_conf_t *cf, ngx_str_t *realm,
         p = ngx_sprintf(p, ", error=\"%s\"", error);
     }
 
+    if (sc) {
+        p = ngx_cpymem(p, ", scope=\"", sizeof(", scope=\"") - 1);
+
+        for (i = 0; i < scopes->nelts; i++) {
+            if (i) {
+                *p++ = ' ';
+            }
+
+            p = ngx_cpymem(p, sc[i].data, sc[i].len);
+        }
+
+        *p++ = '"';
+    }
+
     out->len = p - out->data;
 
     return NGX_OK;
@@ -433,6 +496,8 @@ ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_auth_pat_loc_conf_t  *prev = parent;
     ngx_http_auth_pat_loc_conf_t  *conf = child;
+
+    ngx_array_t   api_scope, *required;
 
     if (conf->enabled == NGX_CONF_UNSET) {
         conf->enabled = prev->enabled;
@@ -451,6 +516,9 @@ ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->max_tokens, prev->max_tokens, 100);
     ngx_conf_merge_ptr_value(conf->scopes_allowed, prev->scopes_allowed,
                              NULL);
+    ngx_conf_merge_ptr_value(conf->scopes_required, prev->scopes_required,
+                             NULL);
+    ngx_conf_merge_str_value(conf->api_scope, prev->api_scope, "");
 
     if (conf->max_lifetime && conf->default_lifetime > conf->max_lifetime) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -464,20 +532,47 @@ ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_str_set(&conf->realm, "api");
     }
 
-    if ((conf->enabled || conf->api) && conf->challenge.data == NULL) {
-        if (ngx_http_auth_pat_challenge(cf, &conf->realm, NULL,
+    if (!conf->enabled && !conf->api) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->challenge.data == NULL) {
+        if (ngx_http_auth_pat_challenge(cf, &conf->realm, NULL, NULL,
                                         &conf->challenge)
             != NGX_OK
             || ngx_http_auth_pat_challenge(cf, &conf->realm, "invalid_token",
+                                           NULL,
                                            &conf->challenge_invalid_token)
                != NGX_OK
             || ngx_http_auth_pat_challenge(cf, &conf->realm,
-                                           "invalid_request",
+                                           "invalid_request", NULL,
                                            &conf->challenge_invalid_request)
                != NGX_OK)
         {
             return NGX_CONF_ERROR;
         }
+    }
+
+    /* the scopes required here: auth_pat_scope's, or the API's own */
+
+    required = conf->scopes_required;
+
+    if (!conf->enabled || required == NULL || required->nelts == 0) {
+        required = NULL;
+
+        if (conf->api && conf->api_scope.len) {
+            required = &api_scope;
+            api_scope.elts = &conf->api_scope;
+            api_scope.nelts = 1;
+        }
+    }
+
+    if (ngx_http_auth_pat_challenge(cf, &conf->realm, "insufficient_scope",
+                                    required,
+                                    &conf->challenge_insufficient_scope)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
@@ -523,6 +618,18 @@ ngx_http_auth_pat_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_auth_pat_access_handler;
+
+    /*
+     * A phase runs its handlers in the reverse order of their
+     * registration, and a dynamic module registers after nginx's own:
+     * this one runs before limit_req and limit_conn.
+     */
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_auth_pat_identify_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
     if (h == NULL) {
@@ -981,6 +1088,18 @@ ngx_http_auth_pat_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static char *
+ngx_http_auth_pat_invalid_scope(ngx_conf_t *cf, ngx_str_t *scope)
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid scope \"%V\": a scope is 1 to 64 printable "
+                       "ASCII characters, without space, '\"' and '\\'",
+                       scope);
+
+    return NGX_CONF_ERROR;
+}
+
+
 /* auth_pat_scopes_allowed SCOPE ...: each well-formed, kept as given */
 
 static char *
@@ -1008,11 +1127,7 @@ ngx_http_auth_pat_scopes_allowed(ngx_conf_t *cf, ngx_command_t *cmd,
         if (!ngx_http_auth_pat_scope_valid((char *) value[i].data,
                                            value[i].len))
         {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid scope \"%V\": a scope is 1 to 64 "
-                               "printable ASCII characters, without space, "
-                               "'\"' and '\\'", &value[i]);
-            return NGX_CONF_ERROR;
+            return ngx_http_auth_pat_invalid_scope(cf, &value[i]);
         }
 
         s = ngx_array_push(plcf->scopes_allowed);
@@ -1024,6 +1139,68 @@ ngx_http_auth_pat_scopes_allowed(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* auth_pat_scope SCOPE ... | off: replaces the inherited list */
+
+static char *
+ngx_http_auth_pat_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf = conf;
+
+    ngx_str_t   *value, *s;
+    ngx_uint_t   i;
+
+    if (plcf->scopes_required != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    plcf->scopes_required = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                             sizeof(ngx_str_t));
+    if (plcf->scopes_required == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        return NGX_CONF_OK;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (!ngx_http_auth_pat_scope_valid((char *) value[i].data,
+                                           value[i].len)
+            || (value[i].len == 3 && ngx_strcmp(value[i].data, "off") == 0))
+        {
+            return ngx_http_auth_pat_invalid_scope(cf, &value[i]);
+        }
+
+        s = ngx_array_push(plcf->scopes_required);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_auth_pat_api_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (!ngx_http_auth_pat_scope_valid((char *) value[1].data, value[1].len))
+    {
+        return ngx_http_auth_pat_invalid_scope(cf, &value[1]);
+    }
+
+    return ngx_conf_set_str_slot(cf, cmd, conf);
 }
 
 
@@ -1113,6 +1290,30 @@ ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     plcf->api = 1;
     plcf->api_prefix = clcf->name;
     clcf->handler = ngx_http_auth_pat_api_handler;
+
+    pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_auth_pat_module);
+    pmcf->used = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_auth_pat_introspect(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf = conf;
+
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    if (plcf->introspect) {
+        return "is duplicate";
+    }
+
+    plcf->introspect = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_auth_pat_introspect_handler;
 
     pmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_auth_pat_module);
     pmcf->used = 1;

@@ -47,6 +47,8 @@ typedef struct {
     ngx_str_t                        realm;      /* unset: NULL data */
     ngx_flag_t                       enabled;
     ngx_flag_t                       hide_credentials;
+    ngx_array_t                     *scopes_required; /* auth_pat_scope */
+    ngx_flag_t                       introspect;
 
     /* auth_pat_api */
     ngx_flag_t                       api;
@@ -56,11 +58,13 @@ typedef struct {
     time_t                           max_lifetime;
     ngx_int_t                        max_tokens;
     ngx_array_t                     *scopes_allowed;  /* of ngx_str_t */
+    ngx_str_t                        api_scope;  /* empty: none needed */
 
     /* precomputed WWW-Authenticate values */
     ngx_str_t                        challenge;
     ngx_str_t                        challenge_invalid_token;
     ngx_str_t                        challenge_invalid_request;
+    ngx_str_t                        challenge_insufficient_scope;
 } ngx_http_auth_pat_loc_conf_t;
 
 
@@ -69,7 +73,9 @@ typedef struct {
     ngx_str_t                        user_id;
     ngx_str_t                        token_id;
     ngx_str_t                        token_name;
+    ngx_str_t                        scopes;     /* sorted, space-separated */
     int64_t                          expires;    /* ms, 0: never */
+    int64_t                          created;    /* ms, 0: not known */
 } ngx_http_auth_pat_identity_t;
 
 
@@ -79,7 +85,8 @@ typedef enum {
     NGX_HTTP_AUTH_PAT_NO_CREDENTIALS,
     NGX_HTTP_AUTH_PAT_INVALID_TOKEN,
     NGX_HTTP_AUTH_PAT_INVALID_REQUEST,
-    NGX_HTTP_AUTH_PAT_UNAVAILABLE
+    NGX_HTTP_AUTH_PAT_UNAVAILABLE,
+    NGX_HTTP_AUTH_PAT_INSUFFICIENT_SCOPE     /* valid, but lacks a scope */
 } ngx_http_auth_pat_verdict_e;
 
 

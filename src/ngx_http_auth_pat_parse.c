@@ -77,19 +77,19 @@ ngx_http_auth_pat_parse_bearer(u_char *p, size_t len, ngx_str_t *token)
 
 
 ngx_uint_t
-ngx_http_auth_pat_parse_json_type(u_char *p, size_t len)
+ngx_http_auth_pat_parse_media_type(u_char *p, size_t len, const char *type)
 {
     u_char  *last;
+    size_t   n;
 
     last = p + len;
+    n = ngx_strlen(type);
 
-    if (len < 16
-        || ngx_strncasecmp(p, (u_char *) "application/json", 16) != 0)
-    {
+    if (len < n || ngx_strncasecmp(p, (u_char *) type, n) != 0) {
         return 0;
     }
 
-    p += 16;
+    p += n;
 
     while (p < last && (*p == ' ' || *p == '\t')) {
         p++;
@@ -479,6 +479,10 @@ ngx_http_auth_pat_parse_is(ngx_str_t *v, const char *s)
 }
 
 
+static ngx_int_t ngx_http_auth_pat_form_decode(u_char *p, u_char *last,
+    u_char *buf, ngx_str_t *value);
+
+
 /* form encoding: '+' is a space; '%' takes two hex digits */
 
 static const char *
@@ -536,6 +540,7 @@ ngx_http_auth_pat_parse_query(ngx_str_t *args, u_char *buf,
     q->limit = NGX_HTTP_AUTH_PAT_PAGE_SIZE;
     q->status = NGX_HTTP_AUTH_PAT_ANY;
     ngx_str_null(&q->search);
+    ngx_str_null(&q->scope);
     q->sort_by = NGX_HTTP_AUTH_PAT_SORT_CREATED;
     q->desc = 1;
 
@@ -579,9 +584,24 @@ ngx_http_auth_pat_parse_query(ngx_str_t *args, u_char *buf,
     if (ngx_http_auth_pat_parse_alias(args, "search_term", "searchTerm", &v)
         == NGX_OK)
     {
-        err = ngx_http_auth_pat_parse_search(&v, buf, &q->search);
+        /* each value is decoded where it lies in args: no overlap */
+        err = ngx_http_auth_pat_parse_search(&v, buf + (v.data - args->data),
+                                             &q->search);
         if (err) {
             return err;
+        }
+    }
+
+    if (ngx_http_auth_pat_parse_arg(args, "scope", &v) == NGX_OK) {
+        if (ngx_http_auth_pat_form_decode(v.data, v.data + v.len,
+                                          buf + (v.data - args->data),
+                                          &q->scope)
+            != NGX_OK
+            || !ngx_http_auth_pat_scope_valid((char *) q->scope.data,
+                                              q->scope.len))
+        {
+            return "scope must be one scope: 1 to 64 printable ASCII "
+                   "characters, without space, '\"' and '\\'";
         }
     }
 
@@ -642,8 +662,9 @@ ngx_http_auth_pat_parse_record(u_char *p, size_t len)
 
 ngx_int_t
 ngx_http_auth_pat_parse_index_entry(u_char *p, size_t len, int64_t t[4],
-    ngx_str_t *name)
+    ngx_str_t *name, ngx_str_t *scopes)
 {
+    u_char      *sep;
     u_char      *last, *start;
     ngx_int_t    i;
 
@@ -674,14 +695,80 @@ ngx_http_auth_pat_parse_index_entry(u_char *p, size_t len, int64_t t[4],
 
     name->data = p;
     name->len = last - p;
+    ngx_str_null(scopes);
+
+    /* a name holds no control character: US ends it, and scopes follow */
+    sep = ngx_strlchr(p, last, NGX_HTTP_AUTH_PAT_INDEX_SEP);
+
+    if (sep) {
+        name->len = sep - p;
+        scopes->data = sep + 1;
+        scopes->len = last - sep - 1;
+    }
 
     return NGX_OK;
 }
 
 
+/* a list of scopes, space-separated, each well-formed */
+
+static ngx_uint_t
+ngx_http_auth_pat_scope_list_valid(ngx_str_t *list)
+{
+    u_char  *p, *last, *start;
+
+    p = list->data;
+    last = p + list->len;
+
+    while (p < last) {
+        start = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        if (!ngx_http_auth_pat_scope_valid((char *) start, p - start)) {
+            return 0;
+        }
+
+        if (p < last && ++p == last) {
+            return 0;   /* a trailing space */
+        }
+    }
+
+    return 1;
+}
+
+
+ngx_uint_t
+ngx_http_auth_pat_scope_in(ngx_str_t *list, u_char *s, size_t len)
+{
+    u_char  *p, *last, *start;
+
+    p = list->data;
+    last = p + list->len;
+
+    while (p < last) {
+        start = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        if ((size_t) (p - start) == len && ngx_memcmp(start, s, len) == 0) {
+            return 1;
+        }
+
+        p++;
+    }
+
+    return 0;
+}
+
+
 ngx_int_t
-ngx_http_auth_pat_parse_validation(ngx_str_t f[4], int64_t now,
-    int64_t *expires)
+ngx_http_auth_pat_parse_validation(ngx_str_t f[6], int64_t now,
+    int64_t *expires, int64_t *created)
 {
     off_t  n;
 
@@ -690,6 +777,22 @@ ngx_http_auth_pat_parse_validation(ngx_str_t f[4], int64_t now,
     }
 
     *expires = 0;
+    *created = 0;
+
+    /* a record of an earlier release has neither scopes nor createdAt */
+
+    if (f[4].data && !ngx_http_auth_pat_scope_list_valid(&f[4])) {
+        return NGX_ERROR;
+    }
+
+    if (f[5].data && f[5].len) {
+        n = ngx_atoof(f[5].data, f[5].len);
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        *created = n;
+    }
 
     if (f[3].data == NULL || f[3].len == 0) {
         return NGX_OK;
@@ -707,4 +810,92 @@ ngx_http_auth_pat_parse_validation(ngx_str_t f[4], int64_t now,
      * granularity; the clock decides
      */
     return (n <= now) ? NGX_DECLINED : NGX_OK;
+}
+
+
+/* the value of one %XX-encoded, '+'-for-space form field, into buf */
+
+static ngx_int_t
+ngx_http_auth_pat_form_decode(u_char *p, u_char *last, u_char *buf,
+    ngx_str_t *value)
+{
+    u_char     *d;
+    ngx_int_t   hi, lo;
+
+    d = buf;
+
+    while (p < last) {
+
+        if (*p == '+') {
+            *d++ = ' ';
+            p++;
+            continue;
+        }
+
+        if (*p != '%') {
+            *d++ = *p++;
+            continue;
+        }
+
+        if (last - p < 3) {
+            return NGX_ERROR;
+        }
+
+        hi = ngx_hextoi(p + 1, 1);
+        lo = ngx_hextoi(p + 2, 1);
+
+        if (hi == NGX_ERROR || lo == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        *d++ = (u_char) ((hi << 4) | lo);
+        p += 3;
+    }
+
+    value->data = buf;
+    value->len = d - buf;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_parse_form_field(u_char *p, size_t len, const char *name,
+    u_char *buf, ngx_str_t *value)
+{
+    u_char     *last, *start, *eq;
+    size_t      n;
+    ngx_uint_t  found;
+
+    last = p + len;
+    n = ngx_strlen(name);
+    found = 0;
+
+    while (p < last) {
+        start = p;
+
+        while (p < last && *p != '&') {
+            p++;
+        }
+
+        eq = ngx_strlchr(start, p, '=');
+
+        if (eq && (size_t) (eq - start) == n
+            && ngx_strncmp(start, name, n) == 0)
+        {
+            if (found++) {
+                return NGX_ERROR;   /* RFC 6749 3.1: at most once */
+            }
+
+            if (ngx_http_auth_pat_form_decode(eq + 1, p, buf, value)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        p++;
+    }
+
+    return found ? NGX_OK : NGX_DECLINED;
 }

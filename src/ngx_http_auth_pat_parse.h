@@ -1,9 +1,9 @@
 
 /*
- * The pure parsers and validators: the Authorization header, the fields
- * of a create or rotate body, the list query, and the records read back
- * from Redis.  Bytes or jansson values in, no request: each can be
- * tested and fuzzed alone.  Functions that return a message return NULL
+ * The pure parsers and validators: the Authorization header, media
+ * types, the fields of a create or rotate body, an introspection form,
+ * the list query, and the records read back from Redis.  Bytes or
+ * jansson values in, no request: each can be tested and fuzzed alone.  Functions that return a message return NULL
  * when the input is valid, else the message for the client, with the
  * HTTP status in *status.
  */
@@ -26,6 +26,7 @@
 #define NGX_HTTP_AUTH_PAT_PAGE_SIZE       25
 #define NGX_HTTP_AUTH_PAT_PAGE_SIZE_MAX   100
 #define NGX_HTTP_AUTH_PAT_PAGE_INDEX_MAX  1000000
+#define NGX_HTTP_AUTH_PAT_INDEX_SEP       '\x1f'  /* name, then scopes */
 
 /*
  * 5000-01-01T00:00:00Z in ms.  The Lua scripts re-encode records with
@@ -54,6 +55,7 @@ typedef enum {
 typedef struct {
     ngx_http_auth_pat_status_e     status;
     ngx_str_t                      search;     /* lowercased, or empty */
+    ngx_str_t                      scope;      /* held, or empty: any */
     ngx_http_auth_pat_sort_e       sort_by;
     ngx_uint_t                     desc;
     ngx_uint_t                     offset;
@@ -68,8 +70,17 @@ typedef struct {
 ngx_int_t ngx_http_auth_pat_parse_bearer(u_char *p, size_t len,
     ngx_str_t *token);
 
-/* application/json, optionally with "; charset=utf-8" */
-ngx_uint_t ngx_http_auth_pat_parse_json_type(u_char *p, size_t len);
+/* the media type type, optionally with "; charset=utf-8" */
+ngx_uint_t ngx_http_auth_pat_parse_media_type(u_char *p, size_t len,
+    const char *type);
+
+/*
+ * The field name of an application/x-www-form-urlencoded body, decoded
+ * into buf (room for len bytes): NGX_OK, NGX_DECLINED when it is absent,
+ * NGX_ERROR when it is given twice or badly encoded.
+ */
+ngx_int_t ngx_http_auth_pat_parse_form_field(u_char *p, size_t len,
+    const char *name, u_char *buf, ngx_str_t *value);
 
 /*
  * "scopes": absent is []; an array of RFC 6749 scope-tokens (1 to 64
@@ -109,17 +120,27 @@ const char *ngx_http_auth_pat_parse_query(ngx_str_t *args, u_char *buf,
 /* a metadata record: a JSON object, or NULL */
 json_t *ngx_http_auth_pat_parse_record(u_char *p, size_t len);
 
-/* a list index entry "c:e:l:r:name": the times (0 for null), the name */
+/*
+ * a list index entry "c:e:l:r:name", with "\x1fscope scope..." after the
+ * name when the token holds scopes: the times (0 for null), the name,
+ * the scopes (empty in entries of earlier releases)
+ */
 ngx_int_t ngx_http_auth_pat_parse_index_entry(u_char *p, size_t len,
-    int64_t t[4], ngx_str_t *name);
+    int64_t t[4], ngx_str_t *name, ngx_str_t *scopes);
 
 /*
- * The validation record's u, i, n, e (data NULL where Redis had none):
- * NGX_OK and *expires (0: never) for a live token, NGX_DECLINED for an
- * unknown or expired one, NGX_ERROR for a record we do not understand.
+ * The validation record's u, i, n, e, s, c (data NULL where Redis had
+ * none): NGX_OK, *expires (0: never) and *created (0: unknown) for a
+ * live token, NGX_DECLINED for an unknown or expired one, NGX_ERROR for
+ * a record we do not understand.  s, the scopes, space-separated, is
+ * checked; records of earlier releases have no s (no scope) and no c.
  */
-ngx_int_t ngx_http_auth_pat_parse_validation(ngx_str_t f[4], int64_t now,
-    int64_t *expires);
+ngx_int_t ngx_http_auth_pat_parse_validation(ngx_str_t f[6], int64_t now,
+    int64_t *expires, int64_t *created);
+
+/* the scope s is one of list, a space-separated list of scopes */
+ngx_uint_t ngx_http_auth_pat_scope_in(ngx_str_t *list, u_char *s,
+    size_t len);
 
 
 #endif /* _NGX_HTTP_AUTH_PAT_PARSE_H_INCLUDED_ */

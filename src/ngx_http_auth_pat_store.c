@@ -12,6 +12,10 @@
  *                              i  token id
  *                              n  token name
  *                              e  expiresAt, or "" for never
+ *                              s  scopes, sorted, space-separated
+ *                              c  createdAt
+ *                            (records of earlier releases have no s and
+ *                            no c: no scope, creation unknown).
  *                            It expires in Redis at e (PEXPIREAT), and is
  *                            deleted on revoke.  Its key holds no user, so
  *                            it lives in a slot of its own: every command
@@ -29,7 +33,10 @@
  *                            It outlives expiry and revocation, so the
  *                            list shows every status.
  *   NS {u:UID}:i             hash, the user's list index:
- *                              ID -> "c:e:l:r:name" (times, "" for null)
+ *                              ID -> "c:e:l:r:name" (times, "" for null),
+ *                              then, when the token holds scopes, US
+ *                              (0x1f, which no name holds) and its
+ *                              scopes, space-separated
  *                            The list reads it whole (HGETALL: small
  *                            fields, no JSON), filters, sorts and pages
  *                            in nginx, then reads the page's records.
@@ -69,6 +76,7 @@
 #include <jansson.h>
 
 #include "pat_token.h"
+#include "ngx_http_auth_pat_parse.h"
 #include "ngx_http_auth_pat_store.h"
 
 
@@ -167,9 +175,12 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "add(ARGV[1], ARGV[2], ARGV[4], ARGV[8])\n"
     "return 1\n",
 
-    /* ACTIVATE: KEYS[1] = v:DIGEST; ARGV user, id, name, expires|'' */
+    /*
+     * ACTIVATE: KEYS[1] = v:DIGEST; ARGV user, id, name, expires|'',
+     * scopes, created
+     */
     "redis.call('HSET', KEYS[1], 'u', ARGV[1], 'i', ARGV[2],"
-    "           'n', ARGV[3], 'e', ARGV[4])\n"
+    "           'n', ARGV[3], 'e', ARGV[4], 's', ARGV[5], 'c', ARGV[6])\n"
     "if ARGV[4] ~= '' then\n"
     "  redis.call('PEXPIREAT', KEYS[1], ARGV[4])\n"
     "end\n"
@@ -416,14 +427,66 @@ ngx_http_auth_pat_args_user(ngx_http_auth_pat_args_t *a, ngx_str_t *user,
 }
 
 
-/* the list index entry of a new token: "c:e:::name" */
+/* the scopes of a token, sorted, space-separated */
+static void
+ngx_http_auth_pat_args_scopes(ngx_http_auth_pat_args_t *a,
+    ngx_http_auth_pat_store_token_t *t, const char *before)
+{
+    u_char  *p, *list;
+    size_t   i, len, n;
+    json_t  *e;
+
+    n = t->scopes ? json_array_size(t->scopes) : 0;
+
+    if (n == 0) {
+        ngx_http_auth_pat_args_add(a, "", 0);
+        return;
+    }
+
+    len = ngx_strlen(before);
+
+    json_array_foreach(t->scopes, i, e) {
+        len += json_string_length(e) + 1;
+    }
+
+    list = ngx_pnalloc(a->pool, len);
+    if (list == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    p = ngx_cpymem(list, before, ngx_strlen(before));
+
+    json_array_foreach(t->scopes, i, e) {
+        if (i) {
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, json_string_value(e), json_string_length(e));
+    }
+
+    ngx_http_auth_pat_args_add(a, list, p - list);
+}
+
+
+/* the list index entry of a new token: "c:e:::name", US, its scopes */
 static void
 ngx_http_auth_pat_args_index(ngx_http_auth_pat_args_t *a,
     ngx_http_auth_pat_store_token_t *t)
 {
-    u_char  *p, *ix;
+    u_char      *p, *ix;
+    static char  sep[] = { NGX_HTTP_AUTH_PAT_INDEX_SEP, '\0' };
 
-    ix = ngx_pnalloc(a->pool, 2 * NGX_INT64_LEN + 4 + t->name.len);
+    ngx_http_auth_pat_args_scopes(a, t, sep);
+
+    if (a->failed) {
+        return;
+    }
+
+    a->argc--;
+
+    ix = ngx_pnalloc(a->pool, 2 * NGX_INT64_LEN + 4 + t->name.len
+                              + a->argvlen[a->argc]);
     if (ix == NULL) {
         a->failed = 1;
         return;
@@ -436,6 +499,7 @@ ngx_http_auth_pat_args_index(ngx_http_auth_pat_args_t *a,
     }
 
     p = ngx_sprintf(p, ":::%V", &t->name);
+    p = ngx_cpymem(p, a->argv[a->argc], a->argvlen[a->argc]);
 
     ngx_http_auth_pat_args_add(a, ix, p - ix);
 }
@@ -505,6 +569,8 @@ ngx_http_auth_pat_store_lookup(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_add(&a, "i", 1);
     ngx_http_auth_pat_args_add(&a, "n", 1);
     ngx_http_auth_pat_args_add(&a, "e", 1);
+    ngx_http_auth_pat_args_add(&a, "s", 1);
+    ngx_http_auth_pat_args_add(&a, "c", 1);
 
     return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_READ,
                                           handler, data);
@@ -623,6 +689,8 @@ ngx_http_auth_pat_store_activate(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_str(&a, &t->id);
     ngx_http_auth_pat_args_str(&a, &t->name);
     ngx_http_auth_pat_args_expiry(&a, t->expires);
+    ngx_http_auth_pat_args_scopes(&a, t, "");
+    ngx_http_auth_pat_args_num(&a, t->created);
 
     return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_ACTIVATE,
                                        handler, data);

@@ -74,7 +74,7 @@ ngx_int_t ngx_http_auth_pat_store_inval_names(ngx_pool_t *pool,
 
 /* ------------------------------------------------------ access check */
 
-/* one round trip: HMGET of the validation record's u, i, n, e */
+/* one round trip: HMGET of the validation record's u, i, n, e, s, c */
 ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_lookup(
     ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, u_char *hex,
     ngx_http_auth_pat_store_pt handler, void *data);
