@@ -14,7 +14,9 @@
  *   GET    PREFIX/config       the location's limits
  *
  * Order of checks: route and method (404, 405), query length, media type
- * (415), body (413, 400), caller (401), then validation (400, 422).
+ * (415), body (413, 400), caller (401), the scope auth_pat_api_scope asks
+ * of a bearer caller (403), then validation (400, 422; 403 for what a
+ * bearer caller may not issue).
  */
 
 
@@ -144,54 +146,141 @@ ngx_http_auth_pat_api_validate_list(ngx_http_request_t *r,
 /* ------------------------------------------------------------ identity */
 
 
-/* GET /config: the limits that apply here, so clients need not guess */
+/* a scope this caller may grant: allowed here, and held by its token */
+
+static ngx_uint_t
+ngx_http_auth_pat_api_grantable(ngx_http_auth_pat_api_t *api,
+    ngx_http_auth_pat_loc_conf_t *plcf, u_char *scope, size_t len)
+{
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    if (api->bearer
+        && !ngx_http_auth_pat_scope_in(&api->caller->scopes, scope, len))
+    {
+        return 0;
+    }
+
+    if (plcf->scopes_allowed == NULL) {
+        return 1;
+    }
+
+    s = plcf->scopes_allowed->elts;
+
+    for (i = 0; i < plcf->scopes_allowed->nelts; i++) {
+        if (s[i].len == len && ngx_strncmp(s[i].data, scope, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the scopes this caller may grant, or NULL for any well-formed one */
+
+static ngx_int_t
+ngx_http_auth_pat_api_config_scopes(ngx_http_auth_pat_api_t *api,
+    ngx_http_auth_pat_loc_conf_t *plcf, json_t **out)
+{
+    u_char      *p, *last, *start;
+    json_t      *list;
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    *out = NULL;
+
+    if (!api->bearer && plcf->scopes_allowed == NULL) {
+        return NGX_OK;
+    }
+
+    list = json_array();
+    if (list == NULL) {
+        return NGX_ERROR;
+    }
+
+    *out = list;
+
+    if (!api->bearer) {
+        s = plcf->scopes_allowed->elts;
+
+        for (i = 0; i < plcf->scopes_allowed->nelts; i++) {
+            if (json_array_append_new(list,
+                    json_stringn((char *) s[i].data, s[i].len))
+                != 0)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        return NGX_OK;
+    }
+
+    /* a bearer caller: its own token's scopes, as far as allowed here */
+
+    p = api->caller->scopes.data;
+    last = p + api->caller->scopes.len;
+
+    while (p < last) {
+        start = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        if (ngx_http_auth_pat_api_grantable(api, plcf, start, p - start)
+            && json_array_append_new(list,
+                   json_stringn((char *) start, p - start))
+               != 0)
+        {
+            return NGX_ERROR;
+        }
+
+        p++;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * GET /config: the limits that apply to this caller, so clients need
+ * not guess.  A bearer caller's token bounds the lifetimes (what is left
+ * of its own) and the scopes (its own).
+ */
 
 static void
 ngx_http_auth_pat_api_config(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
-    time_t                         dflt;
+    time_t                         dflt, max, left;
     json_t                        *t, *allowed;
-    ngx_str_t                     *s;
-    ngx_uint_t                     i;
     ngx_http_auth_pat_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
 
-    /* null: any well-formed scope */
-    allowed = NULL;
-
-    if (plcf->scopes_allowed) {
-        allowed = json_array();
-        s = plcf->scopes_allowed->elts;
-
-        for (i = 0; allowed && i < plcf->scopes_allowed->nelts; i++) {
-            if (json_array_append_new(allowed,
-                    json_stringn((char *) s[i].data, s[i].len))
-                != 0)
-            {
-                json_decref(allowed);
-                allowed = NULL;
-            }
-        }
-
-        if (allowed == NULL) {
-            /* never null for a list: null would say "any" */
-            ngx_http_auth_pat_finalize_error(r,
-                                             NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                             NULL, NULL);
-            return;
-        }
+    if (ngx_http_auth_pat_api_config_scopes(api, plcf, &allowed) != NGX_OK) {
+        /* never null for a list: null would say "any" */
+        json_decref(allowed);
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                         NULL, NULL);
+        return;
     }
 
     /* a create without expiresAt gets the default, else the maximum */
-    dflt = plcf->default_lifetime ? plcf->default_lifetime
-                                  : plcf->max_lifetime;
+    max = plcf->max_lifetime;
+    dflt = plcf->default_lifetime ? plcf->default_lifetime : max;
+
+    if (api->bearer && !api->own && api->caller->expires) {
+        left = (time_t) ((api->caller->expires - api->now) / 1000);
+        left = (left > 0) ? left : 1;   /* 0 would read as "never" */
+        max = (max && max < left) ? max : left;
+        dflt = (dflt && dflt < left) ? dflt : left;
+    }
 
     t = json_pack("{s:o, s:o, s:o, s:I}",
                   "defaultLifetime", dflt ? json_integer(dflt) : json_null(),
-                  "maxLifetime", plcf->max_lifetime
-                      ? json_integer(plcf->max_lifetime) : json_null(),
+                  "maxLifetime", max ? json_integer(max) : json_null(),
                   "scopesAllowed", allowed ? allowed : json_null(),
                   "maxTokens", (json_int_t) plcf->max_tokens);
     if (t == NULL) {
@@ -204,10 +293,40 @@ ngx_http_auth_pat_api_config(ngx_http_request_t *r,
 }
 
 
+/*
+ * auth_pat_api_scope: what a bearer caller needs it for (create, rotate,
+ * its own token's included, and revoking another token)
+ */
+
+static ngx_uint_t
+ngx_http_auth_pat_api_scope_needed(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    switch (api->route) {
+
+    case NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION:
+        return r->method == NGX_HTTP_POST;
+
+    case NGX_HTTP_AUTH_PAT_ROUTE_ITEM:
+    case NGX_HTTP_AUTH_PAT_ROUTE_SELF:
+        /* the holder of a leaked token can always revoke it */
+        return r->method == NGX_HTTP_DELETE && !api->own;
+
+    case NGX_HTTP_AUTH_PAT_ROUTE_CONFIG:
+        return 0;
+
+    default:
+        return 1;
+    }
+}
+
+
 static void
 ngx_http_auth_pat_api_dispatch(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
     if (api->user.len > NGX_HTTP_AUTH_PAT_USER_MAX) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_BAD_REQUEST,
                                          "invalid_request",
@@ -216,6 +335,22 @@ ngx_http_auth_pat_api_dispatch(ngx_http_request_t *r,
     }
 
     api->now = ngx_http_auth_pat_now();
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    if (api->bearer && plcf->api_scope.len
+        && ngx_http_auth_pat_api_scope_needed(r, api)
+        && !ngx_http_auth_pat_scope_in(&api->caller->scopes,
+                                       plcf->api_scope.data,
+                                       plcf->api_scope.len))
+    {
+        ngx_http_finalize_request(r,
+            ngx_http_auth_pat_send_error(r, NGX_HTTP_FORBIDDEN,
+                "insufficient_scope",
+                "the token lacks the scope that this API requires",
+                &plcf->challenge_insufficient_scope));
+        return;
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "auth_pat api route %d, method %ui, user \"%V\"",
@@ -263,10 +398,15 @@ ngx_http_auth_pat_api_as_token(ngx_http_request_t *r,
 {
     api->user = ctx->identity.user_id;
     api->bearer = 1;
+    api->caller = &ctx->identity;
 
     if (api->self) {
         api->id = ctx->identity.token_id;
     }
+
+    api->own = (api->id.len == ctx->identity.token_id.len
+                && ngx_strncmp(api->id.data, ctx->identity.token_id.data,
+                               api->id.len) == 0);
 
     ngx_http_auth_pat_api_dispatch(r, api);
 }

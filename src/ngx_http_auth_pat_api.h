@@ -49,6 +49,10 @@ struct ngx_http_auth_pat_api_s {
     ngx_http_auth_pat_route_e        route;
     unsigned                         self:1;     /* /self, /self/rotate */
     unsigned                         bearer:1;   /* caller: a token's owner */
+    unsigned                         own:1;      /* the route: that token */
+
+    /* a bearer caller: its token, which bounds what it may issue */
+    ngx_http_auth_pat_identity_t    *caller;
 
     ngx_str_t                        user;
     ngx_str_t                        id;         /* of the route */
@@ -83,14 +87,20 @@ ngx_int_t ngx_http_auth_pat_api_handler(ngx_http_request_t *r);
 
 /*
  * The body's "scopes" into api->issue.scopes: for a create, checked
- * against auth_pat_scopes_allowed (and none for a bearer caller); for a
- * rotation, a subset of the old token's (api->old), which absent means.
+ * against auth_pat_scopes_allowed; for a rotation, a subset of the old
+ * token's (api->old), which absent means.  A bearer caller may grant
+ * only scopes its own token holds, unless it rotates that token itself.
  * NGX_OK, or the request is answered (400, 403, 422).
  */
 ngx_int_t ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, ngx_uint_t rotation);
 
-/* the body's expiresAt, or dflt: NGX_OK, or the request is answered */
+/*
+ * The body's expiresAt, or dflt.  What a bearer caller issues (but for
+ * its own token's rotation) expires no later than its token: a default
+ * is clamped to that, a later expiresAt is 403.  NGX_OK, or the request
+ * is answered.
+ */
 ngx_int_t ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, int64_t dflt);
 

@@ -319,6 +319,36 @@ ngx_http_auth_pat_api_read_named(ngx_http_request_t *r,
 /* -------------------------------------------------------------- issue */
 
 
+/* a bearer caller grants only scopes its token holds */
+
+static ngx_int_t
+ngx_http_auth_pat_api_scopes_held(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    size_t   i;
+    json_t  *e;
+
+    if (!api->bearer || api->own) {
+        return NGX_OK;
+    }
+
+    json_array_foreach(api->issue.scopes, i, e) {
+        if (!ngx_http_auth_pat_scope_in(&api->caller->scopes,
+                                        (u_char *) json_string_value(e),
+                                        json_string_length(e)))
+        {
+            ngx_http_auth_pat_finalize_error(r, NGX_HTTP_FORBIDDEN,
+                                             "insufficient_scope",
+                                             "a token may grant only scopes "
+                                             "it holds itself");
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, ngx_uint_t rotation)
@@ -356,22 +386,11 @@ ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
     if (v == NULL && rotation) {
         api->issue.scopes = json_incref(held);
         json_decref(none);
-        return NGX_OK;
+        return ngx_http_auth_pat_api_scopes_held(r, api);
     }
 
     err = ngx_http_auth_pat_parse_scopes(v, &api->issue.scopes, &status,
                                          &bad);
-
-    if (err == NULL && !rotation && api->bearer
-        && json_array_size(api->issue.scopes) != 0)
-    {
-        /* until a check knows the caller's own scopes, it holds none */
-        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_FORBIDDEN,
-                                         "insufficient_scope",
-                                         "a token may grant only scopes it "
-                                         "holds itself");
-        return NGX_DECLINED;
-    }
 
     if (err == NULL) {
         json_array_foreach(api->issue.scopes, i, e) {
@@ -414,7 +433,7 @@ ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
     }
 
     if (err == NULL) {
-        return NGX_OK;
+        return ngx_http_auth_pat_api_scopes_held(r, api);
     }
 
     if (status == NGX_HTTP_INTERNAL_SERVER_ERROR) {
@@ -454,13 +473,12 @@ failed:
 }
 
 
-/* the body's expiresAt, or dflt: NGX_OK, or the request is answered */
-
 ngx_int_t
 ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, int64_t dflt)
 {
     json_t                        *v;
+    int64_t                        limit, *e;
     ngx_uint_t                     status;
     const char                    *err;
     ngx_http_auth_pat_loc_conf_t  *plcf;
@@ -468,16 +486,32 @@ ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
 
     v = api->body ? json_object_get(api->body, "expiresAt") : NULL;
+    e = &api->issue.expires;
 
     err = ngx_http_auth_pat_parse_expires(v, api->now, dflt,
                                           (int64_t) plcf->max_lifetime * 1000,
-                                          &api->issue.expires, &status);
+                                          e, &status);
     if (err) {
         ngx_http_auth_pat_finalize_invalid(r, status, err);
         return NGX_DECLINED;
     }
 
-    return NGX_OK;
+    limit = (api->bearer && !api->own) ? api->caller->expires : 0;
+
+    if (limit == 0 || (*e != 0 && *e <= limit)) {
+        return NGX_OK;
+    }
+
+    if (v == NULL) {
+        *e = limit;
+        return NGX_OK;
+    }
+
+    ngx_http_auth_pat_finalize_error(r, NGX_HTTP_FORBIDDEN,
+                                     "insufficient_scope",
+                                     "a token may issue none that expires "
+                                     "after itself");
+    return NGX_DECLINED;
 }
 
 

@@ -3,12 +3,14 @@
 # characters, at most 32 after dropping duplicates), stored sorted, shown
 # in the token object; auth_pat_scopes_allowed limits what create may
 # ask for; a rotation keeps them or narrows them; GET /config lists the
-# allowed ones.  (Requiring scopes at a location comes next.)
+# allowed ones.  A bearer caller grants only scopes it holds and no later
+# expiry than its own, and auth_pat_api_scope guards the API's writes.
 use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
 use PatTest;
+use JSON::PP;
 use PatApi qw(api api_env);
 
 my $t = api_env(max_tokens => 50, http => <<'EOF');
@@ -18,6 +20,11 @@ server {
         auth_pat_api;
         auth_pat_api_user $http_x_user;
         auth_pat_scopes_allowed repo:read repo:write;
+    }
+    location /v3/tokens/ {
+        auth_pat_api;
+        auth_pat_api_user $http_x_user;
+        auth_pat_api_scope tokens:write;
     }
 }
 EOF
@@ -123,16 +130,152 @@ $rot = api($t, POST => "/$old->{id}/rotate", user => 'sam');
 is($rot->{status}, 201, 'and rotates');
 is_deeply($rot->{json}{data}{scopes}, [], 'to a token without scopes');
 
-# --- a bearer caller grants no scope (it holds none, as far as the API
-# knows until checks carry scopes)
-my $own = create(['a'])->{json}{data};
-my $b = api($t, POST => '', bearer => $own->{token},
-            body => { name => 'minted', scopes => ['a'] });
-is($b->{status}, 403, 'a bearer caller asking for scopes: 403');
+# --- a bearer caller: no escalation (item 3)
+sub at2 {
+    my ($m, $path, %o) = @_;
+    my %h;
+    $h{'X-User'} = $o{user} if defined $o{user};
+    $h{Authorization} = "Bearer $o{bearer}" if defined $o{bearer};
+    my %req = (headers => \%h, port => $t->port2);
+    if (exists $o{body}) {
+        $req{content} = JSON::PP->new->canonical->encode($o{body});
+        $h{'Content-Type'} = 'application/json';
+    }
+    return $t->http($m, $path, \%req);
+}
+sub ms_of { PatApi::parse_rfc3339($_[0]) }
+my $day = 86400;
+my $iso = sub { my @t = gmtime(time + $_[0]);
+                sprintf '%04d-%02d-%02dT%02d:%02d:%02d.000Z', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0] };
+
+my $own = api($t, POST => '/v2/tokens/', user => 'sam',
+              body => { name => 'caller', scopes => ['a'], expiresAt => $iso->($day) })->{json}{data};
+ok($own->{token}, 'a caller token holding ["a"], expiring in a day');
+my $b = api($t, POST => '/v2/tokens/', bearer => $own->{token},
+            body => { name => 'minted', scopes => [qw(a b)] });
+is($b->{status}, 403, 'it creating ["a","b"]: 403');
 is($b->{json}{error}, 'insufficient_scope', '... insufficient_scope');
-$b = api($t, POST => '', bearer => $own->{token}, body => { name => 'plain' });
-is($b->{status}, 201, 'a bearer caller without scopes: 201');
-is_deeply($b->{json}{data}{scopes}, [], '... a token without scopes');
+$b = api($t, POST => '/v2/tokens/', bearer => $own->{token},
+         body => { name => 'minted', scopes => ['a'] });
+is($b->{status}, 201, 'it creating ["a"]: 201');
+is($b->{json}{data}{expiresAt}, $own->{expiresAt},
+   '... without expiresAt: clamped to the caller\'s own expiry');
+$b = api($t, POST => '/v2/tokens/', bearer => $own->{token}, body => { name => 'plain' });
+is($b->{status}, 201, 'it creating a token without scopes: 201');
+is_deeply($b->{json}{data}{scopes}, [], '... holding none');
+$b = api($t, POST => '/v2/tokens/', bearer => $own->{token},
+         body => { name => 'later', expiresAt => $iso->(2 * $day) });
+is($b->{status}, 403, 'an explicit expiresAt after the caller\'s: 403');
+is($b->{json}{error}, 'insufficient_scope', '... insufficient_scope');
+$b = api($t, POST => '/v2/tokens/', bearer => $own->{token},
+         body => { name => 'never', expiresAt => undef });
+is($b->{status}, 403, 'an explicit null (never) from an expiring caller: 403');
+my $sooner = $iso->(3600);
+$b = api($t, POST => '/v2/tokens/', bearer => $own->{token},
+         body => { name => 'sooner', expiresAt => $sooner });
+is($b->{status}, 201, 'an earlier expiresAt: 201');
+is(int(ms_of($b->{json}{data}{expiresAt}) / 1000), int(ms_of($sooner) / 1000), '... kept');
+
+# rotating a sibling: its scopes must be held; its lifetime is clamped
+my $never = api($t, POST => '/v2/tokens/', user => 'sam',
+                body => { name => 'never', expiresAt => undef })->{json}{data};
+is($never->{expiresAt}, undef, '(a sibling that never expires)');
+$b = api($t, POST => "/v2/tokens/$never->{id}/rotate", bearer => $own->{token});
+is($b->{status}, 201, 'the caller rotating it: 201');
+is($b->{json}{data}{expiresAt}, $own->{expiresAt}, '... clamped to the caller\'s expiry');
+$b = api($t, POST => "/v2/tokens/$b->{json}{data}{id}/rotate", bearer => $own->{token},
+         body => { expiresAt => undef });
+is($b->{status}, 403, '... and an explicit null: 403');
+my $wider = api($t, POST => '/v2/tokens/', user => 'sam',
+                body => { name => 'wider', scopes => [qw(a admin)] })->{json}{data};
+$b = api($t, POST => "/v2/tokens/$wider->{id}/rotate", bearer => $own->{token});
+is($b->{status}, 403, 'rotating a sibling holding a scope the caller lacks: 403');
+$b = api($t, POST => "/v2/tokens/$wider->{id}/rotate", bearer => $own->{token},
+         body => { scopes => ['a'] });
+is($b->{status}, 201, '... narrowed to what the caller holds: 201');
+is(api($t, GET => "/v2/tokens/$wider->{id}", user => 'sam')->{json}{data}{status}, 'revoked',
+   '(the refused rotation had left it alone; this one revoked it)');
+
+# GET /config: the caller's limits
+my $cfg = api($t, GET => '/v2/tokens/config', bearer => $own->{token})->{json}{data};
+is_deeply($cfg->{scopesAllowed}, ['a'], 'GET /config for a bearer caller: its own scopes');
+ok(defined $cfg->{maxLifetime} && $cfg->{maxLifetime} <= $day && $cfg->{maxLifetime} > $day - 60,
+   '... maxLifetime: what is left of its token') or diag explain $cfg;
+is($cfg->{defaultLifetime}, $cfg->{maxLifetime}, '... and so the default');
+$cfg = at2(GET => '/v1/personal-access-tokens/config',
+           bearer => api($t, POST => '/v2/tokens/', user => 'sam',
+                         body => { name => 'ab', scopes => [qw(admin repo:read)] })->{json}{data}{token})
+       ->{json}{data};
+is_deeply($cfg->{scopesAllowed}, ['repo:read'],
+          '... held and allowed (auth_pat_scopes_allowed repo:read repo:write)');
+is($cfg->{maxLifetime}, undef, '... a caller that never expires: no limit');
+
+# rotating itself keeps its lifetime length
+my $life = ms_of($own->{expiresAt}) - ms_of($own->{createdAt});
+sleep 1;
+$b = api($t, POST => '/v2/tokens/self/rotate', bearer => $own->{token});
+is($b->{status}, 201, 'POST /self/rotate: 201');
+my $newlife = ms_of($b->{json}{data}{expiresAt}) - ms_of($b->{json}{data}{createdAt});
+ok(abs($newlife - $life) < 2000, '... the same lifetime length') or diag "$life vs $newlife";
+ok(ms_of($b->{json}{data}{expiresAt}) > ms_of($own->{expiresAt}), '... so later than before');
+$own = $b->{json}{data};
+
+# --- auth_pat_api_scope tokens:write (/v3/tokens/ on the second port)
+my $weak = api($t, POST => '/v2/tokens/', user => 'sam',
+               body => { name => 'weak', scopes => ['a'] })->{json}{data};
+my $strong = api($t, POST => '/v2/tokens/', user => 'sam',
+                 body => { name => 'strong', scopes => ['tokens:write'] })->{json}{data};
+my $victim = api($t, POST => '/v2/tokens/', user => 'sam', body => { name => 'victim' })->{json}{data};
+$b = at2(POST => '/v3/tokens/', bearer => $weak->{token}, body => { name => 'x' });
+is($b->{status}, 403, 'api_scope: create without it: 403');
+is($b->{json}{error}, 'insufficient_scope', '... insufficient_scope');
+is($b->{headers}{'www-authenticate'},
+   'Bearer realm="api", error="insufficient_scope", scope="tokens:write"', '... the challenge names it');
+is(at2(POST => "/v3/tokens/$victim->{id}/rotate", bearer => $weak->{token})->{status}, 403,
+   'api_scope: rotating another: 403');
+is(at2(POST => '/v3/tokens/self/rotate', bearer => $weak->{token})->{status}, 403,
+   'api_scope: rotating itself: 403');
+is(at2(DELETE => "/v3/tokens/$victim->{id}", bearer => $weak->{token})->{status}, 403,
+   'api_scope: revoking another: 403');
+is(api($t, GET => "/v2/tokens/$victim->{id}", user => 'sam')->{json}{data}{status}, 'active',
+   '... which stays active');
+is(at2(GET => '/v3/tokens/', bearer => $weak->{token})->{status}, 200, 'api_scope: the list: 200');
+is(at2(GET => "/v3/tokens/$victim->{id}", bearer => $weak->{token})->{status}, 200,
+   'api_scope: GET /{id}: 200');
+is(at2(DELETE => '/v3/tokens/self', bearer => $weak->{token})->{status}, 200,
+   'api_scope: DELETE /self: always allowed');
+is(api($t, GET => "/v2/tokens/$weak->{id}", user => 'sam')->{json}{data}{status}, 'revoked',
+   '... revoked');
+$b = at2(POST => '/v3/tokens/', bearer => $strong->{token},
+         body => { name => 'y', scopes => ['tokens:write'] });
+is($b->{status}, 201, 'api_scope: a token holding it creates: 201');
+is(at2(DELETE => "/v3/tokens/$victim->{id}", bearer => $strong->{token})->{status}, 200,
+   'api_scope: ... and revokes another: 200');
+is(at2(POST => '/v3/tokens/', user => 'sam', body => { name => 'z', scopes => ['q'] })->{status},
+   201, 'api_scope: an auth_pat_api_user caller is not restricted');
+
+# --- the same limits when the caller's identity comes from the cache
+{
+    my $c = api_env(http => 'auth_pat_cache zone=scopes:1m ttl=30s;');
+    my $caller = api($c, POST => '/v2/tokens/', user => 'kim',
+                     body => { name => 'c', scopes => ['a'], expiresAt => $iso->($day) })->{json}{data};
+    my $first = api($c, GET => '/v2/tokens/config', bearer => $caller->{token});
+    is_deeply($first->{json}{data}{scopesAllowed}, ['a'], 'cache: a first use (from Redis)');
+    my $n = api($c, POST => '/v2/tokens/', bearer => $caller->{token}, body => { name => 'n' });
+    is($n->{status}, 201, 'cache: a create by the cached caller: 201');
+    is($n->{json}{data}{expiresAt}, $caller->{expiresAt}, 'cache: ... clamped to its expiry');
+    is(api($c, POST => '/v2/tokens/', bearer => $caller->{token},
+           body => { name => 'w', scopes => [qw(a b)] })->{status}, 403,
+       'cache: ... and granting a scope it lacks: 403');
+    # the cache answers from now on: Redis' record no longer says a thing
+    my $keys = $c->redis_cmd('KEYS', 'pat:v:*');
+    $c->redis_cmd('HDEL', $_, 's', 'e') for @$keys;
+    $n = api($c, POST => '/v2/tokens/', bearer => $caller->{token},
+             body => { name => 'm', scopes => ['a'] });
+    is($n->{status}, 201, 'cache: scopes and expiry from the cache entry (Redis\' record stripped)');
+    is($n->{json}{data}{expiresAt}, $caller->{expiresAt}, 'cache: ... the expiry too');
+    $c->done;
+}
 
 # --- nginx -t
 {
