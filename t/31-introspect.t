@@ -3,8 +3,10 @@
 # and nothing else for revoked, expired, malformed and unknown tokens;
 # the form's errors (400, 415, 405); Cache-Control: no-store; the use
 # counted as lastUsedAt; revocation through one nginx seen at once by the
-# cached introspection of another on the same Redis; Redis down is 503,
-# never active; no presented token in error.log.
+# cached introspection of another on the same Redis; cached answers equal
+# Redis' (inline and out-of-line strings); the body in pieces, chunked,
+# pipelined; Redis hung or down is 503, never active; no presented token
+# in error.log.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -148,6 +150,55 @@ $r = form($A, "token=$enc");
 ok($r->{status} == 200 && $r->{json} && $r->{json}{active}, 'a percent-encoded token is decoded')
     or diag "$r->{status} $r->{content}";
 
+# a record of an earlier release (no scopes, no creation time): active,
+# scope "", no exp; no iat, or an integer one
+my $legacy = PatToken::seed_token($A, user => 'olduser', name => 'legacy');
+$r = introspect($A, $legacy->{token});
+$j = $r->{json} // {};
+ok($r->{status} == 200 && $j->{active}, 'a record of an earlier release: active') or diag $r->{content};
+is($j->{sub}, 'olduser', 'earlier record: sub');
+is($j->{jti}, $legacy->{id}, 'earlier record: jti');
+is($j->{name}, 'legacy', 'earlier record: name');
+is($j->{scope}, '', 'earlier record: scope ""');
+ok(!exists $j->{exp}, 'earlier record: no exp');
+ok(!exists $j->{iat} || $r->{content} =~ /"iat"\s*:\s*\d+\s*[,}]/, 'earlier record: no iat, or an integer');
+
+# the body as the network delivers it: in two pieces, chunked; and two
+# introspections on one keep-alive connection
+sub raw_status { my ($raw) = @_; my ($st) = $raw =~ m{^HTTP/1\.\d (\d+)}; return $st // 0 }
+{
+    my $body = "token=$tok->{token}";
+    push @presented, $tok->{token};
+    my $hdr = "POST /introspect HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+            . "Content-Type: application/x-www-form-urlencoded\r\n";
+    my $raw = $A->raw_http([ $hdr . 'Content-Length: ' . length($body) . "\r\n\r\n" . substr($body, 0, 12),
+                             substr($body, 12) ], pause => 0.3);
+    ok(raw_status($raw) == 200 && $raw =~ /"active"\s*:\s*true/, 'a body arriving in two pieces: active')
+        or diag $raw;
+    $raw = $A->raw_http($hdr . "Transfer-Encoding: chunked\r\n\r\n"
+                        . sprintf("%x\r\n%s\r\n", 9, substr($body, 0, 9))
+                        . sprintf("%x\r\n%s\r\n", length($body) - 9, substr($body, 9)) . "0\r\n\r\n");
+    ok(raw_status($raw) == 200 && $raw =~ /"active"\s*:\s*true/, 'a chunked body: active') or diag $raw;
+    my $one = "POST /introspect HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+    (my $last = $one) =~ s/\r\n/\r\nConnection: close\r\n/;
+    $raw = $A->raw_http($one . $last);
+    my @answers = $raw =~ /"active"\s*:\s*true/g;
+    is(scalar @answers, 2, 'two introspections pipelined on one connection: both active') or diag $raw;
+    # a refused body is not taken for the next request
+    my $js = qq({"token":"$tok->{token}"});
+    $raw = $A->raw_http("POST /introspect HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                        . 'Content-Length: ' . length($js) . "\r\n\r\n$js" . $last);
+    like($raw, qr{^HTTP/1\.1 415 .*HTTP/1\.1 200 .*"active"\s*:\s*true}s,
+         'a 415 on a keep-alive connection, then the next request: answered') or diag $raw;
+}
+$r = form($A, 'token=' . ('a' x 5000));
+is_error($r, 413, 'payload_too_large', 'a 5000-byte form');
+$r = form($A, 'token=');
+ok(($r->{status} == 400 && ($r->{json}{error} // '') eq 'invalid_request')
+   || ($r->{status} == 200 && $r->{content} =~ /^\{\s*"active"\s*:\s*false\s*\}$/),
+   'an empty token: 400 invalid_request or {"active": false}') or diag "$r->{status} $r->{content}";
+
 # --- inactive: {"active": false} and nothing more
 my $rev = create($A, 'alice', name => 'to revoke');
 ok(introspect($A, $rev->{token})->{json}{active}, 'before revoke: active');
@@ -273,13 +324,67 @@ $r = introspect($B, $rot->{json}{data}{token} // '');
 ok($r->{json} && $r->{json}{active} && ($r->{json}{jti} // '') eq ($rot->{json}{data}{id} // '-'),
    'B: the new token is active, under its new id') or diag $r->{content};
 
+# the cache answers what Redis answers: strings that fit inline in a
+# node (16 bytes of user, name and scopes together), one byte more, and
+# the largest a token may hold
+my @shapes = (
+    [ 'abcd', 'efgh', ['ijklmnop'] ],                   # 16 bytes
+    [ 'abcd', 'efgh', ['ijklmnopq'] ],                  # 17
+    [ 'ab', 'cdefghi', ['j', 'k', 'l'] ],               # 2 + 7 + "j k l"
+    [ 'u', 'n', [] ],
+    [ 'U' x 120, "\x{2603}" x 200, [ map { sprintf('%02d', $_) . ('s' x 62) } 1 .. 32 ] ],
+);
+for my $i (0 .. $#shapes) {
+    my ($user, $name, $scopes) = @{ $shapes[$i] };
+    my $c = create($A, $user, name => $name, scopes => $scopes,
+                   $i % 2 ? (expiresAt => iso_ms(now_ms() + 86400_000 + $i)) : ());
+    my $cold = introspect($A, $c->{token})->{json} // {};
+    my $want = { active => JSON::PP::true, sub => $user, scope => join(' ', sort @$scopes),
+                 jti => $c->{id}, token_type => 'Bearer', name => $name,
+                 iat => int(parse_rfc3339($c->{createdAt}) / 1000) };
+    $want->{exp} = int(parse_rfc3339($c->{expiresAt}) / 1000) if defined $c->{expiresAt};
+    is_deeply($cold, $want, "shape $i: the answer from Redis") or diag explain $cold;
+    ok(warm($B, $c->{token}), "shape $i: B caches it");
+    my %seen;
+    for my $x (@{ burst_intro($B, $c->{token}, 8) }) {
+        my $got = eval { JSON::PP->new->utf8->decode($x->{body}) };
+        $seen{ JSON::PP->new->canonical->encode($got // { raw => $x->{body} }) }++;
+    }
+    is_deeply([ keys %seen ], [ JSON::PP->new->canonical->encode($cold) ],
+              "shape $i: every cached answer on B is the same") or diag explain \%seen;
+}
+
 secrecy_scan($A);
 
-# --- Redis down: 503 unavailable, never active, even with a warm cache
+# --- Redis hung (SIGSTOP): a token no cache holds is 503 within the
+# timeout (1 s), never active, never inactive
 my $z = create($A, 'erin', name => 'down');
+my $hung = create($A, 'erin', name => 'hung');
+$A->kill_redis($redis, 'STOP');
+{
+    my $t1 = time;
+    $r = introspect($A, $hung->{token});
+    my $took = time - $t1;
+    is_error($r, 503, 'unavailable', 'Redis hung, an uncached token');
+    cmp_ok($took, '<=', 2.5, 'Redis hung: answered within timeout + slack') or diag "took $took s";
+    is($r->{headers}{'retry-after'}, '1', 'Redis hung: Retry-After: 1');
+    my $a = actives(burst_intro($A, make_token(), 6));
+    is_deeply($a, { 'status 503' => 6 }, 'Redis hung: unknown tokens 503 on every worker') or diag explain $a;
+}
+$A->kill_redis($redis, 'CONT');
+my $back = 0;
+for (1 .. 60) {
+    my $a = actives(burst_intro($A, $hung->{token}, 4));
+    if (($a->{true} // 0) == 4) { $back = 1; last }
+    sleep 0.1;
+}
+ok($back, 'Redis resumed: the token is active again');
+ok($A->wait_linked && $B->wait_linked($A), 'both nginx linked again');
+
+# --- Redis down: 503 unavailable, never active, even with a warm cache
 ok(warm($B, $z->{token}), 'B caches a token before Redis goes');
 ok(introspect($A, $z->{token})->{json}{active}, 'A: active before Redis goes');
-$A->kill_redis($redis, 'KILL');
+$A->stop_redis($redis);
 sleep 0.2;
 for my $pair ([A => $A], [B => $B]) {
     my ($n, $t) = @$pair;
