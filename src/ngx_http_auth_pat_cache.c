@@ -105,16 +105,21 @@ ngx_http_auth_pat_cache_key(u_char *digest)
 }
 
 
+/* user id, name and scopes fit in the node itself */
+
+static ngx_uint_t
+ngx_http_auth_pat_cache_inline(ngx_http_auth_pat_cache_node_t *cn)
+{
+    return (size_t) cn->user_len + cn->name_len + cn->scopes_len
+           <= NGX_HTTP_AUTH_PAT_CACHE_INLINE;
+}
+
+
 static u_char *
 ngx_http_auth_pat_cache_strings(ngx_http_auth_pat_cache_node_t *cn)
 {
-    if ((size_t) cn->user_len + cn->name_len + cn->scopes_len
-        <= NGX_HTTP_AUTH_PAT_CACHE_INLINE)
-    {
-        return cn->strings.in;
-    }
-
-    return cn->strings.out;
+    return ngx_http_auth_pat_cache_inline(cn) ? cn->strings.in
+                                              : cn->strings.out;
 }
 
 
@@ -212,9 +217,7 @@ ngx_http_auth_pat_cache_delete(ngx_http_auth_pat_cache_t *cache,
     ngx_rbtree_delete(&cache->sh->rbtree,
                       ngx_http_auth_pat_cache_rbnode(cn));
 
-    if ((size_t) cn->user_len + cn->name_len
-        > NGX_HTTP_AUTH_PAT_CACHE_INLINE)
-    {
+    if (!ngx_http_auth_pat_cache_inline(cn)) {
         ngx_slab_free_locked(cache->shpool, cn->strings.out);
     }
 

@@ -172,6 +172,18 @@ hits($B, $seeded[$_]{token}, 1) for 0 .. 49;
 is(hmgets() - $h, 50, 'the 50 least recently used were evicted');
 like($B->error_log, qr/\[notice\].*cache zone "patcache" is full at (\d+) tokens/, 'a full zone is noted once');
 
+# --- entries whose user and name fit in the node but whose scopes do not:
+# evicting one frees its chunk of strings (it leaked once, and the zone
+# filled up with nothing in it)
+my @scoped = map { seed_token($A, user => "s$_", name => "n", scopes => 'scope:one scope:two') }
+             1 .. 1500;
+$res = burst(port => $B->port, concurrency => 8,
+    requests => [ map { { path => '/static/protected.txt', headers => { Authorization => "Bearer $_->{token}" } } } @scoped ]);
+is(scalar(grep { $_->{status} == 200 } @$res), 1500, '1500 distinct tokens with scopes through B');
+$h = hmgets();
+hits($B, $scoped[$_]{token}, 1) for reverse 1450 .. 1499;
+is(hmgets() - $h, 0, '... and the 50 most recently used are still cached');
+
 # --- Redis down: the check fails closed, even with a warm cache
 my $t7 = create('u7');
 ok(warm($A, $t7->{token}), 'token cached');

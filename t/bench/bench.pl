@@ -8,7 +8,10 @@
 #   (c) auth_pat without a cache: Redis serves every check
 #   (d) POST create: tokens per second
 #   (e) auth_pat without a cache, Redis over TLS
-#   and how many tokens a 10 MB cache zone holds.
+#   (f) as (b), (g) as (c), with a token holding 5 scopes at a location
+#       that requires 2 (auth_pat_scope): f/b and g/c are the cost of scopes
+#   (h) RFC 7662 introspection (POST token=...) with the cache
+#   and how many tokens a 10 MB cache zone holds (with 5 scopes each).
 #
 # The scenarios a, b, c run back to back, in nine short rounds: the
 # throughput of these shared machines drifts by 10-20% from one second to
@@ -67,6 +70,12 @@ server {
     access_log off;
     location = /static.txt { alias %%HTML%%/protected.txt; }
     location = /auth.txt { auth_pat "bench"; alias %%HTML%%/protected.txt; }
+    location = /scoped.txt {
+        auth_pat "bench";
+        auth_pat_scope repo:read tokens:write;
+        alias %%HTML%%/protected.txt;
+    }
+    location = /introspect { auth_pat_introspect; }
     location /v1/personal-access-tokens {
         auth_pat_api;
         auth_pat_api_user \$http_x_user;
@@ -97,6 +106,9 @@ $tc->start_nginx;
 sleep 0.5;
 
 my $tok = seed_token($t, user => 'bench', name => 'bench token');
+my $SCOPES = 'deploy read:packages repo:read repo:write tokens:write';
+my $stok = seed_token($t, user => 'bench', name => 'bench token', scopes => $SCOPES,
+                      created => int(time * 1000));
 
 # Pinned, so that the scheduler does not put wrk and nginx on one core in
 # some runs and on two in others: the nginx workers on the first CPU, wrk
@@ -125,17 +137,27 @@ sub wrk {
 }
 
 my $auth = "-H 'Authorization: Bearer $tok->{token}'";
+my $sauth = "-H 'Authorization: Bearer $stok->{token}'";
+my $intro = $t->write_file('introspect.lua', <<"EOF2");
+wrk.method = "POST"
+wrk.body = "token=$stok->{token}"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+EOF2
 my %scen = (
     a => sub { wrk($wc->port, '/static.txt') },
     b => sub { wrk($wc->port, '/auth.txt', $auth) },
     c => sub { wrk($nc->port, '/auth.txt', $auth) },
     e => sub { wrk($tc->port, '/auth.txt', $auth) },
+    f => sub { wrk($wc->port, '/scoped.txt', $sauth) },
+    g => sub { wrk($nc->port, '/scoped.txt', $sauth) },
+    h => sub { wrk($wc->port, '/introspect', "-s $intro") },
 );
+my @SCEN = qw(a b c e f g h);
 
 my $load = `cat /proc/loadavg`;
 say "load average before the run: " . (split ' ', $load)[0] . ' (an otherwise busy machine skews the figures)';
 say "warming up ...";
-{ local $SECS = 1; $scen{$_}->() for qw(a b c e); }
+{ local $SECS = 1; $scen{$_}->() for @SCEN; }
 
 # The hypervisor's steal time (/proc/stat) is read around each round: a
 # round in which more than $STEAL of the CPU time was stolen measured the
@@ -159,7 +181,7 @@ sub stolen_since {
 my %runs;
 my ($round, $discarded) = (0, 0);
 while ($round < $ROUNDS) {
-    my @order = $round % 2 ? qw(e c b a) : qw(a b c e);
+    my @order = $round % 2 ? reverse(@SCEN) : @SCEN;
     my ($t0, $s0) = cpu_ticks();
     my %r;
     for my $s (@order) {
@@ -173,7 +195,7 @@ while ($round < $ROUNDS) {
         next;
     }
     $round++;
-    for my $s (qw(a b c e)) {
+    for my $s (@SCEN) {
         printf "  round %d  %s  %10.0f req/s  p99 %6.3f ms  (steal %.1f%%)\n",
             $round, $s, $r{$s}{rps}, $r{$s}{p99}, 100 * $stolen;
         push @{ $runs{$s} }, $r{$s};
@@ -182,7 +204,10 @@ while ($round < $ROUNDS) {
 sub median { my @v = sort { $a <=> $b } @_; return $v[@v / 2] }
 my %best = map { my $s = $_; $s => { rps => median(map { $_->{rps} } @{ $runs{$s} }),
                                       p99 => median(map { $_->{p99} } @{ $runs{$s} }) } } keys %runs;
-my %ratio = map { my $s = $_; $s => median(map { $runs{$s}[$_]{rps} / $runs{a}[$_]{rps} } 0 .. $ROUNDS - 1) } qw(b c e);
+my %ratio = map { my $s = $_; $s => median(map { $runs{$s}[$_]{rps} / $runs{a}[$_]{rps} } 0 .. $ROUNDS - 1) } qw(b c e f g h);
+# the cost of scopes, within each round too
+my %vs = (f => median(map { $runs{f}[$_]{rps} / $runs{b}[$_]{rps} } 0 .. $ROUNDS - 1),
+          g => median(map { $runs{g}[$_]{rps} / $runs{c}[$_]{rps} } 0 .. $ROUNDS - 1));
 
 # (d) create
 my $lua = $t->write_file('post.lua', <<'EOF2');
@@ -212,7 +237,8 @@ my @tokens;
         my $tk = make_token();
         push @tokens, $tk;
         my @c = ('HSET', 'pat:v:' . token_digest($t->key, $tk), 'u', sprintf('user%06d', $i),
-                 'i', PatToken::uuid4(), 'n', sprintf('laptop %06d', $i), 'e', '');
+                 'i', PatToken::uuid4(), 'n', sprintf('laptop %06d', $i), 'e', '',
+                 's', $SCOPES, 'c', int(time * 1000));
         $buf .= '*' . @c . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @c);
         if (length $buf > 1 << 20 || $i == $N) {
             print {$s} $buf;
@@ -239,7 +265,7 @@ my $before = $wc->error_log;
 my ($cap) = substr($wc->error_log, length $before) =~ /cache zone "bench" is full at (\d+) tokens/;
 
 # --- results
-my ($a, $b, $c, $e) = @best{qw(a b c e)};
+my ($a, $b, $c, $e, $f, $g, $h) = @best{qw(a b c e f g h)};
 say '';
 say "auth_pat benchmark: wrk -t1 -c32 -d${SECS}s on loopback, nginx 1 worker, Redis 7 ($^O, "
     . ($PIN ? "nginx pinned to CPU 0, wrk and Redis to CPU $last_cpu, " : 'not pinned, ')
@@ -252,11 +278,16 @@ printf "| (b) auth_pat, cache | %.0f | %.3f | %.2f |\n", $b->{rps}, $b->{p99}, $
 printf "| (c) auth_pat, no cache (Redis every request) | %.0f | %.3f | %.2f |\n", $c->{rps}, $c->{p99}, $ratio{c};
 printf "| (d) POST create | %.0f tokens/s | %.3f | |\n", $d->{rps}, $d->{p99};
 printf "| (e) auth_pat, no cache, Redis over TLS | %.0f | %.3f | %.2f |\n", $e->{rps}, $e->{p99}, $ratio{e};
+printf "| (f) as (b), 5 scopes held, 2 required | %.0f | %.3f | %.2f |\n", $f->{rps}, $f->{p99}, $ratio{f};
+printf "| (g) as (c), 5 scopes held, 2 required | %.0f | %.3f | %.2f |\n", $g->{rps}, $g->{p99}, $ratio{g};
+printf "| (h) introspection, cache | %.0f | %.3f | %.2f |\n", $h->{rps}, $h->{p99}, $ratio{h};
 say '';
 printf "b/a = %.2f   c/a = %.2f   e/a = %.2f   p99(b) - p99(a) = %.3f ms   (ratios: median of the %d rounds' own;"
     . " %d rounds run again for steal above %.0f%%)\n",
     $ratio{b}, $ratio{c}, $ratio{e}, $b->{p99} - $a->{p99}, $ROUNDS, $discarded, 100 * $STEAL;
-say '10 MB cache zone holds: ' . (defined $cap ? "$cap tokens (user ids of 10 bytes, names of 13)"
+printf "f/b = %.2f   g/c = %.2f   (scopes: 1.00 is no cost)   h/a = %.2f\n", $vs{f}, $vs{g}, $ratio{h};
+say '10 MB cache zone holds: ' . (defined $cap ? "$cap tokens (user ids of 10 bytes, names of 13, 5 scopes: "
+                                                 . length($SCOPES) . ' bytes)'
                                               : "more than $N tokens");
 printf "bench took %.0f s\n", time - $t0;
 

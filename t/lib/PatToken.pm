@@ -46,7 +46,7 @@ sub uuid4 {
 }
 
 # seed_token($t, user => .., name => .., expires => ms|undef, prefix => ..,
-#            ns => 'pat:') -> { token, id, digest }
+#            ns => 'pat:', scopes => "a b", created => ms) -> { token, id, digest }
 sub seed_token {
     my ($t, %o) = @_;
     my $token = make_token($o{prefix});
@@ -55,6 +55,9 @@ sub seed_token {
     my $key = ($o{ns} // 'pat:') . "v:$digest";
     my @cmd = ('HSET', $key, 'u', $o{user} // 'alice', 'i', $id,
                'n', $o{name} // 'test', 'e', defined $o{expires} ? $o{expires} : '');
+    # scopes => "a b" and created => ms, as this release writes them
+    push @cmd, 's', $o{scopes} if defined $o{scopes};
+    push @cmd, 'c', $o{created} if defined $o{created};
     my $redis = $o{redis};
     my $r = $redis ? $t->redis_cmd_on($redis, @cmd) : $t->redis_cmd(@cmd);
     die "seed failed: $r" if ref $r && $t->redis_err($r);
