@@ -230,8 +230,9 @@ ngx_http_auth_pat_access_check(ngx_http_request_t *r,
 
 
 /*
- * The preaccess phase: the identity, for limit_req and limit_conn keys.
- * Subrequests skip the access phase, and this one as well.
+ * The preaccess phase: the identity, for limit_req and limit_conn keys,
+ * in auth_pat locations and for the API's bearer callers.  Subrequests
+ * skip the access phase, and this one as well.
  */
 
 ngx_int_t
@@ -242,7 +243,7 @@ ngx_http_auth_pat_identify_handler(ngx_http_request_t *r)
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
 
-    if (!plcf->enabled || r != r->main) {
+    if ((!plcf->enabled && !plcf->api) || r != r->main) {
         return NGX_DECLINED;
     }
 

@@ -11,7 +11,7 @@
  *   POST   PREFIX/ID/rotate    rotate
  *   GET, DELETE PREFIX/self, POST PREFIX/self/rotate: the same, for the
  *                              request's bearer token
- *   GET    PREFIX/config       the location's limits
+ *   GET    PREFIX/config       the limits that apply to the caller
  *
  * Order of checks: route and method (404, 405), query length, media type
  * (415), body (413, 400), caller (401), the scope auth_pat_api_scope asks
@@ -109,7 +109,9 @@ ngx_http_auth_pat_api_validate_create(ngx_http_request_t *r,
         dflt = api->now + (int64_t) plcf->max_lifetime * 1000;
     }
 
-    if (ngx_http_auth_pat_api_expires(r, api, dflt) != NGX_OK
+    if (ngx_http_auth_pat_api_expires(r, api, dflt,
+                                      api->bearer ? api->caller->expires : 0)
+        != NGX_OK
         || ngx_http_auth_pat_api_scopes(r, api, 0) != NGX_OK)
     {
         return;
@@ -152,28 +154,13 @@ static ngx_uint_t
 ngx_http_auth_pat_api_grantable(ngx_http_auth_pat_api_t *api,
     ngx_http_auth_pat_loc_conf_t *plcf, u_char *scope, size_t len)
 {
-    ngx_str_t   *s;
-    ngx_uint_t   i;
-
     if (api->bearer
         && !ngx_http_auth_pat_scope_in(&api->caller->scopes, scope, len))
     {
         return 0;
     }
 
-    if (plcf->scopes_allowed == NULL) {
-        return 1;
-    }
-
-    s = plcf->scopes_allowed->elts;
-
-    for (i = 0; i < plcf->scopes_allowed->nelts; i++) {
-        if (s[i].len == len && ngx_strncmp(s[i].data, scope, len) == 0) {
-            return 1;
-        }
-    }
-
-    return 0;
+    return ngx_http_auth_pat_api_scope_allowed(plcf, scope, len);
 }
 
 
@@ -236,7 +223,9 @@ ngx_http_auth_pat_api_config_scopes(ngx_http_auth_pat_api_t *api,
             return NGX_ERROR;
         }
 
-        p++;
+        if (p < last) {
+            p++;    /* the space */
+        }
     }
 
     return NGX_OK;
@@ -271,7 +260,7 @@ ngx_http_auth_pat_api_config(ngx_http_request_t *r,
     max = plcf->max_lifetime;
     dflt = plcf->default_lifetime ? plcf->default_lifetime : max;
 
-    if (api->bearer && !api->own && api->caller->expires) {
+    if (api->bearer && api->caller->expires) {
         left = (time_t) ((api->caller->expires - api->now) / 1000);
         left = (left > 0) ? left : 1;   /* 0 would read as "never" */
         max = (max && max < left) ? max : left;
@@ -348,7 +337,7 @@ ngx_http_auth_pat_api_dispatch(ngx_http_request_t *r,
             ngx_http_auth_pat_send_error(r, NGX_HTTP_FORBIDDEN,
                 "insufficient_scope",
                 "the token lacks the scope that this API requires",
-                &plcf->challenge_insufficient_scope));
+                &plcf->challenge_api_scope));
         return;
     }
 
@@ -476,8 +465,9 @@ ngx_http_auth_pat_api_start(ngx_http_request_t *r)
         api->user = user;
     }
 
-    if (ctx->identified) {
-        ngx_http_auth_pat_api_as_token(r, api, ctx);
+    if (ctx->state == NGX_HTTP_AUTH_PAT_CHECK_DONE) {
+        /* checked in the preaccess phase, before limit_req */
+        ngx_http_auth_pat_api_identified(r);
         return;
     }
 

@@ -95,14 +95,17 @@ ngx_int_t ngx_http_auth_pat_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, ngx_uint_t rotation);
 
+/* the scope may be asked for here (auth_pat_scopes_allowed) */
+ngx_uint_t ngx_http_auth_pat_api_scope_allowed(
+    ngx_http_auth_pat_loc_conf_t *plcf, u_char *scope, size_t len);
+
 /*
- * The body's expiresAt, or dflt.  What a bearer caller issues (but for
- * its own token's rotation) expires no later than its token: a default
- * is clamped to that, a later expiresAt is 403.  NGX_OK, or the request
- * is answered.
+ * The body's expiresAt, or dflt, no later than limit (ms; 0: no limit),
+ * the latest a bearer caller may issue: a default is cut to it, a later
+ * (or null) expiresAt is 403.  NGX_OK, or the request is answered.
  */
 ngx_int_t ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
-    ngx_http_auth_pat_api_t *api, int64_t dflt);
+    ngx_http_auth_pat_api_t *api, int64_t dflt, int64_t limit);
 
 void ngx_http_auth_pat_api_create(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api);

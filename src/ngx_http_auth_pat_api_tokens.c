@@ -319,6 +319,46 @@ ngx_http_auth_pat_api_read_named(ngx_http_request_t *r,
 /* -------------------------------------------------------------- issue */
 
 
+ngx_uint_t
+ngx_http_auth_pat_api_scope_allowed(ngx_http_auth_pat_loc_conf_t *plcf,
+    u_char *scope, size_t len)
+{
+    ngx_str_t   *s;
+    ngx_uint_t   i;
+
+    if (plcf->scopes_allowed == NULL) {
+        return 1;
+    }
+
+    s = plcf->scopes_allowed->elts;
+
+    for (i = 0; i < plcf->scopes_allowed->nelts; i++) {
+        if (s[i].len == len && ngx_strncmp(s[i].data, scope, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* 403 insufficient_scope: what a bearer caller may not issue */
+
+static void
+ngx_http_auth_pat_api_refuse_scope(ngx_http_request_t *r,
+    const char *message)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    ngx_http_finalize_request(r,
+        ngx_http_auth_pat_send_error(r, NGX_HTTP_FORBIDDEN,
+                                     "insufficient_scope", message,
+                                     &plcf->challenge_api_refused));
+}
+
+
 /* a bearer caller grants only scopes its token holds */
 
 static ngx_int_t
@@ -337,10 +377,8 @@ ngx_http_auth_pat_api_scopes_held(ngx_http_request_t *r,
                                         (u_char *) json_string_value(e),
                                         json_string_length(e)))
         {
-            ngx_http_auth_pat_finalize_error(r, NGX_HTTP_FORBIDDEN,
-                                             "insufficient_scope",
-                                             "a token may grant only scopes "
-                                             "it holds itself");
+            ngx_http_auth_pat_api_refuse_scope(r,
+                "a token may grant only scopes it holds itself");
             return NGX_DECLINED;
         }
     }
@@ -354,9 +392,8 @@ ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, ngx_uint_t rotation)
 {
     u_char                        *msg, *p;
-    size_t                         i, k;
+    size_t                         i;
     json_t                        *v, *e, *held, *none;
-    ngx_str_t                     *allowed;
     ngx_uint_t                     status;
     const char                    *err, *bad;
     ngx_http_auth_pat_loc_conf_t  *plcf;
@@ -406,21 +443,9 @@ ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
                 continue;
             }
 
-            if (plcf->scopes_allowed == NULL) {
-                continue;
-            }
-
-            allowed = plcf->scopes_allowed->elts;
-
-            for (k = 0; k < plcf->scopes_allowed->nelts; k++) {
-                if (allowed[k].len == ngx_strlen(bad)
-                    && ngx_strncmp(allowed[k].data, bad, allowed[k].len) == 0)
-                {
-                    break;
-                }
-            }
-
-            if (k == plcf->scopes_allowed->nelts) {
+            if (!ngx_http_auth_pat_api_scope_allowed(plcf, (u_char *) bad,
+                                                     ngx_strlen(bad)))
+            {
                 err = "not in auth_pat_scopes_allowed";
                 status = NGX_HTTP_UNPROCESSABLE_ENTITY;
                 break;
@@ -475,10 +500,10 @@ failed:
 
 ngx_int_t
 ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
-    ngx_http_auth_pat_api_t *api, int64_t dflt)
+    ngx_http_auth_pat_api_t *api, int64_t dflt, int64_t limit)
 {
     json_t                        *v;
-    int64_t                        limit, *e;
+    int64_t                       *e;
     ngx_uint_t                     status;
     const char                    *err;
     ngx_http_auth_pat_loc_conf_t  *plcf;
@@ -496,8 +521,6 @@ ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    limit = (api->bearer && !api->own) ? api->caller->expires : 0;
-
     if (limit == 0 || (*e != 0 && *e <= limit)) {
         return NGX_OK;
     }
@@ -507,10 +530,9 @@ ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_http_auth_pat_finalize_error(r, NGX_HTTP_FORBIDDEN,
-                                     "insufficient_scope",
-                                     "a token may issue none that expires "
-                                     "after itself");
+    ngx_http_auth_pat_api_refuse_scope(r,
+        "a token may not issue one that expires later than itself, or, "
+        "rotating itself, with a longer lifetime");
     return NGX_DECLINED;
 }
 
@@ -887,7 +909,7 @@ ngx_http_auth_pat_api_rotate_got(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
     json_t   *name;
-    int64_t   c, e, lifetime;
+    int64_t   c, e, lifetime, dflt, limit;
 
     if (ngx_http_auth_pat_api_old_record(r, api, reply) != NGX_OK) {
         return;
@@ -910,11 +932,20 @@ ngx_http_auth_pat_api_rotate_got(ngx_http_request_t *r,
     /* the same lifetime length by default; no expiry stays no expiry */
     c = ngx_http_auth_pat_json_ms(api->old, "c");
     lifetime = (e && e > c) ? e - c : 0;
+    dflt = lifetime ? api->now + lifetime : 0;
 
-    if (ngx_http_auth_pat_api_expires(r, api,
-                                      lifetime ? api->now + lifetime : 0)
-        != NGX_OK)
-    {
+    /*
+     * A bearer caller rotating another token issues nothing that outlives
+     * its own; rotating its own token, nothing longer-lived than that
+     * token was.
+     */
+    limit = 0;
+
+    if (api->bearer) {
+        limit = api->own ? dflt : api->caller->expires;
+    }
+
+    if (ngx_http_auth_pat_api_expires(r, api, dflt, limit) != NGX_OK) {
         return;
     }
 

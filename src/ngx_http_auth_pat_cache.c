@@ -4,9 +4,9 @@
  * limit_req: an rbtree keyed by the token digest and an LRU queue, in a
  * slab zone that all workers share and that outlives a reload.
  *
- * A node is 128 bytes, one slab size class: the rbtree links, 16 more
- * bytes of the digest (the first 8 are the rbtree key: 192 bits in all
- * tell entries apart, and the digest is an HMAC under a key no client
+ * A node is 128 bytes, one slab size class: the rbtree links, the first
+ * 24 bytes of the digest (its first bytes are the rbtree key; 192 bits
+ * in all tell entries apart, and the digest is an HMAC under a key no client
  * has), the token id as 16 bytes, the time the entry stops being valid
  * (the token's expiresAt or the ttl, whichever comes first), expiresAt
  * and createdAt themselves, when this nginx last reported the token's

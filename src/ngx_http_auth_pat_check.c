@@ -25,6 +25,7 @@
 
 typedef struct {
     ngx_http_request_t               *request;
+    ngx_http_auth_pat_ctx_t          *ctx;       /* where the verdict goes */
     ngx_http_auth_pat_store_cmd_t    *cmd;
     ngx_http_auth_pat_check_done_pt   done;
     uint64_t                          version;   /* of the cache */
@@ -204,7 +205,7 @@ ngx_http_auth_pat_check_looked_up(void *data, redisReply *reply,
     c = r->connection;
     lk->cmd = NULL;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx = lk->ctx;
     ctx->state = NGX_HTTP_AUTH_PAT_CHECK_DONE;
     ctx->verdict = NGX_HTTP_AUTH_PAT_UNAVAILABLE;
 
@@ -417,6 +418,7 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
     ngx_http_auth_pat_hex_encode(md, PAT_DIGEST_LEN, (char *) hex);
 
     lk->request = r;
+    lk->ctx = ctx;
     lk->done = done;
     lk->cmd = ngx_http_auth_pat_store_lookup(pmcf->store, r->pool, hex,
                                              ngx_http_auth_pat_check_looked_up,

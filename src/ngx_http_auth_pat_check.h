@@ -31,7 +31,10 @@ typedef void (*ngx_http_auth_pat_check_done_pt)(ngx_http_request_t *r);
 ngx_int_t ngx_http_auth_pat_check(ngx_http_request_t *r,
     ngx_http_auth_pat_ctx_t *ctx, ngx_http_auth_pat_check_done_pt done);
 
-/* the same for a token given otherwise (introspection: in the body) */
+/*
+ * The same for a token given otherwise (introspection: in the body);
+ * ctx need not be the request's module ctx, and receives the verdict.
+ */
 ngx_int_t ngx_http_auth_pat_check_token(ngx_http_request_t *r,
     ngx_http_auth_pat_ctx_t *ctx, ngx_str_t *token,
     ngx_http_auth_pat_check_done_pt done);

@@ -35,6 +35,7 @@ ngx_http_auth_pat_introspect_done(ngx_http_request_t *r)
     ngx_http_auth_pat_identity_t  *id;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx = ctx->introspected;
 
     switch (ctx->verdict) {
 
@@ -88,35 +89,75 @@ ngx_http_auth_pat_introspect_done(ngx_http_request_t *r)
 }
 
 
+/* the copies of the form, which holds a token, are wiped with the pool */
+
+typedef struct {
+    ngx_str_t                 body;
+    u_char                   *buf;
+} ngx_http_auth_pat_introspect_form_t;
+
+
+static void
+ngx_http_auth_pat_introspect_wipe(void *data)
+{
+    ngx_http_auth_pat_introspect_form_t  *f = data;
+
+    if (f->body.data) {
+        ngx_explicit_memzero(f->body.data, f->body.len);
+    }
+
+    if (f->buf) {
+        ngx_explicit_memzero(f->buf, f->body.len);
+    }
+}
+
+
 static void
 ngx_http_auth_pat_introspect_body(ngx_http_request_t *r)
 {
-    u_char                   *buf;
-    ngx_str_t                 body, token;
-    ngx_http_auth_pat_ctx_t  *ctx;
+    ngx_str_t                             token;
+    ngx_pool_cleanup_t                   *cln;
+    ngx_http_auth_pat_ctx_t              *ctx, *check;
+    ngx_http_auth_pat_introspect_form_t  *f;
 
+    /* the check's own ctx: the request's identity ($pat_*) is not this */
     ctx = ngx_http_auth_pat_get_ctx(r);
+    check = ngx_pcalloc(r->pool, sizeof(ngx_http_auth_pat_ctx_t));
+    cln = ngx_pool_cleanup_add(r->pool,
+                               sizeof(ngx_http_auth_pat_introspect_form_t));
 
-    if (ctx == NULL || ngx_http_auth_pat_read_body(r, &body) != NGX_OK) {
+    if (ctx == NULL || check == NULL || cln == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    if (body.len > NGX_HTTP_AUTH_PAT_INTROSPECT_BODY_MAX) {
+    ctx->introspected = check;
+
+    f = cln->data;
+    ngx_str_null(&f->body);
+    f->buf = NULL;
+    cln->handler = ngx_http_auth_pat_introspect_wipe;
+
+    if (ngx_http_auth_pat_read_body(r, &f->body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (f->body.len > NGX_HTTP_AUTH_PAT_INTROSPECT_BODY_MAX) {
         ngx_http_auth_pat_finalize_error(r,
                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                          NULL, "the form is too large");
         return;
     }
 
-    buf = ngx_pnalloc(r->pool, body.len + 1);
-    if (buf == NULL) {
+    f->buf = ngx_pnalloc(r->pool, f->body.len + 1);
+    if (f->buf == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    switch (ngx_http_auth_pat_parse_form_field(body.data, body.len, "token",
-                                               buf, &token))
+    switch (ngx_http_auth_pat_parse_form_field(f->body.data, f->body.len,
+                                               "token", f->buf, &token))
     {
     case NGX_OK:
         break;
@@ -135,7 +176,7 @@ ngx_http_auth_pat_introspect_body(ngx_http_request_t *r)
         return;
     }
 
-    switch (ngx_http_auth_pat_check_token(r, ctx, &token,
+    switch (ngx_http_auth_pat_check_token(r, check, &token,
                                           ngx_http_auth_pat_introspect_done))
     {
     case NGX_OK:
@@ -180,6 +221,14 @@ ngx_http_auth_pat_introspect_handler(ngx_http_request_t *r)
                    NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                    "the body must be application/x-www-form-urlencoded",
                    NULL);
+    }
+
+    /* refused before it is read: a larger body is not ours to keep */
+    if (r->headers_in.content_length_n > NGX_HTTP_AUTH_PAT_INTROSPECT_BODY_MAX)
+    {
+        return ngx_http_auth_pat_send_error(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
+                   "the form is too large", NULL);
     }
 
     r->request_body_in_single_buf = 1;

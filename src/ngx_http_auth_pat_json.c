@@ -611,9 +611,9 @@ ngx_http_auth_pat_read_body(ngx_http_request_t *r, ngx_str_t *body)
  * Error pages that nginx itself produces get the module's JSON body
  * instead of HTML: the access check's refusals (401, 400, 403, 503), and
  * in an API or introspection location every error (413 for a body over
- * client_max_body_size, 400 for a broken chunked body, 500, ...).  A page sent by error_page
- * comes from another location, or after an internal redirect, which
- * clears the ctx: it is left alone.
+ * client_max_body_size, 400 for a broken chunked body, 500, ...).  A
+ * page sent by error_page comes from another location, or after an
+ * internal redirect, which clears the ctx: it is left alone.
  */
 
 static ngx_int_t

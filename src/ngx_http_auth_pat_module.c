@@ -150,7 +150,8 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
       NULL },
 
     { ngx_string("auth_pat_scope"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LMT_CONF
+                        |NGX_CONF_1MORE,
       ngx_http_auth_pat_scope,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -420,17 +421,15 @@ ngx_http_auth_pat_create_loc_conf(ngx_conf_t *cf)
 
 /*
  * Bearer realm="...", with '"' and '\' escaped (RFC 7230 quoted-string),
- * an error, and the scopes (of ngx_str_t, when not NULL), which hold
- * neither
+ * an error, and n scopes, which hold neither
  */
 
 static ngx_int_t
 ngx_http_auth_pat_challenge(ngx_conf_t *cf, ngx_str_t *realm,
-    const char *error, ngx_array_t *scopes, ngx_str_t *out)
+    const char *error, ngx_str_t *scopes, ngx_uint_t n, ngx_str_t *out)
 {
-    u_char      *p;
-    size_t       len, i;
-    ngx_str_t   *sc;
+    u_char  *p;
+    size_t   len, i;
 
     len = sizeof("Bearer realm=\"\"") - 1 + 2 * realm->len;
 
@@ -438,14 +437,11 @@ ngx_http_auth_pat_challenge(ngx_conf_t *cf, ngx_str_t *realm,
         len += sizeof(", error=\"\"") - 1 + ngx_strlen(error);
     }
 
-    sc = NULL;
-
-    if (scopes && scopes->nelts) {
-        sc = scopes->elts;
+    if (n) {
         len += sizeof(", scope=\"\"") - 1;
 
-        for (i = 0; i < scopes->nelts; i++) {
-            len += sc[i].len + 1;
+        for (i = 0; i < n; i++) {
+            len += scopes[i].len + 1;
         }
     }
 
@@ -471,15 +467,15 @@ ngx_http_auth_pat_challenge(ngx_conf_t *cf, ngx_str_t *realm,
         p = ngx_sprintf(p, ", error=\"%s\"", error);
     }
 
-    if (sc) {
+    if (n) {
         p = ngx_cpymem(p, ", scope=\"", sizeof(", scope=\"") - 1);
 
-        for (i = 0; i < scopes->nelts; i++) {
+        for (i = 0; i < n; i++) {
             if (i) {
                 *p++ = ' ';
             }
 
-            p = ngx_cpymem(p, sc[i].data, sc[i].len);
+            p = ngx_cpymem(p, scopes[i].data, scopes[i].len);
         }
 
         *p++ = '"';
@@ -497,7 +493,7 @@ ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_auth_pat_loc_conf_t  *prev = parent;
     ngx_http_auth_pat_loc_conf_t  *conf = child;
 
-    ngx_array_t   api_scope, *required;
+    ngx_array_t  *required;
 
     if (conf->enabled == NGX_CONF_UNSET) {
         conf->enabled = prev->enabled;
@@ -537,15 +533,15 @@ ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->challenge.data == NULL) {
-        if (ngx_http_auth_pat_challenge(cf, &conf->realm, NULL, NULL,
+        if (ngx_http_auth_pat_challenge(cf, &conf->realm, NULL, NULL, 0,
                                         &conf->challenge)
             != NGX_OK
             || ngx_http_auth_pat_challenge(cf, &conf->realm, "invalid_token",
-                                           NULL,
+                                           NULL, 0,
                                            &conf->challenge_invalid_token)
                != NGX_OK
             || ngx_http_auth_pat_challenge(cf, &conf->realm,
-                                           "invalid_request", NULL,
+                                           "invalid_request", NULL, 0,
                                            &conf->challenge_invalid_request)
                != NGX_OK)
         {
@@ -553,24 +549,32 @@ ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    /* the scopes required here: auth_pat_scope's, or the API's own */
+    /* 403 insufficient_scope: the scopes auth_pat_scope requires here */
 
     required = conf->scopes_required;
 
-    if (!conf->enabled || required == NULL || required->nelts == 0) {
-        required = NULL;
-
-        if (conf->api && conf->api_scope.len) {
-            required = &api_scope;
-            api_scope.elts = &conf->api_scope;
-            api_scope.nelts = 1;
-        }
+    if (conf->enabled && required && required->nelts
+        && ngx_http_auth_pat_challenge(cf, &conf->realm, "insufficient_scope",
+                                       required->elts, required->nelts,
+                                       &conf->challenge_insufficient_scope)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_auth_pat_challenge(cf, &conf->realm, "insufficient_scope",
-                                    required,
-                                    &conf->challenge_insufficient_scope)
-        != NGX_OK)
+    /* and in the API: auth_pat_api_scope's, or none (what may be issued) */
+
+    if (conf->api
+        && (ngx_http_auth_pat_challenge(cf, &conf->realm,
+                                        "insufficient_scope",
+                                        &conf->api_scope,
+                                        conf->api_scope.len ? 1 : 0,
+                                        &conf->challenge_api_scope)
+            != NGX_OK
+            || ngx_http_auth_pat_challenge(cf, &conf->realm,
+                                           "insufficient_scope", NULL, 0,
+                                           &conf->challenge_api_refused)
+               != NGX_OK))
     {
         return NGX_CONF_ERROR;
     }
@@ -1273,6 +1277,10 @@ ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
+    if (plcf->introspect) {
+        return "cannot share a location with \"auth_pat_introspect\"";
+    }
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->named
@@ -1308,6 +1316,10 @@ ngx_http_auth_pat_introspect(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (plcf->introspect) {
         return "is duplicate";
+    }
+
+    if (plcf->api) {
+        return "cannot share a location with \"auth_pat_api\"";
     }
 
     plcf->introspect = 1;

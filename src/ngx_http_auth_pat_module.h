@@ -65,6 +65,8 @@ typedef struct {
     ngx_str_t                        challenge_invalid_token;
     ngx_str_t                        challenge_invalid_request;
     ngx_str_t                        challenge_insufficient_scope;
+    ngx_str_t                        challenge_api_scope;   /* names it */
+    ngx_str_t                        challenge_api_refused; /* no scope */
 } ngx_http_auth_pat_loc_conf_t;
 
 
@@ -102,6 +104,7 @@ typedef struct {
     ngx_http_auth_pat_verdict_e      verdict;
     ngx_http_auth_pat_identity_t     identity;
     void                            *api;        /* ngx_http_auth_pat_api_t */
+    void                            *introspected; /* its check's ctx */
     ngx_buf_t                       *error_body; /* JSON for nginx's errors */
 
     /* the access check's refusal, which nginx's error page becomes */

@@ -17,6 +17,10 @@
 #endif
 
 
+static ngx_int_t ngx_http_auth_pat_form_decode(u_char *p, u_char *last,
+    u_char *buf, ngx_str_t *value);
+
+
 /*
  * The scheme is case-insensitive (RFC 7235).  The token is a b64token
  * (RFC 6750): a Bearer scheme with anything else is a malformed request.
@@ -479,10 +483,6 @@ ngx_http_auth_pat_parse_is(ngx_str_t *v, const char *s)
 }
 
 
-static ngx_int_t ngx_http_auth_pat_form_decode(u_char *p, u_char *last,
-    u_char *buf, ngx_str_t *value);
-
-
 /* form encoding: '+' is a space; '%' takes two hex digits */
 
 static const char *
@@ -664,8 +664,7 @@ ngx_int_t
 ngx_http_auth_pat_parse_index_entry(u_char *p, size_t len, int64_t t[4],
     ngx_str_t *name, ngx_str_t *scopes)
 {
-    u_char      *sep;
-    u_char      *last, *start;
+    u_char      *last, *start, *sep;
     ngx_int_t    i;
 
     last = p + len;
@@ -759,7 +758,9 @@ ngx_http_auth_pat_scope_in(ngx_str_t *list, u_char *s, size_t len)
             return 1;
         }
 
-        p++;
+        if (p < last) {
+            p++;    /* the space */
+        }
     }
 
     return 0;
@@ -894,7 +895,9 @@ ngx_http_auth_pat_parse_form_field(u_char *p, size_t len, const char *name,
             }
         }
 
-        p++;
+        if (p < last) {
+            p++;    /* the '&' */
+        }
     }
 
     return found ? NGX_OK : NGX_DECLINED;

@@ -3,9 +3,9 @@
  * The pure parsers and validators: the Authorization header, media
  * types, the fields of a create or rotate body, an introspection form,
  * the list query, and the records read back from Redis.  Bytes or
- * jansson values in, no request: each can be tested and fuzzed alone.  Functions that return a message return NULL
- * when the input is valid, else the message for the client, with the
- * HTTP status in *status.
+ * jansson values in, no request: each can be tested and fuzzed alone.
+ * Functions that return a message return NULL when the input is valid,
+ * else the message for the client, with the HTTP status in *status.
  */
 
 

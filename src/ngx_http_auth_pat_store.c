@@ -76,7 +76,6 @@
 #include <jansson.h>
 
 #include "pat_token.h"
-#include "ngx_http_auth_pat_parse.h"
 #include "ngx_http_auth_pat_store.h"
 
 
@@ -474,10 +473,10 @@ static void
 ngx_http_auth_pat_args_index(ngx_http_auth_pat_args_t *a,
     ngx_http_auth_pat_store_token_t *t)
 {
-    u_char      *p, *ix;
-    static char  sep[] = { NGX_HTTP_AUTH_PAT_INDEX_SEP, '\0' };
+    u_char  *p, *ix;
 
-    ngx_http_auth_pat_args_scopes(a, t, sep);
+    /* the scopes, after NGX_HTTP_AUTH_PAT_INDEX_SEP */
+    ngx_http_auth_pat_args_scopes(a, t, "\x1f");
 
     if (a->failed) {
         return;

@@ -71,6 +71,12 @@ __API__
         deny all;
         alias %%HTML%%/;
     }
+    location /lx/ {
+        auth_pat "lx";
+        auth_pat_scope read;
+        limit_except GET { auth_pat_scope read write; }
+        alias %%HTML%%/;
+    }
     location /all-allow/ {
         auth_pat "all";
         auth_pat_scope admin;
@@ -338,8 +344,9 @@ for my $t ([ $A, 'A' ], [ $B, 'B' ]) {
                "$label: satisfy any + allow 127.0.0.1, token with the scope");
         my $r = req($n, '/any-deny/protected.txt', $tok{some}{token});
         is($r->{status}, 403, "$label: satisfy any + deny all, token lacking the scope: 403");
-        note("satisfy any + deny all: WWW-Authenticate: " . ($r->{headers}{'www-authenticate'} // '(none)')
-             . ", body: $r->{content}");
+        is($r->{headers}{'www-authenticate'},
+           'Bearer realm="any", error="insufficient_scope", scope="admin"',
+           "$label: ... the refusal is the check's, with its challenge");
         served(req($n, '/any-deny/protected.txt', $admin->{token}),
                "$label: satisfy any + deny all, token with the scope: let in by the token");
         $r = req($n, '/any-deny/protected.txt');
@@ -349,6 +356,21 @@ for my $t ([ $A, 'A' ], [ $B, 'B' ]) {
         served(req($n, '/all-allow/protected.txt', $admin->{token}),
                "$label: satisfy all + allow 127.0.0.1, token with the scope");
     }
+}
+
+# --- limit_except: writes need more
+{
+    my $ro = create('lxu', ['read']);
+    my $rw = create('lxu', [qw(read write)]);
+    my $post = sub {
+        my ($tok) = @_;
+        return $A->http(POST => '/lx/protected.txt',
+                        { headers => { Authorization => "Bearer $tok" }, content => 'x' });
+    };
+    served(req($A, '/lx/protected.txt', $ro->{token}), 'limit_except: GET with "read"');
+    insufficient($post->($ro->{token}), 'lx', 'read write', 'limit_except: POST with "read" only');
+    is($post->($rw->{token})->{status}, 405,
+       'limit_except: POST with "read write" passes the check (the static file refuses POST)');
 }
 
 # --- the challenge escapes the realm, and carries punctuation in scopes

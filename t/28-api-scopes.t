@@ -26,7 +26,20 @@ server {
         auth_pat_api_user $http_x_user;
         auth_pat_api_scope tokens:write;
     }
+    location /v4/tokens/ {
+        auth_pat "v4";
+        auth_pat_scope a;
+        auth_pat_api;
+        auth_pat_api_scope tokens:write;
+        limit_req zone=api_by_token;
+    }
+    location /v5/tokens/ {
+        auth_pat_api;
+        limit_req zone=api_by_token;
+    }
 }
+limit_req_zone $pat_token_id zone=api_by_token:1m rate=1r/m;
+limit_req_status 429;
 EOF
 
 sub create {
@@ -220,6 +233,22 @@ ok(abs($newlife - $life) < 2000, '... the same lifetime length') or diag "$life 
 ok(ms_of($b->{json}{data}{expiresAt}) > ms_of($own->{expiresAt}), '... so later than before');
 $own = $b->{json}{data};
 
+# ... and no longer: an explicit expiresAt past its lifetime, or null, is 403
+$life = ms_of($own->{expiresAt}) - ms_of($own->{createdAt});
+for my $path ('/v2/tokens/self/rotate', "/v2/tokens/$own->{id}/rotate") {
+    $b = api($t, POST => $path, bearer => $own->{token}, body => { expiresAt => $iso->(20 * 365 * $day) });
+    is($b->{status}, 403, "$path with an expiresAt past its lifetime: 403");
+    is($b->{json}{error}, 'insufficient_scope', '... insufficient_scope');
+    is($b->{headers}{'www-authenticate'}, 'Bearer realm="api", error="insufficient_scope"',
+       '... with a challenge naming no scope');
+    $b = api($t, POST => $path, bearer => $own->{token}, body => { expiresAt => undef });
+    is($b->{status}, 403, "$path with expiresAt null: 403");
+}
+$b = api($t, POST => "/v2/tokens/$own->{id}/rotate", bearer => $own->{token},
+         body => { expiresAt => $iso->(3600) });
+is($b->{status}, 201, 'rotating itself to a shorter life: 201');
+$own = $b->{json}{data};
+
 # --- auth_pat_api_scope tokens:write (/v3/tokens/ on the second port)
 my $weak = api($t, POST => '/v2/tokens/', user => 'sam',
                body => { name => 'weak', scopes => ['a'] })->{json}{data};
@@ -253,6 +282,35 @@ is(at2(DELETE => "/v3/tokens/$victim->{id}", bearer => $strong->{token})->{statu
    'api_scope: ... and revokes another: 200');
 is(at2(POST => '/v3/tokens/', user => 'sam', body => { name => 'z', scopes => ['q'] })->{status},
    201, 'api_scope: an auth_pat_api_user caller is not restricted');
+
+# --- auth_pat with auth_pat_scope on the API location too (/v4/tokens/):
+# each refusal names its own scopes, and limit_req sees the bearer
+my $v4 = api($t, POST => '/v2/tokens/', user => 'sam',
+             body => { name => 'v4', scopes => ['a'] })->{json}{data};
+$b = at2(POST => '/v4/tokens/', bearer => $v4->{token}, body => { name => 'x' });
+is($b->{status}, 403, 'v4: the API scope missing: 403');
+is($b->{headers}{'www-authenticate'},
+   'Bearer realm="v4", error="insufficient_scope", scope="tokens:write"',
+   'v4: ... the challenge names auth_pat_api_scope\'s scope, not auth_pat_scope\'s');
+$b = at2(GET => '/v4/tokens/', bearer => $weak->{token});
+is($b->{status}, 401, 'v4: a revoked token: 401');
+$b = at2(GET => '/v4/tokens/', bearer => $strong->{token});
+is($b->{status}, 403, 'v4: a token without auth_pat_scope\'s scope: 403');
+is($b->{headers}{'www-authenticate'}, 'Bearer realm="v4", error="insufficient_scope", scope="a"',
+   'v4: ... naming it');
+is(at2(GET => '/v4/tokens/', bearer => $v4->{token})->{status}, 429,
+   'v4: limit_req keyed on $pat_token_id: its second call is limited');
+my $v4b = api($t, POST => '/v2/tokens/', user => 'sam',
+              body => { name => 'v4b', scopes => ['a'] })->{json}{data};
+is(at2(GET => '/v4/tokens/', bearer => $v4b->{token})->{status}, 200,
+   'v4: another token\'s first call: 200');
+my $v5 = api($t, POST => '/v2/tokens/', user => 'sam', body => { name => 'v5' })->{json}{data};
+is(at2(GET => '/v5/tokens/', bearer => $v5->{token})->{status}, 200,
+   'v5 (auth_pat_api alone): a first call: 200');
+is(at2(GET => '/v5/tokens/', bearer => $v5->{token})->{status}, 429,
+   'v5: limit_req sees the API\'s bearer caller: the second is limited');
+is(at2(GET => '/v5/tokens/', bearer => 'pat_garbage')->{status}, 401,
+   'v5: a bad token: 401, not limited');
 
 # --- the same limits when the caller's identity comes from the cache
 {
