@@ -170,9 +170,9 @@ static ngx_int_t
 ngx_http_auth_pat_api_config_scopes(ngx_http_auth_pat_api_t *api,
     ngx_http_auth_pat_loc_conf_t *plcf, json_t **out)
 {
-    u_char      *p, *last, *start;
+    size_t       pos;
     json_t      *list;
-    ngx_str_t   *s;
+    ngx_str_t   *s, sc;
     ngx_uint_t   i;
 
     *out = NULL;
@@ -205,26 +205,15 @@ ngx_http_auth_pat_api_config_scopes(ngx_http_auth_pat_api_t *api,
 
     /* a bearer caller: its own token's scopes, as far as allowed here */
 
-    p = api->caller->scopes.data;
-    last = p + api->caller->scopes.len;
+    pos = 0;
 
-    while (p < last) {
-        start = p;
-
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        if (ngx_http_auth_pat_api_grantable(api, plcf, start, p - start)
+    while (ngx_http_auth_pat_scope_next(&api->caller->scopes, &pos, &sc)) {
+        if (ngx_http_auth_pat_api_grantable(api, plcf, sc.data, sc.len)
             && json_array_append_new(list,
-                   json_stringn((char *) start, p - start))
+                   json_stringn((char *) sc.data, sc.len))
                != 0)
         {
             return NGX_ERROR;
-        }
-
-        if (p < last) {
-            p++;    /* the space */
         }
     }
 

@@ -105,6 +105,15 @@ ngx_http_auth_pat_cache_key(u_char *digest)
 }
 
 
+/* a string that may be empty, with no data at all */
+
+static u_char *
+ngx_http_auth_pat_cache_copy(u_char *dst, ngx_str_t *src)
+{
+    return src->len ? ngx_cpymem(dst, src->data, src->len) : dst;
+}
+
+
 /* user id, name and scopes fit in the node itself */
 
 static ngx_uint_t
@@ -485,9 +494,9 @@ ngx_http_auth_pat_cache_put(ngx_http_auth_pat_cache_t *cache,
     cn->created = (uint32_t) (id->created / 1000);
     ngx_http_auth_pat_uuid_pack(id->token_id.data, cn->id);
 
-    s = ngx_cpymem(s, id->user_id.data, id->user_id.len);
-    s = ngx_cpymem(s, id->token_name.data, id->token_name.len);
-    ngx_memcpy(s, id->scopes.data, id->scopes.len);
+    s = ngx_http_auth_pat_cache_copy(s, &id->user_id);
+    s = ngx_http_auth_pat_cache_copy(s, &id->token_name);
+    (void) ngx_http_auth_pat_cache_copy(s, &id->scopes);
 
     ngx_rbtree_insert(&cache->sh->rbtree, node);
     ngx_queue_insert_head(&cache->sh->queue, &cn->queue);

@@ -597,7 +597,10 @@ ngx_http_auth_pat_read_body(ngx_http_request_t *r, ngx_str_t *body)
             continue;
         }
 
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        if (b->last != b->pos) {
+            /* a chunked body ends with an empty buffer, pos NULL */
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
     }
 
     return NGX_OK;

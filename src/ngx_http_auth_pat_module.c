@@ -296,8 +296,9 @@ ngx_http_auth_pat_variable(ngx_http_request_t *r,
 
     s = (ngx_str_t *) ((u_char *) &ctx->identity + data);
 
+    /* an empty value still points somewhere: nginx copies it */
     v->len = s->len;
-    v->data = s->data;
+    v->data = s->len ? s->data : (u_char *) "";
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

@@ -709,29 +709,44 @@ ngx_http_auth_pat_parse_index_entry(u_char *p, size_t len, int64_t t[4],
 }
 
 
+ngx_uint_t
+ngx_http_auth_pat_scope_next(ngx_str_t *list, size_t *pos, ngx_str_t *scope)
+{
+    size_t  i;
+
+    if (*pos >= list->len) {
+        return 0;
+    }
+
+    for (i = *pos; i < list->len && list->data[i] != ' '; i++) {
+        /* void */
+    }
+
+    scope->data = list->data + *pos;
+    scope->len = i - *pos;
+    *pos = i + 1;
+
+    return 1;
+}
+
+
 /* a list of scopes, space-separated, each well-formed */
 
 static ngx_uint_t
 ngx_http_auth_pat_scope_list_valid(ngx_str_t *list)
 {
-    u_char  *p, *last, *start;
+    size_t     pos;
+    ngx_str_t  s;
 
-    p = list->data;
-    last = p + list->len;
+    if (list->len && list->data[list->len - 1] == ' ') {
+        return 0;
+    }
 
-    while (p < last) {
-        start = p;
+    pos = 0;
 
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        if (!ngx_http_auth_pat_scope_valid((char *) start, p - start)) {
+    while (ngx_http_auth_pat_scope_next(list, &pos, &s)) {
+        if (!ngx_http_auth_pat_scope_valid((char *) s.data, s.len)) {
             return 0;
-        }
-
-        if (p < last && ++p == last) {
-            return 0;   /* a trailing space */
         }
     }
 
@@ -740,26 +755,16 @@ ngx_http_auth_pat_scope_list_valid(ngx_str_t *list)
 
 
 ngx_uint_t
-ngx_http_auth_pat_scope_in(ngx_str_t *list, u_char *s, size_t len)
+ngx_http_auth_pat_scope_in(ngx_str_t *list, u_char *scope, size_t len)
 {
-    u_char  *p, *last, *start;
+    size_t     pos;
+    ngx_str_t  s;
 
-    p = list->data;
-    last = p + list->len;
+    pos = 0;
 
-    while (p < last) {
-        start = p;
-
-        while (p < last && *p != ' ') {
-            p++;
-        }
-
-        if ((size_t) (p - start) == len && ngx_memcmp(start, s, len) == 0) {
+    while (ngx_http_auth_pat_scope_next(list, &pos, &s)) {
+        if (s.len == len && ngx_memcmp(s.data, scope, len) == 0) {
             return 1;
-        }
-
-        if (p < last) {
-            p++;    /* the space */
         }
     }
 
@@ -867,6 +872,10 @@ ngx_http_auth_pat_parse_form_field(u_char *p, size_t len, const char *name,
     u_char     *last, *start, *eq;
     size_t      n;
     ngx_uint_t  found;
+
+    if (len == 0) {
+        return NGX_DECLINED;
+    }
 
     last = p + len;
     n = ngx_strlen(name);

@@ -138,9 +138,13 @@ ngx_int_t ngx_http_auth_pat_parse_index_entry(u_char *p, size_t len,
 ngx_int_t ngx_http_auth_pat_parse_validation(ngx_str_t f[6], int64_t now,
     int64_t *expires, int64_t *created);
 
-/* the scope s is one of list, a space-separated list of scopes */
-ngx_uint_t ngx_http_auth_pat_scope_in(ngx_str_t *list, u_char *s,
+/* the scope is one of list, a space-separated list of scopes */
+ngx_uint_t ngx_http_auth_pat_scope_in(ngx_str_t *list, u_char *scope,
     size_t len);
+
+/* the scope of list at *pos, which moves on; 0 at the end */
+ngx_uint_t ngx_http_auth_pat_scope_next(ngx_str_t *list, size_t *pos,
+    ngx_str_t *scope);
 
 
 #endif /* _NGX_HTTP_AUTH_PAT_PARSE_H_INCLUDED_ */
