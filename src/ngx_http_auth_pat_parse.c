@@ -21,6 +21,27 @@ static ngx_int_t ngx_http_auth_pat_form_decode(u_char *p, u_char *last,
     u_char *buf, ngx_str_t *value);
 
 
+/* RFC 6749 3.3, scope-token: %x21 / %x23-5B / %x5D-7E */
+
+static uint32_t  ngx_http_auth_pat_scope_chars[] = {
+    0x00000000, /* 0000 0000 0000 0000  0000 0000 0000 0000 */
+
+                /* ?>=< ;:98 7654 3210  /.-, +*)( '&%$ #"!  */
+    0xfffffffa, /* 1111 1111 1111 1111  1111 1111 1111 1010 */
+
+                /* _^]\ [ZYX WVUT SRQP  ONML KJIH GFED CBA@ */
+    0xefffffff, /* 1110 1111 1111 1111  1111 1111 1111 1111 */
+
+                /*  ~}| {zyx wvut srqp  onml kjih gfed cba` */
+    0x7fffffff, /* 0111 1111 1111 1111  1111 1111 1111 1111 */
+
+    0x00000000, 0x00000000, 0x00000000, 0x00000000
+};
+
+#define ngx_http_auth_pat_scope_char(c)                                       \
+    (ngx_http_auth_pat_scope_chars[(c) >> 5] & (1U << ((c) & 0x1f)))
+
+
 /*
  * The scheme is case-insensitive (RFC 7235).  The token is a b64token
  * (RFC 6750): a Bearer scheme with anything else is a malformed request.
@@ -203,9 +224,8 @@ ngx_http_auth_pat_scope_valid(const char *s, size_t len)
         return 0;
     }
 
-    /* RFC 6749 3.3: %x21 / %x23-5B / %x5D-7E */
     for (i = 0; i < len; i++) {
-        if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\') {
+        if (!ngx_http_auth_pat_scope_char((u_char) s[i])) {
             return 0;
         }
     }
@@ -712,45 +732,55 @@ ngx_http_auth_pat_parse_index_entry(u_char *p, size_t len, int64_t t[4],
 ngx_uint_t
 ngx_http_auth_pat_scope_next(ngx_str_t *list, size_t *pos, ngx_str_t *scope)
 {
-    size_t  i;
+    u_char  *sp;
 
     if (*pos >= list->len) {
         return 0;
     }
 
-    for (i = *pos; i < list->len && list->data[i] != ' '; i++) {
-        /* void */
-    }
-
+    /* memchr(): every check walks these lists */
     scope->data = list->data + *pos;
-    scope->len = i - *pos;
-    *pos = i + 1;
+    sp = memchr(scope->data, ' ', list->len - *pos);
+    scope->len = sp ? (size_t) (sp - scope->data) : list->len - *pos;
+    *pos += scope->len + 1;
 
     return 1;
 }
 
 
-/* a list of scopes, space-separated, each well-formed */
+/*
+ * A list of scopes, each well-formed, separated by single spaces: one
+ * pass, as a check reads it from every validation record.
+ */
 
 static ngx_uint_t
 ngx_http_auth_pat_scope_list_valid(ngx_str_t *list)
 {
-    size_t     pos;
-    ngx_str_t  s;
+    u_char  c;
+    size_t  i, run;
 
-    if (list->len && list->data[list->len - 1] == ' ') {
-        return 0;
-    }
+    run = 0;
 
-    pos = 0;
+    for (i = 0; i < list->len; i++) {
+        c = list->data[i];
 
-    while (ngx_http_auth_pat_scope_next(list, &pos, &s)) {
-        if (!ngx_http_auth_pat_scope_valid((char *) s.data, s.len)) {
+        if (c == ' ') {
+            if (run == 0) {
+                return 0;   /* a leading or a double space */
+            }
+
+            run = 0;
+            continue;
+        }
+
+        if (!ngx_http_auth_pat_scope_char(c)
+            || ++run > NGX_HTTP_AUTH_PAT_SCOPE_MAX)
+        {
             return 0;
         }
     }
 
-    return 1;
+    return list->len == 0 || run != 0;   /* no trailing space */
 }
 
 

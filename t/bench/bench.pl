@@ -13,7 +13,7 @@
 #   (h) RFC 7662 introspection (POST token=...) with the cache
 #   and how many tokens a 10 MB cache zone holds (with 5 scopes each).
 #
-# The scenarios a, b, c run back to back, in nine short rounds: the
+# The scenarios other than (d) run back to back, in nine short rounds: the
 # throughput of these shared machines drifts by 10-20% from one second to
 # the next, so a ratio is taken within each round (b/a, c/a: side by side,
 # seconds apart) and the median of the rounds is printed; so are the
@@ -162,7 +162,7 @@ say "warming up ...";
 # The hypervisor's steal time (/proc/stat) is read around each round: a
 # round in which more than $STEAL of the CPU time was stolen measured the
 # neighbours, not the module, and is run again (at most $ROUNDS extra
-# rounds).  Odd rounds run a, b, c and even rounds c, b, a, so that a
+# rounds).  Odd rounds run a to h and even rounds h to a, so that a
 # drift within a round weighs on the ratios in both directions.
 my $STEAL = $ENV{BENCH_MAX_STEAL} // 0.03;
 sub cpu_ticks {

@@ -1,6 +1,7 @@
 #!/usr/bin/env perl
 # ./build.sh profile: instructions per request, counted by valgrind's
-# callgrind, for the scenarios of the benchmark:
+# callgrind, for the scenarios of the benchmark (a, b, c, and f, g: a
+# token with 5 scopes at a location requiring 2):
 #
 #   (a) a static file, no auth
 #   (b) auth_pat with auth_pat_cache (every request a hit)
@@ -32,6 +33,11 @@ my $key = $t->key_file;
 my $port = $t->port;
 
 my $tok = seed_token($t, user => 'profile', name => 'profile token');
+# (f), (g): the token of the benchmark's scope scenarios, at a location
+# that requires two of its five scopes
+my $stok = seed_token($t, user => 'profile', name => 'profile token',
+                      scopes => 'deploy read:packages repo:read repo:write tokens:write',
+                      created => int(Time::HiRes::time() * 1000));
 my $out = $t->path('callgrind.out');
 
 # auth_pat_cache is an http-level directive: (a) and (b) run on an nginx
@@ -47,6 +53,11 @@ server {
     listen 127.0.0.1:%%PORT%% backlog=4096;
     location = /static.txt { alias %%HTML%%/protected.txt; }
     location = /auth.txt { auth_pat "profile"; alias %%HTML%%/protected.txt; }
+    location = /scoped.txt {
+        auth_pat "profile";
+        auth_pat_scope repo:read tokens:write;
+        alias %%HTML%%/protected.txt;
+    }
 }
 EOF
     my $c = $t->read_file('nginx.conf');
@@ -76,11 +87,12 @@ EOF
 
 my (%ir, %top);
 sub scenario {
-    my ($pid, $name, $path) = @_;
+    my ($pid, $name, $path, $token) = @_;
+    $token //= $tok->{token};
     my $ctl = sub { system("callgrind_control $_[0] $pid >/dev/null 2>&1") == 0
                         or die "callgrind_control $_[0] failed\n" };
     $ctl->('-z');
-    my $w = `wrk -t1 -c16 -d${SECS}s -H 'Authorization: Bearer $tok->{token}' http://127.0.0.1:$port$path 2>&1`;
+    my $w = `wrk -t1 -c16 -d${SECS}s -H 'Authorization: Bearer $token' http://127.0.0.1:$port$path 2>&1`;
     $ctl->('-d');
     my ($reqs) = $w =~ /(\d+) requests in/;
     die "wrk failed:\n$w" unless $reqs;
@@ -109,15 +121,21 @@ sub scenario {
 with_nginx('auth_pat_cache zone=profile:1m ttl=600s;', sub {
     scenario($_[0], a => '/static.txt');
     scenario($_[0], b => '/auth.txt');
+    scenario($_[0], f => '/scoped.txt', $stok->{token});
 });
-with_nginx('', sub { scenario($_[0], c => '/auth.txt') });
+with_nginx('', sub {
+    scenario($_[0], c => '/auth.txt');
+    scenario($_[0], g => '/scoped.txt', $stok->{token});
+});
 
 my %label = (a => 'static file, no auth', b => 'auth_pat, cache',
-             c => 'auth_pat, no cache (Redis every request)');
+             c => 'auth_pat, no cache (Redis every request)',
+             f => 'as (b), 5 scopes held, 2 required',
+             g => 'as (c), 5 scopes held, 2 required');
 print "\ninstructions per request under callgrind (wrk -t1 -c16 -d${SECS}s, nginx 1 worker)\n\n";
 print "| scenario | requests | instructions/request | beyond (a) | in the module's own functions |\n"
     . "|---|---:|---:|---:|---:|\n";
-for my $name (qw(a b c)) {
+for my $name (qw(a b c f g)) {
     printf "| (%s) %s | %d | %.0f | %+.0f | %.0f |\n", $name, $label{$name}, $ir{$name}{reqs},
         $ir{$name}{per}, $ir{$name}{per} - $ir{a}{per}, $ir{$name}{own};
 }
