@@ -152,6 +152,22 @@ like($text, qr/password \Q$pw\E/, 'second run keeps the password');
 my $list = `curl -s -u alice:$pw http://127.0.0.1:$port/v1/personal-access-tokens`;
 like($list, qr/"totalCount":2,"facets":\{"status":\{"active":0,"expired":0,"revoked":2\}\}/,
      'tokens survived the restart');
+
+# the example's scoped location and introspection
+my $mk = sub {
+    my $body = shift;
+    my $j = `curl -s -u alice:$pw -H 'Content-Type: application/json' -d '$body' http://127.0.0.1:$port/v1/personal-access-tokens`;
+    return ($j =~ /"token":"(pat_[0-9A-Za-z]+)"/)[0];
+};
+my $admin = $mk->('{"name":"ops","scopes":["admin"]}');
+my $plain = $mk->('{"name":"plain"}');
+ok($admin && $plain, 'example: tokens with and without "admin"');
+my $code = sub { `curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $_[0]' http://127.0.0.1:$port$_[1]` };
+is($code->($admin, '/api/admin/x'), '200', 'example: /api/admin/ with "admin": 200');
+is($code->($plain, '/api/admin/x'), '403', 'example: /api/admin/ without it: 403');
+is($code->($plain, '/api/x'), '200', 'example: /api/ without it: 200');
+like(`curl -s -d token=$admin http://127.0.0.1:$port/oauth/introspect`,
+     qr/"active":true.*"scope":"admin"/, 'example: /oauth/introspect answers');
 stop_run($pid, 'INT', 130);
 
 # SIGTERM to build.sh alone: it stops both
