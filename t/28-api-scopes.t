@@ -158,8 +158,7 @@ sub at2 {
 }
 sub ms_of { PatApi::parse_rfc3339($_[0]) }
 my $day = 86400;
-my $iso = sub { my @t = gmtime(time + $_[0]);
-                sprintf '%04d-%02d-%02dT%02d:%02d:%02d.000Z', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0] };
+my $iso = sub { PatApi::iso_ms(int(time + $_[0]) * 1000) };
 
 my $own = api($t, POST => '/v2/tokens/', user => 'sam',
               body => { name => 'caller', scopes => ['a'], expiresAt => $iso->($day) })->{json}{data};

@@ -10,17 +10,11 @@ use lib 't/lib';
 use Test::More;
 use Time::HiRes qw(sleep);
 use PatTest;
-use PatApi qw(api api_env parse_rfc3339 secrecy_scan);
+use PatApi qw(api api_env iso_ms parse_rfc3339 secrecy_scan);
 use PatToken qw(now_ms);
 
 my $t = api_env(max_tokens => 100);
 
-sub iso_ms {
-    my ($ms) = @_;
-    my @g = gmtime(int($ms / 1000));
-    return sprintf('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', $g[5] + 1900, $g[4] + 1,
-                   @g[3, 2, 1, 0], $ms % 1000);
-}
 sub create {
     my ($user, $name, $scopes, %o) = @_;
     my $r = api($t, POST => '', user => $user,

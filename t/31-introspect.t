@@ -14,7 +14,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use JSON::PP ();
 use PatTest;
-use PatApi qw(api gateway_conf parse_rfc3339 secrecy_scan uuid_re);
+use PatApi qw(api gateway_conf iso_ms parse_rfc3339 secrecy_scan uuid_re);
 use PatToken qw(make_token now_ms);
 use PatLoad qw(burst);
 
@@ -71,12 +71,6 @@ sub is_error {
     is($r->{status}, $status, "$what: $status");
     is($r->{json} && $r->{json}{error}, $code, "$what: error $code") or diag $r->{content};
     ok(defined $r->{json} && defined $r->{json}{message}, "$what: with a message");
-}
-sub iso_ms {
-    my ($ms) = @_;
-    my @g = gmtime(int($ms / 1000));
-    return sprintf('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', $g[5] + 1900, $g[4] + 1,
-                   @g[3, 2, 1, 0], $ms % 1000);
 }
 sub create {
     my ($t, $user, %body) = @_;

@@ -15,7 +15,7 @@ use PatTest;
 use PatToken qw(base62_u32);
 
 our @EXPORT_OK = qw(api_env api uuid_re rfc3339_re token_ok secrecy_scan
-                    parse_rfc3339 gateway_conf);
+                    parse_rfc3339 iso_ms gateway_conf);
 
 # The http-block configuration of a minimal gateway for tests with several
 # nginx on one Redis: the v1 API (caller from X-User) and a protected
@@ -108,6 +108,14 @@ sub token_ok {
     return 0 unless $tok =~ /^\Q$prefix\E[0-9A-Za-z]{34}$/;
     my $body = substr($tok, 0, -6);
     return base62_u32(Compress::Raw::Zlib::crc32($body)) eq substr($tok, -6);
+}
+
+# an instant in ms as the API writes it: 2026-12-01T19:33:47.789Z
+sub iso_ms {
+    my ($ms) = @_;
+    my @g = gmtime(int($ms / 1000));
+    return sprintf('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', $g[5] + 1900, $g[4] + 1,
+                   @g[3, 2, 1, 0], $ms % 1000);
 }
 
 sub parse_rfc3339 {
