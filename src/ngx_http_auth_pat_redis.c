@@ -1162,11 +1162,6 @@ ngx_http_auth_pat_redis_dispatch(ngx_http_auth_pat_redis_conn_t *conn,
 }
 
 
-/*
- * Reads until the socket is drained (NGX_OK), the connection goes
- * (NGX_ERROR), or max reads were made with data left (NGX_AGAIN).
- */
-
 /* the connection was closed or failed: one line, with what TLS said */
 
 static void
@@ -1206,9 +1201,13 @@ ngx_http_auth_pat_redis_closed(ngx_http_auth_pat_redis_conn_t *conn,
         return;
     }
 
-    /* refused, or closed before the handshake was done */
+    /*
+     * Refused, or closed before the handshake was done.  An end of file
+     * means the connect succeeded, even when its write event is still
+     * to come in the same batch of events.
+     */
 
-    if (conn->c->write->timer_set) {
+    if (conn->c->write->timer_set && !eof) {
         ngx_http_auth_pat_redis_connect_failed(conn, err, NULL);
         return;
     }
@@ -1222,6 +1221,11 @@ ngx_http_auth_pat_redis_closed(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_connect_failed(conn, err, (char *) line);
 }
 
+
+/*
+ * Reads until the socket is drained (NGX_OK), the connection goes
+ * (NGX_ERROR), or max reads were made with data left (NGX_AGAIN).
+ */
 
 static ngx_int_t
 ngx_http_auth_pat_redis_read(ngx_http_auth_pat_redis_conn_t *conn,
