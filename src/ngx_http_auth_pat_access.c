@@ -230,6 +230,44 @@ ngx_http_auth_pat_access_check(ngx_http_request_t *r,
 
 
 /*
+ * An API location where auth_pat_api_user names the caller: a bearer
+ * token sent along is not the caller, and is neither looked up nor
+ * counted as used; but for /self, which is that token.
+ */
+
+static ngx_uint_t
+ngx_http_auth_pat_api_by_user(ngx_http_request_t *r,
+    ngx_http_auth_pat_loc_conf_t *plcf)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   user;
+
+    if (plcf->api_user == NULL
+        || ngx_http_complex_value(r, plcf->api_user, &user) != NGX_OK
+        || user.len == 0)
+    {
+        return 0;
+    }
+
+    if (r->uri.len < plcf->api_prefix.len) {
+        return 1;
+    }
+
+    p = r->uri.data + plcf->api_prefix.len;
+    len = r->uri.len - plcf->api_prefix.len;
+
+    if (len && *p == '/') {
+        p++;
+        len--;
+    }
+
+    return !(len >= 4 && ngx_strncmp(p, "self", 4) == 0
+             && (len == 4 || p[4] == '/'));
+}
+
+
+/*
  * The preaccess phase: the identity, for limit_req and limit_conn keys,
  * in auth_pat locations and for the API's bearer callers.  Subrequests
  * skip the access phase, and this one as well.
@@ -244,6 +282,10 @@ ngx_http_auth_pat_identify_handler(ngx_http_request_t *r)
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
 
     if ((!plcf->enabled && !plcf->api) || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    if (!plcf->enabled && ngx_http_auth_pat_api_by_user(r, plcf)) {
         return NGX_DECLINED;
     }
 

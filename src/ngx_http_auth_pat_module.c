@@ -494,7 +494,38 @@ ngx_http_auth_pat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_auth_pat_loc_conf_t  *prev = parent;
     ngx_http_auth_pat_loc_conf_t  *conf = child;
 
-    ngx_array_t  *required;
+    ngx_array_t               *required;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->lmt_excpt) {
+        /*
+         * a limit_except block serves what its location serves, as
+         * ngx_http_proxy_module arranges for proxy_pass
+         */
+        conf->api = prev->api;
+        conf->api_prefix = prev->api_prefix;
+        conf->introspect = prev->introspect;
+
+        if (clcf->handler == NULL) {
+            clcf->handler = conf->api ? ngx_http_auth_pat_api_handler
+                            : conf->introspect
+                              ? ngx_http_auth_pat_introspect_handler : NULL;
+        }
+    }
+
+    if (conf->introspect && !clcf->lmt_excpt
+        && (clcf->client_max_body_size == 0
+            || clcf->client_max_body_size
+               > (off_t) clcf->client_body_buffer_size))
+    {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"auth_pat_introspect\": a chunked body larger "
+                           "than client_body_buffer_size would be written "
+                           "to a temporary file, token included: set "
+                           "\"client_max_body_size 4k\" here");
+    }
 
     if (conf->enabled == NGX_CONF_UNSET) {
         conf->enabled = prev->enabled;

@@ -37,6 +37,11 @@ server {
         auth_pat_api;
         limit_req zone=api_by_token;
     }
+    location /v6/tokens {
+        auth_pat "v6";
+        auth_pat_api;
+        limit_except GET HEAD { auth_pat_scope tokens:write; }
+    }
 }
 limit_req_zone $pat_token_id zone=api_by_token:1m rate=1r/m;
 limit_req_status 429;
@@ -310,6 +315,34 @@ is(at2(GET => '/v5/tokens/', bearer => $v5->{token})->{status}, 429,
    'v5: limit_req sees the API\'s bearer caller: the second is limited');
 is(at2(GET => '/v5/tokens/', bearer => 'pat_garbage')->{status}, 401,
    'v5: a bad token: 401, not limited');
+
+# --- limit_except in an API location: writes need the scope, and the API
+# still answers every method
+my $w6 = api($t, POST => '/v2/tokens/', user => 'sam',
+             body => { name => 'w6', scopes => ['tokens:write'] })->{json}{data};
+my $r6 = api($t, POST => '/v2/tokens/', user => 'sam', body => { name => 'r6' })->{json}{data};
+is(at2(GET => '/v6/tokens', bearer => $r6->{token})->{status}, 200,
+   'v6 limit_except: GET without the scope: 200');
+$b = at2(POST => '/v6/tokens', bearer => $r6->{token}, body => { name => 'x' });
+is($b->{status}, 403, 'v6 limit_except: POST without the scope: 403');
+is($b->{json}{error}, 'insufficient_scope', '... insufficient_scope, as JSON');
+$b = at2(POST => '/v6/tokens', bearer => $w6->{token}, body => { name => 'x' });
+is($b->{status}, 201, 'v6 limit_except: POST with the scope: the API creates (201)');
+is(at2(DELETE => "/v6/tokens/$b->{json}{data}{id}", bearer => $w6->{token})->{status}, 200,
+   'v6 limit_except: DELETE with the scope: the API revokes (200)');
+
+# --- a bearer token sent along with an auth_pat_api_user identity is not
+# the caller: not looked up, not counted as used (but for /self)
+my $along = api($t, POST => '/v2/tokens/', user => 'sam', body => { name => 'along' })->{json}{data};
+is(api($t, GET => '/v2/tokens/config', user => 'sam', bearer => $along->{token})->{status}, 200,
+   'X-User and a bearer token: 200');
+is(api($t, GET => '/v2/tokens/', user => 'sam', bearer => $along->{token})->{status}, 200,
+   '... the list too');
+select(undef, undef, undef, 0.3);
+is(api($t, GET => "/v2/tokens/$along->{id}", user => 'sam')->{json}{data}{lastUsedAt}, undef,
+   '... the token was not used');
+is(api($t, GET => '/v2/tokens/self', user => 'sam', bearer => $along->{token})->{json}{data}{id},
+   $along->{id}, '... but /self is that token');
 
 # --- the same limits when the caller's identity comes from the cache
 {

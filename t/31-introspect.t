@@ -374,6 +374,24 @@ secrecy_scan($A);
        'guarded, no caller token: 401');
 }
 
+# --- nginx -t warns of an introspection body that may reach a temporary file
+for my $case (['', 1], ['client_max_body_size 4k;', 0]) {
+    my ($line, $warns) = @$case;
+    my $u = PatTest->new;
+    $u->nginx_conf(http => <<"EOF");
+auth_pat_redis 127.0.0.1:1;
+auth_pat_key_file %%KEY%%;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location = /i { $line auth_pat_introspect; }
+}
+EOF
+    my ($rc, $out) = $u->nginx_test;
+    is($rc, 0, "nginx -t: introspection with '$line'") or diag $out;
+    is(($out =~ /would be written to a temporary file/) ? 1 : 0, $warns,
+       $warns ? '... warns of a chunked body on disk' : '... no warning');
+}
+
 # --- auth_pat_introspect and auth_pat_api cannot share a location
 {
     my $u = PatTest->new;
