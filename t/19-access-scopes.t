@@ -527,16 +527,7 @@ for my $case (
     [ 'auth_pat_scope;', qr/invalid number of arguments/, 'no argument' ],
 ) {
     my ($line, $re, $what) = @$case;
-    my $u = PatTest->new;
-    $u->nginx_conf(http => <<"EOF");
-auth_pat_redis 127.0.0.1:1;
-auth_pat_key_file %%KEY%%;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / { auth_pat "x"; $line alias %%HTML%%/; }
-}
-EOF
-    my ($rc, $out) = $u->nginx_test;
+    my ($rc, $out) = PatApi::conf_test(qq{    location / { auth_pat "x"; $line alias %%HTML%%/; }});
     ok($rc != 0 && $out =~ $re, "nginx -t refuses $what") or diag $out;
 }
 {

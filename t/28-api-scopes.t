@@ -369,30 +369,12 @@ is(api($t, GET => '/v2/tokens/self', user => 'sam', bearer => $along->{token})->
 
 # --- nginx -t
 {
-    my $u = PatTest->new;
     my $many = join ' ', map { "s$_" } 1 .. 40;
-    $u->nginx_conf(http => <<"EOF");
-auth_pat_redis 127.0.0.1:1;
-auth_pat_key_file %%KEY%%;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / { auth_pat_api; auth_pat_scopes_allowed $many; }
-}
-EOF
-    my ($rc, $out) = $u->nginx_test;
+    my ($rc, $out) = PatApi::conf_test("    location / { auth_pat_api; auth_pat_scopes_allowed $many; }");
     is($rc, 0, 'nginx -t: 40 allowed scopes (the 32 are per token)') or diag $out;
 }
 for my $bad ('"a b"', 'x' x 65) {
-    my $u = PatTest->new;
-    $u->nginx_conf(http => <<"EOF");
-auth_pat_redis 127.0.0.1:1;
-auth_pat_key_file %%KEY%%;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / { auth_pat_api; auth_pat_scopes_allowed ok $bad; }
-}
-EOF
-    my ($rc, $out) = $u->nginx_test;
+    my ($rc, $out) = PatApi::conf_test("    location / { auth_pat_api; auth_pat_scopes_allowed ok $bad; }");
     ok($rc != 0 && $out =~ /invalid scope/, "nginx -t: auth_pat_scopes_allowed $bad")
         or diag $out;
 }

@@ -377,16 +377,7 @@ secrecy_scan($A);
 # --- nginx -t warns of an introspection body that may reach a temporary file
 for my $case (['', 1], ['client_max_body_size 4k;', 0]) {
     my ($line, $warns) = @$case;
-    my $u = PatTest->new;
-    $u->nginx_conf(http => <<"EOF");
-auth_pat_redis 127.0.0.1:1;
-auth_pat_key_file %%KEY%%;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location = /i { $line auth_pat_introspect; }
-}
-EOF
-    my ($rc, $out) = $u->nginx_test;
+    my ($rc, $out) = PatApi::conf_test("    location = /i { $line auth_pat_introspect; }");
     is($rc, 0, "nginx -t: introspection with '$line'") or diag $out;
     is(($out =~ /would be written to a temporary file/) ? 1 : 0, $warns,
        $warns ? '... warns of a chunked body on disk' : '... no warning');
@@ -394,16 +385,7 @@ EOF
 
 # --- auth_pat_introspect and auth_pat_api cannot share a location
 {
-    my $u = PatTest->new;
-    $u->nginx_conf(http => <<'EOF');
-auth_pat_redis 127.0.0.1:1;
-auth_pat_key_file %%KEY%%;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location / { auth_pat_api; auth_pat_introspect; }
-}
-EOF
-    my ($rc, $out) = $u->nginx_test;
+    my ($rc, $out) = PatApi::conf_test('    location / { auth_pat_api; auth_pat_introspect; }');
     ok($rc != 0 && $out =~ /cannot share a location/, 'nginx -t: auth_pat_api with auth_pat_introspect')
         or diag $out;
 }

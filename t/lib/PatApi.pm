@@ -15,7 +15,7 @@ use PatTest;
 use PatToken qw(base62_u32);
 
 our @EXPORT_OK = qw(api_env api uuid_re rfc3339_re token_ok secrecy_scan
-                    parse_rfc3339 iso_ms gateway_conf);
+                    parse_rfc3339 iso_ms gateway_conf conf_test);
 
 # The http-block configuration of a minimal gateway for tests with several
 # nginx on one Redis: the v1 API (caller from X-User) and a protected
@@ -108,6 +108,17 @@ sub token_ok {
     return 0 unless $tok =~ /^\Q$prefix\E[0-9A-Za-z]{34}$/;
     my $body = substr($tok, 0, -6);
     return base62_u32(Compress::Raw::Zlib::crc32($body)) eq substr($tok, -6);
+}
+
+# nginx -t of one server (its lines given) on an unreachable Redis:
+# ($rc, $output); extra => lines for the http block
+sub conf_test {
+    my ($server, %o) = @_;
+    my $u = PatTest->new;
+    $u->nginx_conf(http => "auth_pat_redis 127.0.0.1:1;\nauth_pat_key_file %%KEY%%;\n"
+                         . ($o{extra} // '')
+                         . "server {\n    listen 127.0.0.1:%%PORT%%;\n$server\n}\n");
+    return $u->nginx_test;
 }
 
 # an instant in ms as the API writes it: 2026-12-01T19:33:47.789Z
