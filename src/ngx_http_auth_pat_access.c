@@ -19,6 +19,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_auth_pat_ctx.h"
 #include "ngx_http_auth_pat_access.h"
 #include "ngx_http_auth_pat_check.h"
 #include "ngx_http_auth_pat_json.h"
@@ -183,7 +184,7 @@ ngx_http_auth_pat_let_in_handler(ngx_http_request_t *r)
 {
     ngx_http_auth_pat_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx = ngx_http_auth_pat_find_ctx(r);
 
     if (ctx != NULL) {
         ctx->refused = 0;

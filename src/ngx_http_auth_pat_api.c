@@ -26,6 +26,7 @@
 
 #include <openssl/crypto.h>
 
+#include "ngx_http_auth_pat_ctx.h"
 #include "ngx_http_auth_pat_api.h"
 #include "ngx_http_auth_pat_check.h"
 #include "ngx_http_auth_pat_json.h"
@@ -396,7 +397,7 @@ ngx_http_auth_pat_api_identified(ngx_http_request_t *r)
     ngx_http_auth_pat_ctx_t  *ctx;
     ngx_http_auth_pat_api_t  *api;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx = ngx_http_auth_pat_find_ctx(r);
     api = ctx->api;
 
     if (ctx->verdict != NGX_HTTP_AUTH_PAT_VALID) {
@@ -434,7 +435,7 @@ ngx_http_auth_pat_api_start(ngx_http_request_t *r)
     ngx_http_auth_pat_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx = ngx_http_auth_pat_find_ctx(r);
     api = ctx->api;
 
     if (plcf->api_user) {
@@ -486,7 +487,7 @@ ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
     ngx_http_auth_pat_ctx_t  *ctx;
     ngx_http_auth_pat_api_t  *api;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx = ngx_http_auth_pat_find_ctx(r);
     api = ctx->api;
 
     if (ngx_http_auth_pat_read_body(r, &body) != NGX_OK) {

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "ngx_http_auth_pat_ctx.h"
 #include "ngx_http_auth_pat_introspect.h"
 #include "ngx_http_auth_pat_check.h"
 #include "ngx_http_auth_pat_json.h"
@@ -34,7 +35,7 @@ ngx_http_auth_pat_introspect_done(ngx_http_request_t *r)
     ngx_http_auth_pat_ctx_t       *ctx;
     ngx_http_auth_pat_identity_t  *id;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx = ngx_http_auth_pat_find_ctx(r);
     ctx = ctx->introspected;
 
     switch (ctx->verdict) {

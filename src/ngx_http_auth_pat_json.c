@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include "ngx_http_auth_pat_ctx.h"
 #include "ngx_http_auth_pat_json.h"
 
 
@@ -632,7 +633,7 @@ ngx_http_auth_pat_error_header_filter(ngx_http_request_t *r)
     }
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx = ngx_http_auth_pat_find_ctx(r);
 
     if (ctx && ctx->responded) {
         return ngx_http_next_header_filter(r);
@@ -677,7 +678,7 @@ ngx_http_auth_pat_error_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_chain_t               out;
     ngx_http_auth_pat_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
+    ctx = ngx_http_auth_pat_find_ctx(r);
 
     if (ctx == NULL || ctx->error_body == NULL) {
         return ngx_http_next_body_filter(r, in);

@@ -9,6 +9,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_auth_pat_ctx.h"
 #include "ngx_http_auth_pat_module.h"
 #include "ngx_http_auth_pat_access.h"
 #include "ngx_http_auth_pat_api.h"
@@ -287,7 +288,7 @@ ngx_http_auth_pat_variable(ngx_http_request_t *r,
     ngx_str_t                *s;
     ngx_http_auth_pat_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_auth_pat_module);
+    ctx = ngx_http_auth_pat_find_ctx(r->main);
 
     if (ctx == NULL || !ctx->identified) {
         v->not_found = 1;

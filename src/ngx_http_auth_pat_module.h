@@ -100,6 +100,7 @@ typedef enum {
 
 
 typedef struct {
+    ngx_http_request_t              *request;
     ngx_http_auth_pat_check_state_e  state;
     ngx_http_auth_pat_verdict_e      verdict;
     ngx_http_auth_pat_identity_t     identity;
@@ -118,27 +119,6 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_http_auth_pat_module;
-
-
-/* the request's ctx, made on first use; NULL when out of memory */
-static ngx_inline ngx_http_auth_pat_ctx_t *
-ngx_http_auth_pat_get_ctx(ngx_http_request_t *r)
-{
-    ngx_http_auth_pat_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_auth_pat_module);
-
-    if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_auth_pat_ctx_t));
-        if (ctx == NULL) {
-            return NULL;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_auth_pat_module);
-    }
-
-    return ctx;
-}
 
 
 /* the cached clock, in ms */
