@@ -99,6 +99,20 @@ ngx_http_auth_pat_api_fail(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
 }
 
 
+/* what Redis holds or answers is not what this release wrote: 503 */
+
+static void
+ngx_http_auth_pat_api_garbled(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, const char *what)
+{
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "auth_pat: unexpected %s in redis, user \"%V\"%s%V",
+                  what, &api->user, api->id.len ? ", token " : "", &api->id);
+
+    ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_SERVICE_UNAVAILABLE);
+}
+
+
 static void
 ngx_http_auth_pat_api_replied(void *data, redisReply *reply, ngx_int_t rc)
 {
@@ -152,13 +166,58 @@ ngx_http_auth_pat_api_wait(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
 
 
 static void
+ngx_http_auth_pat_api_unavailable(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_SERVICE_UNAVAILABLE);
+}
+
+
+/*
+ * The counted invalidation was refused (under OOM the script's INCR is,
+ * PUBLISH is not; or NS inval:seq holds no number).  The validation
+ * record is gone: every subscribed cache still hears of it, uncounted,
+ * before the request fails; a retry completes what is left.
+ */
+
+static void
+ngx_http_auth_pat_api_invalidated(void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_auth_pat_api_t  *api = data;
+
+    ngx_http_request_t  *r;
+
+    if (rc != NGX_OK || reply->type != REDIS_REPLY_ERROR) {
+        ngx_http_auth_pat_api_replied(data, reply, rc);
+        return;
+    }
+
+    r = api->request;
+    api->cmd = NULL;
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "auth_pat: a revocation for user \"%V\" could not be "
+                  "counted (%s); publishing it uncounted, answering 503",
+                  &api->user, reply->str);
+
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_publish(api->store, r->pool,
+                                        api->withdrawing,
+                                        ngx_http_auth_pat_api_replied, api),
+        ngx_http_auth_pat_api_unavailable,
+        "withdraw: publish the invalidation uncounted");
+}
+
+
+static void
 ngx_http_auth_pat_api_withdraw_deleted(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
     ngx_http_auth_pat_api_wait(r, api,
         ngx_http_auth_pat_store_invalidate(api->store, r->pool,
                                            api->withdrawing,
-                                           ngx_http_auth_pat_api_replied,
+                                           ngx_http_auth_pat_api_invalidated,
                                            api),
         api->withdrawn,
         "withdraw: publish the invalidation");
@@ -283,9 +342,7 @@ ngx_http_auth_pat_api_old_record(ngx_http_request_t *r,
             json_decref(rec);
         }
 
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "auth_pat: bad metadata record of token %V", &api->id);
-        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_auth_pat_api_garbled(r, api, "metadata record");
         return NGX_ERROR;
     }
 
@@ -678,7 +735,7 @@ ngx_http_auth_pat_api_create_added(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
     if (reply->type != REDIS_REPLY_INTEGER) {
-        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_auth_pat_api_garbled(r, api, "reply to create");
         return;
     }
 
@@ -759,7 +816,7 @@ ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
           : NULL;
 
     if (rec == NULL) {
-        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_auth_pat_api_garbled(r, api, "metadata record");
         return;
     }
 
@@ -879,7 +936,7 @@ ngx_http_auth_pat_api_rotate_claimed(ngx_http_request_t *r,
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
         || reply->element[0]->type != REDIS_REPLY_INTEGER)
     {
-        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_auth_pat_api_garbled(r, api, "reply to rotate");
         return;
     }
 
@@ -952,7 +1009,7 @@ ngx_http_auth_pat_api_rotate_got(ngx_http_request_t *r,
     name = json_object_get(api->old, "name");
 
     if (!json_is_string(name)) {
-        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_auth_pat_api_garbled(r, api, "metadata record");
         return;
     }
 
@@ -1049,7 +1106,7 @@ ngx_http_auth_pat_api_list_paged(ngx_http_request_t *r,
     redisReply  *e;
 
     if (reply && reply->type != REDIS_REPLY_ARRAY) {
-        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_auth_pat_api_garbled(r, api, "reply to a list page");
         return;
     }
 
@@ -1071,8 +1128,7 @@ ngx_http_auth_pat_api_list_paged(ngx_http_request_t *r,
               : NULL;
         if (rec == NULL) {
             json_decref(items);
-            ngx_http_auth_pat_api_fail(r, api,
-                                       NGX_HTTP_INTERNAL_SERVER_ERROR);
+            ngx_http_auth_pat_api_garbled(r, api, "metadata record");
             return;
         }
 
@@ -1201,7 +1257,7 @@ ngx_http_auth_pat_api_list_indexed(ngx_http_request_t *r,
     q = &api->query;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
-        ngx_http_auth_pat_api_fail(r, api, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_auth_pat_api_garbled(r, api, "list index");
         return;
     }
 

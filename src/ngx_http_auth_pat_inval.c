@@ -189,6 +189,11 @@ ngx_http_auth_pat_inval_counted(void *data, redisReply *reply, ngx_int_t rc)
     if (reply->type == REDIS_REPLY_STRING) {
         seq = ngx_atoi((u_char *) reply->str, reply->len);
         if (seq == NGX_ERROR) {
+            /* no zone is ever in sync with it: the cache is not used */
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "auth_pat: \"%V\" holds no number: the cache is "
+                          "not used until it does",
+                          &ngx_http_auth_pat_inval_names.seq);
             seq = -2;
         }
     }

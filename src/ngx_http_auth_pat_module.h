@@ -18,7 +18,6 @@
 #include "ngx_http_auth_pat_redis_tls.h"
 
 
-#define NGX_HTTP_AUTH_PAT_USER_MAX     256
 
 #ifndef NGX_HTTP_UNPROCESSABLE_ENTITY
 #define NGX_HTTP_UNPROCESSABLE_ENTITY  422

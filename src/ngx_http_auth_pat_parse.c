@@ -664,19 +664,131 @@ ngx_http_auth_pat_parse_query(ngx_str_t *args, u_char *buf,
 }
 
 
+/* a string field: absent or null when optional; max bytes, 0: any */
+
+static ngx_uint_t
+ngx_http_auth_pat_record_string(json_t *rec, const char *key,
+    ngx_uint_t optional, size_t max, ngx_uint_t uuid)
+{
+    json_t  *v;
+
+    v = json_object_get(rec, key);
+
+    if (v == NULL || json_is_null(v)) {
+        return optional;
+    }
+
+    if (!json_is_string(v)) {
+        return 0;
+    }
+
+    if (uuid) {
+        return ngx_http_auth_pat_uuid_valid(json_string_value(v),
+                                            json_string_length(v));
+    }
+
+    return max == 0 || json_string_length(v) <= max;
+}
+
+
+/* a time field: absent or null when optional, else 1 to EXPIRES_MAX ms */
+
+static ngx_uint_t
+ngx_http_auth_pat_record_ms(json_t *rec, const char *key,
+    ngx_uint_t optional)
+{
+    double   d;
+    json_t  *v;
+
+    v = json_object_get(rec, key);
+
+    if (v == NULL || json_is_null(v)) {
+        return optional;
+    }
+
+    if (json_is_integer(v)) {
+        return json_integer_value(v) > 0
+               && json_integer_value(v) <= NGX_HTTP_AUTH_PAT_EXPIRES_MAX;
+    }
+
+    if (json_is_real(v)) {
+        /* cjson writes what it re-encodes as %.14g */
+        d = json_real_value(v);
+        return d >= 1 && d <= (double) NGX_HTTP_AUTH_PAT_EXPIRES_MAX;
+    }
+
+    return 0;
+}
+
+
 json_t *
 ngx_http_auth_pat_parse_record(u_char *p, size_t len)
 {
-    json_t  *rec;
+    size_t       i, nchars;
+    json_t      *rec, *v, *e;
+    const char  *s;
 
     rec = json_loadb((char *) p, len, 0, NULL);
 
-    if (rec != NULL && !json_is_object(rec)) {
-        json_decref(rec);
+    if (rec == NULL) {
         return NULL;
     }
 
+    if (!json_is_object(rec)
+        || !ngx_http_auth_pat_record_string(rec, "id", 0, 0, 1)
+        || !ngx_http_auth_pat_record_string(rec, "name", 0, 0, 0)
+        || !ngx_http_auth_pat_record_string(rec, "prefix", 0, 64, 0)
+        || !ngx_http_auth_pat_record_string(rec, "d", 1, 0, 0)
+        || !ngx_http_auth_pat_record_string(rec, "rf", 1, 0, 1)
+        || !ngx_http_auth_pat_record_string(rec, "rt", 1, 0, 1)
+        || !ngx_http_auth_pat_record_ms(rec, "c", 0)
+        || !ngx_http_auth_pat_record_ms(rec, "e", 1)
+        || !ngx_http_auth_pat_record_ms(rec, "l", 1)
+        || !ngx_http_auth_pat_record_ms(rec, "r", 1)
+        || !ngx_http_auth_pat_record_ms(rec, "k", 1))
+    {
+        goto invalid;
+    }
+
+    v = json_object_get(rec, "name");
+    s = json_string_value(v);
+
+    if (ngx_http_auth_pat_utf8_check(s, json_string_length(v), &nchars, 1)
+        != 0
+        || nchars == 0 || nchars > NGX_HTTP_AUTH_PAT_NAME_MAX)
+    {
+        goto invalid;
+    }
+
+    /* scopes: absent in earlier releases, {} when cjson wrote none */
+
+    v = json_object_get(rec, "s");
+
+    if (json_is_array(v)) {
+        if (json_array_size(v) > NGX_HTTP_AUTH_PAT_SCOPES_MAX) {
+            goto invalid;
+        }
+
+        json_array_foreach(v, i, e) {
+            if (!json_is_string(e)
+                || !ngx_http_auth_pat_scope_valid(json_string_value(e),
+                                                  json_string_length(e)))
+            {
+                goto invalid;
+            }
+        }
+
+    } else if (v != NULL && !(json_is_object(v) && json_object_size(v) == 0))
+    {
+        goto invalid;
+    }
+
     return rec;
+
+invalid:
+
+    json_decref(rec);
+    return NULL;
 }
 
 
@@ -802,18 +914,63 @@ ngx_http_auth_pat_scope_in(ngx_str_t *list, u_char *scope, size_t len)
 }
 
 
+/* an instant in ms, as the scripts write it: 1 to EXPIRES_MAX */
+
+static ngx_int_t
+ngx_http_auth_pat_parse_ms(ngx_str_t *s, int64_t *ms)
+{
+    off_t  n;
+
+    if (s->len > NGX_INT64_LEN) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_atoof(s->data, s->len);
+
+    if (n <= 0 || n > NGX_HTTP_AUTH_PAT_EXPIRES_MAX) {
+        return NGX_ERROR;
+    }
+
+    *ms = n;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_auth_pat_parse_validation(ngx_str_t f[6], int64_t now,
     int64_t *expires, int64_t *created)
 {
-    off_t  n;
-
-    if (f[0].data == NULL || f[1].data == NULL) {
-        return NGX_DECLINED;
-    }
+    size_t  nchars;
 
     *expires = 0;
     *created = 0;
+
+    if (f[0].data == NULL && f[1].data == NULL) {
+        /* no such record */
+        return NGX_DECLINED;
+    }
+
+    /* every field is checked before anything uses it */
+
+    if (f[0].data == NULL || f[1].data == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (f[0].len == 0 || f[0].len > NGX_HTTP_AUTH_PAT_USER_MAX
+        || !ngx_http_auth_pat_uuid_valid((char *) f[1].data, f[1].len))
+    {
+        return NGX_ERROR;
+    }
+
+    if (f[2].data
+        && (ngx_http_auth_pat_utf8_check((char *) f[2].data, f[2].len,
+                                         &nchars, 1)
+            != 0
+            || nchars > NGX_HTTP_AUTH_PAT_NAME_MAX))
+    {
+        return NGX_ERROR;
+    }
 
     /* a record of an earlier release has neither scopes nor createdAt */
 
@@ -821,31 +978,25 @@ ngx_http_auth_pat_parse_validation(ngx_str_t f[6], int64_t now,
         return NGX_ERROR;
     }
 
-    if (f[5].data && f[5].len) {
-        n = ngx_atoof(f[5].data, f[5].len);
-        if (n == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        *created = n;
+    if (f[5].data && f[5].len
+        && ngx_http_auth_pat_parse_ms(&f[5], created) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     if (f[3].data == NULL || f[3].len == 0) {
         return NGX_OK;
     }
 
-    n = ngx_atoof(f[3].data, f[3].len);
-    if (n == NGX_ERROR) {
+    if (ngx_http_auth_pat_parse_ms(&f[3], expires) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    *expires = n;
 
     /*
      * the record may outlive its PEXPIREAT by Redis' lazy expiry
      * granularity; the clock decides
      */
-    return (n <= now) ? NGX_DECLINED : NGX_OK;
+    return (*expires <= now) ? NGX_DECLINED : NGX_OK;
 }
 
 

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 
+#define NGX_HTTP_AUTH_PAT_USER_MAX        256    /* bytes of a caller id */
 #define NGX_HTTP_AUTH_PAT_NAME_MAX        200
 #define NGX_HTTP_AUTH_PAT_SCOPE_MAX       64     /* characters of a scope */
 #define NGX_HTTP_AUTH_PAT_SCOPES_MAX      32     /* scopes of a token */
@@ -117,7 +118,11 @@ const char *ngx_http_auth_pat_parse_expires(json_t *v, int64_t now,
 const char *ngx_http_auth_pat_parse_query(ngx_str_t *args, u_char *buf,
     ngx_http_auth_pat_list_query_t *q);
 
-/* a metadata record: a JSON object, or NULL */
+/*
+ * A metadata record, or NULL when it is not one this release wrote: an
+ * object whose id (and rf, rt) are UUIDs, name valid UTF-8 of 1 to 200
+ * characters, times integers in range, scopes valid.
+ */
 json_t *ngx_http_auth_pat_parse_record(u_char *p, size_t len);
 
 /*

@@ -56,6 +56,20 @@
 #define NGX_HTTP_AUTH_PAT_REDIS_BLOCKS        8
 
 
+/* the classes of error replies, each logged at most once a minute */
+
+enum {
+    NGX_HTTP_AUTH_PAT_REDIS_NOSCRIPT = 0,
+    NGX_HTTP_AUTH_PAT_REDIS_NOPERM,
+    NGX_HTTP_AUTH_PAT_REDIS_BUSY,
+    NGX_HTTP_AUTH_PAT_REDIS_OOM,
+    NGX_HTTP_AUTH_PAT_REDIS_MISCONF,
+    NGX_HTTP_AUTH_PAT_REDIS_WRONGTYPE,
+    NGX_HTTP_AUTH_PAT_REDIS_OTHER,
+    NGX_HTTP_AUTH_PAT_REDIS_NCLASSES
+};
+
+
 typedef enum {
     NGX_HTTP_AUTH_PAT_REDIS_DOWN = 0,
     NGX_HTTP_AUTH_PAT_REDIS_HANDSHAKE,
@@ -76,7 +90,7 @@ typedef struct {
     ngx_uint_t                          handshake_pending;
     ngx_msec_t                          last_reply;
     ngx_msec_t                          connect_logged;   /* when */
-    ngx_msec_t                          error_logged[6];  /* by class */
+    ngx_msec_t        error_logged[NGX_HTTP_AUTH_PAT_REDIS_NCLASSES];
 
     /* the output not yet written */
     u_char                             *out;
@@ -709,23 +723,6 @@ ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
 }
 
 
-/*
- * An error reply to a caller's command, by class.  NGX_OK: the caller
- * gets it.  NGX_AGAIN: the command was sent again.  NGX_ABORT: the
- * connection cannot serve us any more; the caller gets it, then the
- * connection is reset.
- */
-
-enum {
-    NGX_HTTP_AUTH_PAT_REDIS_NOSCRIPT = 0,
-    NGX_HTTP_AUTH_PAT_REDIS_NOPERM,
-    NGX_HTTP_AUTH_PAT_REDIS_BUSY,
-    NGX_HTTP_AUTH_PAT_REDIS_OOM,
-    NGX_HTTP_AUTH_PAT_REDIS_MISCONF,
-    NGX_HTTP_AUTH_PAT_REDIS_OTHER
-};
-
-
 /* one line per class of error per minute, not one per command */
 
 static ngx_uint_t
@@ -831,6 +828,10 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
 
     } else if (ngx_http_auth_pat_redis_error_is(reply, "MISCONF")) {
         class = NGX_HTTP_AUTH_PAT_REDIS_MISCONF;
+
+    } else if (ngx_http_auth_pat_redis_error_is(reply, "WRONGTYPE")) {
+        /* a key of ours holds another type: someone else wrote it */
+        class = NGX_HTTP_AUTH_PAT_REDIS_WRONGTYPE;
 
     } else {
         class = NGX_HTTP_AUTH_PAT_REDIS_OTHER;

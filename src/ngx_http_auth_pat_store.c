@@ -748,6 +748,40 @@ ngx_http_auth_pat_store_invalidate(ngx_http_auth_pat_store_conf_t *scf,
 }
 
 
+/*
+ * "0:DIGEST" by a plain PUBLISH: an invalidation the sequence does not
+ * count, for when the script's INCR is refused (OOM refuses it, not
+ * PUBLISH).  A replica takes PUBLISH too, and the caches subscribed to
+ * it are the ones that need it.
+ */
+
+ngx_http_auth_pat_store_cmd_t *
+ngx_http_auth_pat_store_publish(ngx_http_auth_pat_store_conf_t *scf,
+    ngx_pool_t *pool, u_char *hex, ngx_http_auth_pat_store_pt handler,
+    void *data)
+{
+    u_char                    *msg;
+    ngx_http_auth_pat_args_t   a;
+
+    msg = ngx_pnalloc(pool, 2 + PAT_DIGEST_HEX_LEN);
+    if (msg == NULL) {
+        return NULL;
+    }
+
+    msg[0] = '0';
+    msg[1] = ':';
+    ngx_memcpy(msg + 2, hex, PAT_DIGEST_HEX_LEN);
+
+    ngx_http_auth_pat_args_init(&a, scf, pool);
+    ngx_http_auth_pat_args_add(&a, "PUBLISH", 7);
+    ngx_http_auth_pat_args_key(&a, "inval", NULL, "");
+    ngx_http_auth_pat_args_add(&a, msg, 2 + PAT_DIGEST_HEX_LEN);
+
+    return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                          handler, data);
+}
+
+
 ngx_http_auth_pat_store_cmd_t *
 ngx_http_auth_pat_store_revoke(ngx_http_auth_pat_store_conf_t *scf,
     ngx_pool_t *pool, ngx_str_t *user, ngx_str_t *id, int64_t now,

@@ -117,6 +117,11 @@ ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_invalidate(
     ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, u_char *hex,
     ngx_http_auth_pat_store_pt handler, void *data);
 
+/* the same, uncounted ("0:DIGEST"), for when the script is refused */
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_publish(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, u_char *hex,
+    ngx_http_auth_pat_store_pt handler, void *data);
+
 /* marks the metadata revoked (idempotent); the record, or nil */
 ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_revoke(
     ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
