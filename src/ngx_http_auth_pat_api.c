@@ -13,10 +13,12 @@
  *                              request's bearer token
  *   GET    PREFIX/config       the limits that apply to the caller
  *
- * Order of checks: route and method (404, 405), query length, media type
- * (415), body (413, 400), caller (401), the scope auth_pat_api_scope asks
- * of a bearer caller (403), then validation (400, 422; 403 for what a
- * bearer caller may not issue).
+ * Order of checks: the caller (401) first, before anything of the
+ * request is looked at; then route and method (404, 405), the scope
+ * auth_pat_api_scope asks of a bearer caller (403), media type (415),
+ * body (413), a malformed id, query or body (400), then validation (400,
+ * 422; 403 for what a bearer caller may not issue).  No body is read for
+ * a caller not identified.
  */
 
 
@@ -36,6 +38,11 @@
 
 
 static void ngx_http_auth_pat_api_start(ngx_http_request_t *r);
+static void ngx_http_auth_pat_api_proceed(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api);
+static ngx_int_t ngx_http_auth_pat_api_allow(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api);
+static void ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r);
 
 
 /*
@@ -304,8 +311,6 @@ static void
 ngx_http_auth_pat_api_dispatch(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
-    ngx_http_auth_pat_loc_conf_t  *plcf;
-
     if (api->user.len > NGX_HTTP_AUTH_PAT_USER_MAX) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_BAD_REQUEST,
                                          "invalid_request",
@@ -313,23 +318,21 @@ ngx_http_auth_pat_api_dispatch(ngx_http_request_t *r,
         return;
     }
 
-    api->now = ngx_http_auth_pat_now();
-
-    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
-
-    if (api->bearer && plcf->api_scope.len
-        && ngx_http_auth_pat_api_scope_needed(r, api)
-        && !ngx_http_auth_pat_scope_in(&api->caller->scopes,
-                                       plcf->api_scope.data,
-                                       plcf->api_scope.len))
-    {
-        ngx_http_finalize_request(r,
-            ngx_http_auth_pat_send_error(r, NGX_HTTP_FORBIDDEN,
-                "insufficient_scope",
-                "the token lacks the scope that this API requires",
-                &plcf->challenge_api_scope));
+    if (api->route_rc == NGX_ABORT) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "the token id is not a UUID");
         return;
     }
+
+    if (r->args.len > NGX_HTTP_AUTH_PAT_ARGS_LEN_MAX) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_request",
+                                         "the query string is too long");
+        return;
+    }
+
+    api->now = ngx_http_auth_pat_now();
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "auth_pat api route %d, method %ui, user \"%V\"",
@@ -387,7 +390,7 @@ ngx_http_auth_pat_api_as_token(ngx_http_request_t *r,
                 && ngx_strncmp(api->id.data, ctx->identity.token_id.data,
                                api->id.len) == 0);
 
-    ngx_http_auth_pat_api_dispatch(r, api);
+    ngx_http_auth_pat_api_proceed(r, api);
 }
 
 
@@ -447,7 +450,7 @@ ngx_http_auth_pat_api_start(ngx_http_request_t *r)
 
         if (user.len && !api->self) {
             api->user = user;
-            ngx_http_auth_pat_api_dispatch(r, api);
+            ngx_http_auth_pat_api_proceed(r, api);
             return;
         }
 
@@ -472,6 +475,94 @@ ngx_http_auth_pat_api_start(ngx_http_request_t *r)
     }
 
     /* NGX_AGAIN: ngx_http_auth_pat_api_identified() follows */
+}
+
+
+/*
+ * The caller is known: the route (404), the method (405), the scope
+ * auth_pat_api_scope asks of a bearer caller (403), the media type (415),
+ * then the body is read (413) and parsed (400), and the input validated
+ * (400, 422).  No body is read before this.
+ */
+
+static void
+ngx_http_auth_pat_api_proceed(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    ngx_int_t                      rc;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    if (api->route_rc == NGX_DECLINED) {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                         "no such route");
+        return;
+    }
+
+    rc = ngx_http_auth_pat_api_allow(r, api);
+
+    if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED) {
+            ngx_http_auth_pat_finalize_error(r, NGX_HTTP_NOT_ALLOWED,
+                                             "method_not_allowed",
+                                             "method not allowed here");
+            return;
+        }
+
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                         NULL, NULL);
+        return;
+    }
+
+    if (api->bearer && plcf->api_scope.len
+        && ngx_http_auth_pat_api_scope_needed(r, api)
+        && !ngx_http_auth_pat_scope_in(&api->caller->scopes,
+                                       plcf->api_scope.data,
+                                       plcf->api_scope.len))
+    {
+        ngx_http_finalize_request(r,
+            ngx_http_auth_pat_send_error(r, NGX_HTTP_FORBIDDEN,
+                "insufficient_scope",
+                "the token lacks the scope that this API requires",
+                &plcf->challenge_api_scope));
+        return;
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            r->keepalive = 0;
+        }
+
+        ngx_http_auth_pat_api_dispatch(r, api);
+        return;
+    }
+
+    if ((r->headers_in.content_length_n > 0 || r->headers_in.chunked)
+        && (r->headers_in.content_type == NULL
+            || !ngx_http_auth_pat_parse_media_type(
+                    r->headers_in.content_type->value.data,
+                    r->headers_in.content_type->value.len,
+                    "application/json")))
+    {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                         "unsupported_media_type",
+                                         "the body must be application/json");
+        return;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_auth_pat_api_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    /* the reference the body reader took; its handler finalizes */
+    ngx_http_finalize_request(r, NGX_DONE);
 }
 
 
@@ -500,7 +591,7 @@ ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
         if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ROTATE
             || api->route == NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE)
         {
-            ngx_http_auth_pat_api_start(r);
+            ngx_http_auth_pat_api_dispatch(r, api);
             return;
         }
 
@@ -535,7 +626,7 @@ ngx_http_auth_pat_api_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    ngx_http_auth_pat_api_start(r);
+    ngx_http_auth_pat_api_dispatch(r, api);
 }
 
 
@@ -710,7 +801,6 @@ ngx_http_auth_pat_api_allow(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_auth_pat_api_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                       rc;
     ngx_http_cleanup_t             *cln;
     ngx_http_auth_pat_ctx_t        *ctx;
     ngx_http_auth_pat_api_t        *api;
@@ -744,80 +834,11 @@ ngx_http_auth_pat_api_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_auth_pat_api_route(r, api);
+    /* the route is only classified: the caller is identified first */
+    api->route_rc = ngx_http_auth_pat_api_route(r, api);
 
-    switch (rc) {
-
-    case NGX_OK:
-        break;
-
-    case NGX_DECLINED:
-        return ngx_http_auth_pat_send_error(r, NGX_HTTP_NOT_FOUND,
-                                            "not_found", "no such route",
-                                            NULL);
-
-    case NGX_ABORT:
-        return ngx_http_auth_pat_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "invalid_request",
-                                            "the token id is not a UUID",
-                                            NULL);
-
-    default:
-        return ngx_http_auth_pat_send_error(r,
-                                            NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                            "internal", "internal error",
-                                            NULL);
-    }
-
-    rc = ngx_http_auth_pat_api_allow(r, api);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_auth_pat_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                            "method_not_allowed",
-                                            "method not allowed here", NULL);
-    }
-
-    if (rc != NGX_OK) {
+    if (api->route_rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (r->args.len > NGX_HTTP_AUTH_PAT_ARGS_LEN_MAX) {
-        return ngx_http_auth_pat_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "invalid_request",
-                                            "the query string is too long",
-                                            NULL);
-    }
-
-    if (r->method == NGX_HTTP_POST) {
-
-        if ((r->headers_in.content_length_n > 0 || r->headers_in.chunked)
-            && (r->headers_in.content_type == NULL
-                || !ngx_http_auth_pat_parse_media_type(
-                        r->headers_in.content_type->value.data,
-                        r->headers_in.content_type->value.len,
-                        "application/json")))
-        {
-            return ngx_http_auth_pat_send_error(r,
-                       NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                       "unsupported_media_type",
-                       "the body must be application/json", NULL);
-        }
-
-        r->request_body_in_single_buf = 1;
-
-        rc = ngx_http_read_client_request_body(r,
-                                          ngx_http_auth_pat_api_body_handler);
-
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        return NGX_DONE;
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
     }
 
     r->main->count++;

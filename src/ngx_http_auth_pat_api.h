@@ -47,6 +47,7 @@ struct ngx_http_auth_pat_api_s {
     ngx_http_auth_pat_api_step_pt    withdrawn;  /* after a withdrawal */
     ngx_http_auth_pat_api_step_pt    replicated; /* after the WAIT */
     ngx_http_auth_pat_route_e        route;
+    ngx_int_t                        route_rc;   /* of the route parse */
     unsigned                         self:1;     /* /self, /self/rotate */
     unsigned                         bearer:1;   /* caller: a token's owner */
     unsigned                         own:1;      /* the route: that token */

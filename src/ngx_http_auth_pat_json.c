@@ -306,6 +306,15 @@ ngx_http_auth_pat_send_buf(ngx_http_request_t *r, ngx_uint_t status,
     ngx_table_elt_t          *h;
     ngx_http_auth_pat_ctx_t  *ctx;
 
+    if (r->headers_in.expect && r->request_body == NULL && r == r->main) {
+        /*
+         * answered before the body was asked for (Expect: 100-continue):
+         * it is not asked for now, and the connection closes after this
+         */
+        r->expect_tested = 1;
+        r->keepalive = 0;
+    }
+
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         r->keepalive = 0;
     }
