@@ -23,6 +23,7 @@
 #include "ngx_http_auth_pat_access.h"
 #include "ngx_http_auth_pat_check.h"
 #include "ngx_http_auth_pat_json.h"
+#include "ngx_http_auth_pat_parse.h"
 
 
 /* the reply came: the handler runs again and finds the verdict */
@@ -240,9 +241,8 @@ static ngx_uint_t
 ngx_http_auth_pat_api_by_user(ngx_http_request_t *r,
     ngx_http_auth_pat_loc_conf_t *plcf)
 {
-    u_char     *p;
-    size_t      len;
-    ngx_str_t   user;
+    ngx_str_t                   user, id;
+    ngx_http_auth_pat_route_e   route;
 
     if (plcf->api_user == NULL
         || ngx_http_complex_value(r, plcf->api_user, &user) != NGX_OK
@@ -251,20 +251,11 @@ ngx_http_auth_pat_api_by_user(ngx_http_request_t *r,
         return 0;
     }
 
-    if (r->uri.len < plcf->api_prefix.len) {
-        return 1;
-    }
-
-    p = r->uri.data + plcf->api_prefix.len;
-    len = r->uri.len - plcf->api_prefix.len;
-
-    if (len && *p == '/') {
-        p++;
-        len--;
-    }
-
-    return !(len >= 4 && ngx_strncmp(p, "self", 4) == 0
-             && (len == 4 || p[4] == '/'));
+    return ngx_http_auth_pat_parse_route(&r->uri, &plcf->api_prefix, &route,
+                                         &id)
+           != NGX_OK
+           || (route != NGX_HTTP_AUTH_PAT_ROUTE_SELF
+               && route != NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE);
 }
 
 

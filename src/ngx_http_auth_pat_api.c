@@ -639,79 +639,29 @@ static ngx_int_t
 ngx_http_auth_pat_api_route(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api)
 {
-    u_char                        *p, *last, *id;
-    ngx_str_t                     *prefix;
+    u_char                        *id;
+    ngx_int_t                      rc;
     ngx_uint_t                     i;
     ngx_http_auth_pat_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
-    prefix = &plcf->api_prefix;
 
-    if (r->uri.len < prefix->len
-        || ngx_strncmp(r->uri.data, prefix->data, prefix->len) != 0)
+    rc = ngx_http_auth_pat_parse_route(&r->uri, &plcf->api_prefix,
+                                       &api->route, &api->id);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (api->route == NGX_HTTP_AUTH_PAT_ROUTE_SELF
+        || api->route == NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE)
     {
-        return NGX_DECLINED;
-    }
-
-    p = r->uri.data + prefix->len;
-    last = r->uri.data + r->uri.len;
-
-    /* a prefix written with a trailing slash */
-    if (prefix->len && prefix->data[prefix->len - 1] == '/') {
-        p--;
-    }
-
-    if (p == last || (p + 1 == last && *p == '/')) {
-        api->route = NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION;
-        return NGX_OK;
-    }
-
-    if (*p++ != '/') {
-        return NGX_DECLINED;
-    }
-
-    id = p;
-
-    while (p < last && *p != '/') {
-        p++;
-    }
-
-    api->id.data = id;
-    api->id.len = p - id;
-
-    if (p == last || (p + 1 == last)) {
-        api->route = NGX_HTTP_AUTH_PAT_ROUTE_ITEM;
-
-    } else if ((last - p == 7 && ngx_strncmp(p, "/rotate", 7) == 0)
-               || (last - p == 8 && ngx_strncmp(p, "/rotate/", 8) == 0))
-    {
-        api->route = NGX_HTTP_AUTH_PAT_ROUTE_ROTATE;
-
-    } else {
-        return NGX_DECLINED;
-    }
-
-    if (api->id.len == 6 && ngx_strncmp(api->id.data, "config", 6) == 0) {
-        if (api->route != NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
-            return NGX_DECLINED;
-        }
-
-        api->route = NGX_HTTP_AUTH_PAT_ROUTE_CONFIG;
-        return NGX_OK;
-    }
-
-    if (api->id.len == 4 && ngx_strncmp(api->id.data, "self", 4) == 0) {
         /* the id is the caller's token's, once it is known */
-        api->route = (api->route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM)
-                     ? NGX_HTTP_AUTH_PAT_ROUTE_SELF
-                     : NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE;
         api->self = 1;
-        ngx_str_null(&api->id);
         return NGX_OK;
     }
 
-    if (!ngx_http_auth_pat_uuid_valid((char *) api->id.data, api->id.len)) {
-        return NGX_ABORT;
+    if (api->id.len == 0) {
+        return NGX_OK;
     }
 
     /* ids are stored lowercase */

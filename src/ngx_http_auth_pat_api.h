@@ -22,16 +22,6 @@
 #include "ngx_http_auth_pat_parse.h"
 
 
-typedef enum {
-    NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION = 0,
-    NGX_HTTP_AUTH_PAT_ROUTE_ITEM,          /* /{id} */
-    NGX_HTTP_AUTH_PAT_ROUTE_ROTATE,        /* /{id}/rotate */
-    NGX_HTTP_AUTH_PAT_ROUTE_SELF,          /* /self: the caller's token */
-    NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE,   /* /self/rotate */
-    NGX_HTTP_AUTH_PAT_ROUTE_CONFIG         /* /config */
-} ngx_http_auth_pat_route_e;
-
-
 typedef struct ngx_http_auth_pat_api_s  ngx_http_auth_pat_api_t;
 
 /* a flow's next step, given the reply to the command it waited for */

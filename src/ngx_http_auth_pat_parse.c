@@ -101,6 +101,82 @@ ngx_http_auth_pat_parse_bearer(u_char *p, size_t len, ngx_str_t *token)
 }
 
 
+ngx_int_t
+ngx_http_auth_pat_parse_route(ngx_str_t *uri, ngx_str_t *prefix,
+    ngx_http_auth_pat_route_e *route, ngx_str_t *id)
+{
+    u_char  *p, *last, *start;
+
+    ngx_str_null(id);
+
+    if (uri->len < prefix->len
+        || ngx_strncmp(uri->data, prefix->data, prefix->len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = uri->data + prefix->len;
+    last = uri->data + uri->len;
+
+    /* a prefix written with a trailing slash */
+    if (prefix->len && prefix->data[prefix->len - 1] == '/') {
+        p--;
+    }
+
+    if (p == last || (p + 1 == last && *p == '/')) {
+        *route = NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION;
+        return NGX_OK;
+    }
+
+    if (*p++ != '/') {
+        return NGX_DECLINED;
+    }
+
+    start = p;
+
+    while (p < last && *p != '/') {
+        p++;
+    }
+
+    if (p == last || p + 1 == last) {
+        *route = NGX_HTTP_AUTH_PAT_ROUTE_ITEM;
+
+    } else if ((last - p == 7 && ngx_strncmp(p, "/rotate", 7) == 0)
+               || (last - p == 8 && ngx_strncmp(p, "/rotate/", 8) == 0))
+    {
+        *route = NGX_HTTP_AUTH_PAT_ROUTE_ROTATE;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    if (p - start == 6 && ngx_strncmp(start, "config", 6) == 0) {
+        if (*route != NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
+            return NGX_DECLINED;
+        }
+
+        *route = NGX_HTTP_AUTH_PAT_ROUTE_CONFIG;
+        return NGX_OK;
+    }
+
+    if (p - start == 4 && ngx_strncmp(start, "self", 4) == 0) {
+        *route = (*route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM)
+                 ? NGX_HTTP_AUTH_PAT_ROUTE_SELF
+                 : NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE;
+        return NGX_OK;
+    }
+
+    if (!ngx_http_auth_pat_uuid_valid((char *) start, p - start)) {
+        return NGX_ABORT;
+    }
+
+    id->data = start;
+    id->len = p - start;
+
+    return NGX_OK;
+}
+
+
 ngx_uint_t
 ngx_http_auth_pat_parse_media_type(u_char *p, size_t len, const char *type)
 {

@@ -38,6 +38,16 @@
 
 
 typedef enum {
+    NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION = 0,
+    NGX_HTTP_AUTH_PAT_ROUTE_ITEM,          /* /{id} */
+    NGX_HTTP_AUTH_PAT_ROUTE_ROTATE,        /* /{id}/rotate */
+    NGX_HTTP_AUTH_PAT_ROUTE_SELF,          /* /self: the caller's token */
+    NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE,   /* /self/rotate */
+    NGX_HTTP_AUTH_PAT_ROUTE_CONFIG         /* /config */
+} ngx_http_auth_pat_route_e;
+
+
+typedef enum {
     NGX_HTTP_AUTH_PAT_ANY = 0,
     NGX_HTTP_AUTH_PAT_ACTIVE,
     NGX_HTTP_AUTH_PAT_EXPIRED,
@@ -70,6 +80,14 @@ typedef struct {
  */
 ngx_int_t ngx_http_auth_pat_parse_bearer(u_char *p, size_t len,
     ngx_str_t *token);
+
+/*
+ * The API route of uri below prefix: NGX_OK with *route and, for an item
+ * or a rotation, *id as written; NGX_DECLINED for no route; NGX_ABORT
+ * for an id that is not a UUID.
+ */
+ngx_int_t ngx_http_auth_pat_parse_route(ngx_str_t *uri, ngx_str_t *prefix,
+    ngx_http_auth_pat_route_e *route, ngx_str_t *id);
 
 /* the media type type, optionally with "; charset=utf-8" */
 ngx_uint_t ngx_http_auth_pat_parse_media_type(u_char *p, size_t len,
