@@ -478,9 +478,87 @@ ngx_http_auth_pat_api_start(ngx_http_request_t *r)
 }
 
 
+/* the value of a request header that nginx does not index, or NULL */
+
+static ngx_str_t *
+ngx_http_auth_pat_api_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i].value;
+        }
+    }
+}
+
+
 /*
- * The caller is known: the route (404), the method (405), the scope
- * auth_pat_api_scope asks of a bearer caller (403), the media type (415),
+ * A write whose credentials the browser adds by itself (auth_pat_api_user:
+ * Basic, an SSO cookie) that the browser says comes from another site:
+ * Sec-Fetch-Site other than same-origin or none; without it, an Origin
+ * that is not this Host.  Clients that send neither are not browsers.
+ */
+
+static ngx_uint_t
+ngx_http_auth_pat_api_cross_site(ngx_http_request_t *r)
+{
+    ngx_str_t   *site, *origin;
+    ngx_uint_t   https;
+
+    site = ngx_http_auth_pat_api_header(r, "Sec-Fetch-Site");
+
+    if (site != NULL) {
+        return !((site->len == 11
+                  && ngx_strncasecmp(site->data, (u_char *) "same-origin",
+                                     11) == 0)
+                 || (site->len == 4
+                     && ngx_strncasecmp(site->data, (u_char *) "none", 4)
+                        == 0));
+    }
+
+    origin = ngx_http_auth_pat_api_header(r, "Origin");
+
+    if (origin == NULL) {
+        return 0;
+    }
+
+#if (NGX_HTTP_SSL)
+    https = (r->connection->ssl != NULL);
+#else
+    https = 0;
+#endif
+
+    return r->headers_in.host == NULL
+           || !ngx_http_auth_pat_parse_same_origin(origin,
+                                                   &r->headers_in.host->value,
+                                                   https);
+}
+
+
+/*
+ * The caller is known: the route (404), the method (405), a cross-site
+ * write (403), the scope auth_pat_api_scope asks of a bearer caller (403), the media type (415),
  * then the body is read (413) and parsed (400), and the input validated
  * (400, 422).  No body is read before this.
  */
@@ -512,6 +590,14 @@ ngx_http_auth_pat_api_proceed(ngx_http_request_t *r,
 
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                          NULL, NULL);
+        return;
+    }
+
+    if (!api->bearer && (r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))
+        && ngx_http_auth_pat_api_cross_site(r))
+    {
+        ngx_http_auth_pat_finalize_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                         "a cross-site write is refused");
         return;
     }
 

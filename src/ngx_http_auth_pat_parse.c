@@ -177,6 +177,94 @@ ngx_http_auth_pat_parse_route(ngx_str_t *uri, ngx_str_t *prefix,
 }
 
 
+/* "host[:port]" or "[v6][:port]": the host and the port, dflt if none */
+
+static ngx_int_t
+ngx_http_auth_pat_parse_host_port(u_char *p, u_char *last, ngx_str_t *host,
+    ngx_int_t dflt, ngx_int_t *port)
+{
+    u_char  *colon;
+
+    if (p < last && *p == '[') {
+        colon = ngx_strlchr(p, last, ']');
+        if (colon == NULL) {
+            return NGX_ERROR;
+        }
+
+        colon++;
+
+        if (colon < last && *colon != ':') {
+            return NGX_ERROR;
+        }
+
+    } else {
+        colon = ngx_strlchr(p, last, ':');
+        if (colon == NULL) {
+            colon = last;
+        }
+    }
+
+    host->data = p;
+    host->len = colon - p;
+
+    if (host->len == 0) {
+        return NGX_ERROR;
+    }
+
+    if (colon == last) {
+        *port = dflt;
+        return NGX_OK;
+    }
+
+    *port = ngx_atoi(colon + 1, last - colon - 1);
+
+    return (*port == NGX_ERROR || *port > 65535) ? NGX_ERROR : NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_auth_pat_parse_same_origin(ngx_str_t *origin, ngx_str_t *host,
+    ngx_uint_t https)
+{
+    u_char     *p, *last;
+    ngx_int_t   oport, hport;
+    ngx_str_t   ohost, hhost;
+
+    p = origin->data;
+    last = p + origin->len;
+
+    if (origin->len > 7 && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0) {
+        oport = 80;
+        p += 7;
+
+    } else if (origin->len > 8
+               && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0)
+    {
+        oport = 443;
+        p += 8;
+
+    } else {
+        /* "null", another scheme */
+        return 0;
+    }
+
+    if (ngx_strlchr(p, last, '/') != NULL
+        || ngx_http_auth_pat_parse_host_port(p, last, &ohost, oport, &oport)
+           != NGX_OK
+        || ngx_http_auth_pat_parse_host_port(host->data,
+                                             host->data + host->len, &hhost,
+                                             https ? 443 : 80, &hport)
+           != NGX_OK)
+    {
+        return 0;
+    }
+
+    return oport == hport
+           && ohost.len == hhost.len
+           && ngx_strncasecmp(ohost.data, hhost.data, ohost.len) == 0;
+}
+
+
 ngx_uint_t
 ngx_http_auth_pat_parse_media_type(u_char *p, size_t len, const char *type)
 {

@@ -89,6 +89,13 @@ ngx_int_t ngx_http_auth_pat_parse_bearer(u_char *p, size_t len,
 ngx_int_t ngx_http_auth_pat_parse_route(ngx_str_t *uri, ngx_str_t *prefix,
     ngx_http_auth_pat_route_e *route, ngx_str_t *id);
 
+/*
+ * Origin ("scheme://host[:port]") names the host and port of Host, whose
+ * port defaults by the request's scheme (https); "null" never does
+ */
+ngx_uint_t ngx_http_auth_pat_parse_same_origin(ngx_str_t *origin,
+    ngx_str_t *host, ngx_uint_t https);
+
 /* the media type type, optionally with "; charset=utf-8" */
 ngx_uint_t ngx_http_auth_pat_parse_media_type(u_char *p, size_t len,
     const char *type);
