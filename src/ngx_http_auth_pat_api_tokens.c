@@ -52,6 +52,7 @@ typedef struct {
     int64_t                          key;       /* the sort key */
     unsigned                         has_key:1; /* no key: sorted last */
     unsigned                         by_name:1;
+    unsigned                         by_created:1;
     unsigned                         desc:1;
 } ngx_http_auth_pat_list_entry_t;
 
@@ -1091,24 +1092,25 @@ ngx_http_auth_pat_list_cmp(const void *one, const void *two)
         return a->created > b->created ? -1 : 1;
     }
 
-    return ngx_memn2cmp(a->id, b->id, a->id_len, b->id_len);
+    rc = ngx_memn2cmp(a->id, b->id, a->id_len, b->id_len);
+
+    /* by createdAt, as Redis orders a sorted set: by id too, reversed */
+    return (a->by_created && a->desc) ? -rc : rc;
 }
 
 
-/* the page's records, in order; one gone meanwhile is skipped */
+/*
+ * The answer: the page's records, from element first of reply (NULL:
+ * none), in order; one gone meanwhile is skipped.
+ */
 
 static void
-ngx_http_auth_pat_api_list_paged(ngx_http_request_t *r,
-    ngx_http_auth_pat_api_t *api, redisReply *reply)
+ngx_http_auth_pat_api_list_answer(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply, size_t first)
 {
     size_t       i;
     json_t      *items, *rec, *t;
     redisReply  *e;
-
-    if (reply && reply->type != REDIS_REPLY_ARRAY) {
-        ngx_http_auth_pat_api_garbled(r, api, "reply to a list page");
-        return;
-    }
 
     items = json_array();
     if (items == NULL) {
@@ -1116,7 +1118,7 @@ ngx_http_auth_pat_api_list_paged(ngx_http_request_t *r,
         return;
     }
 
-    for (i = 0; reply && i < reply->elements; i++) {
+    for (i = first; reply && i < reply->elements; i++) {
         e = reply->element[i];
 
         if (e->type == REDIS_REPLY_NIL) {
@@ -1154,6 +1156,52 @@ ngx_http_auth_pat_api_list_paged(ngx_http_request_t *r,
                   (json_int_t) api->facets[NGX_HTTP_AUTH_PAT_EXPIRED],
                   "revoked",
                   (json_int_t) api->facets[NGX_HTTP_AUTH_PAT_REVOKED]));
+}
+
+
+static void
+ngx_http_auth_pat_api_list_paged(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    if (reply && reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_auth_pat_api_garbled(r, api, "reply to a list page");
+        return;
+    }
+
+    ngx_http_auth_pat_api_list_answer(r, api, reply, 0);
+}
+
+
+/* {total, active, expired, revoked, record...}: the page by createdAt */
+
+static void
+ngx_http_auth_pat_api_list_sorted(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, redisReply *reply)
+{
+    ngx_uint_t  i;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 4
+        || reply->elements - 4 > api->query.limit)
+    {
+        ngx_http_auth_pat_api_garbled(r, api, "reply to a list page");
+        return;
+    }
+
+    for (i = 0; i < 4; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER
+            || reply->element[i]->integer < 0)
+        {
+            ngx_http_auth_pat_api_garbled(r, api, "reply to a list page");
+            return;
+        }
+    }
+
+    api->total = reply->element[0]->integer;
+    api->facets[NGX_HTTP_AUTH_PAT_ACTIVE] = reply->element[1]->integer;
+    api->facets[NGX_HTTP_AUTH_PAT_EXPIRED] = reply->element[2]->integer;
+    api->facets[NGX_HTTP_AUTH_PAT_REVOKED] = reply->element[3]->integer;
+
+    ngx_http_auth_pat_api_list_answer(r, api, reply, 4);
 }
 
 
@@ -1218,6 +1266,7 @@ ngx_http_auth_pat_api_list_entry(ngx_http_auth_pat_api_t *api,
     e->name_len = name.len;
     e->created = t[0];
     e->by_name = (q->sort_by == NGX_HTTP_AUTH_PAT_SORT_NAME);
+    e->by_created = (q->sort_by == NGX_HTTP_AUTH_PAT_SORT_CREATED);
     e->desc = q->desc;
 
     switch (q->sort_by) {
@@ -1321,9 +1370,34 @@ ngx_http_auth_pat_api_list_indexed(ngx_http_request_t *r,
 }
 
 
+/*
+ * By createdAt, unfiltered or by status (the default list): Redis reads
+ * the page alone, in O(log n + page).  A search, a scope or another
+ * order reads the whole index (at most auth_pat_max_tokens active and
+ * NGX_HTTP_AUTH_PAT_INACTIVE_MAX other tokens) and sorts in nginx.
+ */
+
 void
 ngx_http_auth_pat_api_list(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api)
 {
+    ngx_http_auth_pat_list_query_t  *q;
+
+    q = &api->query;
+
+    if (q->sort_by == NGX_HTTP_AUTH_PAT_SORT_CREATED
+        && q->search.len == 0 && q->scope.len == 0)
+    {
+        ngx_http_auth_pat_api_wait(r, api,
+            ngx_http_auth_pat_store_list_page(api->store, r->pool, &api->user,
+                                              api->now, q->status, q->offset,
+                                              q->limit, q->desc,
+                                              ngx_http_auth_pat_api_replied,
+                                              api),
+            ngx_http_auth_pat_api_list_sorted,
+            "list: read the page by createdAt");
+        return;
+    }
+
     ngx_http_auth_pat_api_wait(r, api,
         ngx_http_auth_pat_store_list_index(api->store, r->pool, &api->user,
                                            api->now,

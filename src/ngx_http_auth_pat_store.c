@@ -37,13 +37,24 @@
  *                              then, when the token holds scopes, US
  *                              (0x1f, which no name holds) and its
  *                              scopes, space-separated
- *                            The list reads it whole (HGETALL: small
- *                            fields, no JSON), filters, sorts and pages
- *                            in nginx, then reads the page's records.
- *   NS {u:UID}:a             sorted set, the user's unrevoked tokens,
- *                            scored by expiresAt (+inf for never): it
- *                            counts active tokens for auth_pat_max_tokens
- *                            in O(log n).
+ *                            A list with a search, a scope or an order
+ *                            other than createdAt reads it whole
+ *                            (HGETALL: small fields, no JSON), filters,
+ *                            sorts and pages in nginx, then reads the
+ *                            page's records.
+ *   NS {u:UID}:c             sorted sets by createdAt: every token (c),
+ *   NS {u:UID}:ca, :ce, :cr  the active (ca), expired (ce) and revoked
+ *                            (cr) ones.  The default list and the list by
+ *                            status read a page of one of them, with the
+ *                            page's records, in one script: O(log n +
+ *                            page).  A token moves from ca to ce in the
+ *                            first list after it expired; sets that do
+ *                            not hold every token of the index (keys of
+ *                            an earlier release) are built from it then.
+ *   NS {u:UID}:a             sorted set, the user's unrevoked tokens not
+ *                            yet seen expired, scored by expiresAt (+inf
+ *                            for never): it counts active tokens for
+ *                            auth_pat_max_tokens in O(log n).
  *   NS {u:UID}:x             sorted set, end of life: revoked and expiring
  *                            tokens scored by revokedAt or expiresAt.
  *                            Metadata is kept 30 days past that, and at
@@ -87,7 +98,7 @@
  * Lua scripts, run with EVALSHA.  Each touches the keys of one user, all
  * in the {u:UID} slot: KEYS[1] = m (metadata), KEYS[2] = a (active),
  * KEYS[3] = x (end of life: revokedAt or expiresAt, for retention),
- * KEYS[4] = i (list index).
+ * KEYS[4] = i (list index), KEYS[5..8] = c, ca, ce, cr (by createdAt).
  * Times come from nginx in ARGV, so scripts stay deterministic.
  */
 
@@ -98,6 +109,7 @@ enum {
     NGX_HTTP_AUTH_PAT_SCRIPT_CLAIM,
     NGX_HTTP_AUTH_PAT_SCRIPT_ROTATE,
     NGX_HTTP_AUTH_PAT_SCRIPT_PURGE,
+    NGX_HTTP_AUTH_PAT_SCRIPT_LIST,
     NGX_HTTP_AUTH_PAT_SCRIPT_INVALIDATE,
     NGX_HTTP_AUTH_PAT_SCRIPT_TOUCH,
     NGX_HTTP_AUTH_PAT_NSCRIPTS
@@ -112,6 +124,7 @@ enum {
     "    redis.call('ZREM', KEYS[2], id)\n"                                  \
     "    redis.call('ZREM', KEYS[3], id)\n"                                  \
     "    redis.call('HDEL', KEYS[4], id)\n"                                  \
+    "    for k = 5, 8 do redis.call('ZREM', KEYS[k], id) end\n"              \
     "  end\n"                                                                \
     "end\n"                                                                  \
     "local function purge(now, cutoff, cap, batch)\n"                        \
@@ -124,11 +137,13 @@ enum {
     "  end\n"                                                                \
     "end\n"
 
-/* adds a token: metadata, index entry, active and end-of-life sets */
+/* adds a token: metadata, index entry, the sets */
 #define NGX_HTTP_AUTH_PAT_LUA_ADD                                            \
-    "local function add(id, rec, exp, ix)\n"                                 \
+    "local function add(id, rec, exp, ix, created)\n"                        \
     "  redis.call('HSET', KEYS[1], id, rec)\n"                               \
     "  redis.call('HSET', KEYS[4], id, ix)\n"                                \
+    "  redis.call('ZADD', KEYS[5], created, id)\n"                           \
+    "  redis.call('ZADD', KEYS[6], created, id)\n"                           \
     "  if exp == '' then\n"                                                  \
     "    redis.call('ZADD', KEYS[2], '+inf', id)\n"                          \
     "  else\n"                                                              \
@@ -150,6 +165,10 @@ enum {
     "    end\n"                                                              \
     "  end\n"                                                                \
     "  redis.call('ZREM', KEYS[2], id)\n"                                    \
+    "  redis.call('ZREM', KEYS[6], id)\n"                                    \
+    "  redis.call('ZREM', KEYS[7], id)\n"                                    \
+    "  local c = redis.call('ZSCORE', KEYS[5], id)\n"                        \
+    "  if c then redis.call('ZADD', KEYS[8], c, id) end\n"                   \
     "  local x = redis.call('ZSCORE', KEYS[3], id)\n"                        \
     "  if not x or tonumber(x) > tonumber(now) then\n"                       \
     "    redis.call('ZADD', KEYS[3], now, id)\n"                             \
@@ -171,7 +190,7 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "   >= tonumber(ARGV[5]) then\n"
     "  return 0\n"
     "end\n"
-    "add(ARGV[1], ARGV[2], ARGV[4], ARGV[8])\n"
+    "add(ARGV[1], ARGV[2], ARGV[4], ARGV[8], ARGV[3])\n"
     "return 1\n",
 
     /*
@@ -232,13 +251,79 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "t.k = cjson.null\n"
     "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(t))\n"
     "revoked(ARGV[1], ARGV[5])\n"
-    "add(ARGV[3], ARGV[4], ARGV[6], ARGV[7])\n"
+    "add(ARGV[3], ARGV[4], ARGV[6], ARGV[7], ARGV[5])\n"
     "return 1\n",
 
     /* PURGE: ARGV now, cutoff, cap -> 1 */
     NGX_HTTP_AUTH_PAT_LUA_PURGE
     "purge(tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), 1000)\n"
     "return 1\n",
+
+    /*
+     * LIST: ARGV now, cutoff, cap, status (0 any, 1 active, 2 expired,
+     * 3 revoked), offset, limit, desc -> {total, active, expired,
+     * revoked, record...}: the page by createdAt, in O(log n + page).
+     * Tokens that expired since the last list move from the active set
+     * to the expired one first (each once in its life); sets that do not
+     * hold every token of the index (an earlier release wrote it) are
+     * built from the index, once.
+     */
+    NGX_HTTP_AUTH_PAT_LUA_PURGE
+    "local function rebuild(now)\n"
+    "  redis.call('DEL', KEYS[5], KEYS[6], KEYS[7], KEYS[8])\n"
+    "  local all = redis.call('HGETALL', KEYS[4])\n"
+    "  for j = 1, #all, 2 do\n"
+    "    local id = all[j]\n"
+    "    local c, e, l, r =\n"
+    "      string.match(all[j + 1], '^(%d*):(%d*):(%d*):(%d*):')\n"
+    "    local score = tonumber(c) or 0\n"
+    "    redis.call('ZADD', KEYS[5], score, id)\n"
+    "    if r and r ~= '' then\n"
+    "      redis.call('ZADD', KEYS[8], score, id)\n"
+    "    elseif e and e ~= '' and tonumber(e) <= now then\n"
+    "      redis.call('ZADD', KEYS[7], score, id)\n"
+    "      redis.call('ZREM', KEYS[2], id)\n"
+    "    elseif c then\n"
+    "      redis.call('ZADD', KEYS[6], score, id)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local function expire(now)\n"
+    "  while true do\n"
+    "    local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now,\n"
+    "                           'LIMIT', 0, 1000)\n"
+    "    if #ids == 0 then return end\n"
+    "    for _, id in ipairs(ids) do\n"
+    "      redis.call('ZREM', KEYS[2], id)\n"
+    "      if redis.call('ZREM', KEYS[6], id) == 1 then\n"
+    "        redis.call('ZADD', KEYS[7],\n"
+    "                   redis.call('ZSCORE', KEYS[5], id) or 0, id)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local now = tonumber(ARGV[1])\n"
+    "purge(now, ARGV[2], tonumber(ARGV[3]), 1000)\n"
+    "if redis.call('ZCARD', KEYS[5]) ~= redis.call('HLEN', KEYS[4]) then\n"
+    "  rebuild(now)\n"
+    "end\n"
+    "expire(now)\n"
+    "local set = KEYS[5 + tonumber(ARGV[4])]\n"
+    "local first = tonumber(ARGV[5])\n"
+    "local last = first + tonumber(ARGV[6]) - 1\n"
+    "local ids\n"
+    "if ARGV[7] == '1' then\n"
+    "  ids = redis.call('ZREVRANGE', set, first, last)\n"
+    "else\n"
+    "  ids = redis.call('ZRANGE', set, first, last)\n"
+    "end\n"
+    "local out = {redis.call('ZCARD', set), redis.call('ZCARD', KEYS[6]),\n"
+    "             redis.call('ZCARD', KEYS[7]), redis.call('ZCARD', KEYS[8])}\n"
+    "if #ids > 0 then\n"
+    "  local recs = redis.call('HMGET', KEYS[1], unpack(ids))\n"
+    "  for j = 1, #recs do out[4 + j] = recs[j] end\n"
+    "end\n"
+    "return out\n",
 
     /* INVALIDATE: KEYS[1] = inval:seq; ARGV channel, digest -> seq */
     "local n = redis.call('INCR', KEYS[1])\n"
@@ -279,7 +364,7 @@ static ngx_http_auth_pat_redis_script_t
 /* ---------------------------------------------------------- arguments */
 
 
-#define NGX_HTTP_AUTH_PAT_ARGS_MAX  16
+#define NGX_HTTP_AUTH_PAT_ARGS_MAX  24
 
 typedef struct {
     ngx_http_auth_pat_store_conf_t  *conf;
@@ -415,13 +500,17 @@ static void
 ngx_http_auth_pat_args_user(ngx_http_auth_pat_args_t *a, ngx_str_t *user,
     ngx_uint_t nkeys)
 {
-    ngx_http_auth_pat_args_add(a, nkeys == 1 ? "1" : "4", 1);
+    ngx_http_auth_pat_args_add(a, nkeys == 1 ? "1" : "8", 1);
     ngx_http_auth_pat_args_ukey(a, user, "}:m");
 
-    if (nkeys == 4) {
+    if (nkeys == 8) {
         ngx_http_auth_pat_args_ukey(a, user, "}:a");
         ngx_http_auth_pat_args_ukey(a, user, "}:x");
         ngx_http_auth_pat_args_ukey(a, user, "}:i");
+        ngx_http_auth_pat_args_ukey(a, user, "}:c");
+        ngx_http_auth_pat_args_ukey(a, user, "}:ca");
+        ngx_http_auth_pat_args_ukey(a, user, "}:ce");
+        ngx_http_auth_pat_args_ukey(a, user, "}:cr");
     }
 }
 
@@ -659,7 +748,7 @@ ngx_http_auth_pat_store_create(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, scf, pool);
-    ngx_http_auth_pat_args_user(&a, user, 4);
+    ngx_http_auth_pat_args_user(&a, user, 8);
     ngx_http_auth_pat_args_str(&a, &t->id);
     ngx_http_auth_pat_args_str(&a, record);
     ngx_http_auth_pat_args_num(&a, t->created);
@@ -790,7 +879,7 @@ ngx_http_auth_pat_store_revoke(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, scf, pool);
-    ngx_http_auth_pat_args_user(&a, user, 4);
+    ngx_http_auth_pat_args_user(&a, user, 8);
     ngx_http_auth_pat_args_str(&a, id);
     ngx_http_auth_pat_args_num(&a, now);
 
@@ -826,7 +915,7 @@ ngx_http_auth_pat_store_rotate(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, scf, pool);
-    ngx_http_auth_pat_args_user(&a, user, 4);
+    ngx_http_auth_pat_args_user(&a, user, 8);
     ngx_http_auth_pat_args_str(&a, old_id);
     ngx_http_auth_pat_args_num(&a, claim);
     ngx_http_auth_pat_args_str(&a, &t->id);
@@ -849,7 +938,7 @@ ngx_http_auth_pat_store_list_index(ngx_http_auth_pat_store_conf_t *scf,
 
     /* retention first, pipelined on the same connection */
     ngx_http_auth_pat_args_init(&a, scf, pool);
-    ngx_http_auth_pat_args_user(&a, user, 4);
+    ngx_http_auth_pat_args_user(&a, user, 8);
     ngx_http_auth_pat_args_num(&a, now);
     ngx_http_auth_pat_args_num(&a, now - NGX_HTTP_AUTH_PAT_RETENTION);
     ngx_http_auth_pat_args_num(&a, NGX_HTTP_AUTH_PAT_INACTIVE_MAX);
@@ -863,6 +952,29 @@ ngx_http_auth_pat_store_list_index(ngx_http_auth_pat_store_conf_t *scf,
 
     return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_READ,
                                           handler, data);
+}
+
+
+ngx_http_auth_pat_store_cmd_t *
+ngx_http_auth_pat_store_list_page(ngx_http_auth_pat_store_conf_t *scf,
+    ngx_pool_t *pool, ngx_str_t *user, int64_t now, ngx_uint_t status,
+    ngx_uint_t offset, ngx_uint_t limit, ngx_uint_t desc,
+    ngx_http_auth_pat_store_pt handler, void *data)
+{
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, scf, pool);
+    ngx_http_auth_pat_args_user(&a, user, 8);
+    ngx_http_auth_pat_args_num(&a, now);
+    ngx_http_auth_pat_args_num(&a, now - NGX_HTTP_AUTH_PAT_RETENTION);
+    ngx_http_auth_pat_args_num(&a, NGX_HTTP_AUTH_PAT_INACTIVE_MAX);
+    ngx_http_auth_pat_args_num(&a, status);
+    ngx_http_auth_pat_args_num(&a, offset);
+    ngx_http_auth_pat_args_num(&a, limit);
+    ngx_http_auth_pat_args_add(&a, desc ? "1" : "0", 1);
+
+    return ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_LIST,
+                                       handler, data);
 }
 
 

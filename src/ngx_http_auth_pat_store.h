@@ -148,6 +148,15 @@ ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_list_index(
     ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
     int64_t now, ngx_http_auth_pat_store_pt handler, void *data);
 
+/*
+ * a page by createdAt (status 0: any, else ngx_http_auth_pat_status_e):
+ * {total, active, expired, revoked, record...}
+ */
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_list_page(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    int64_t now, ngx_uint_t status, ngx_uint_t offset, ngx_uint_t limit,
+    ngx_uint_t desc, ngx_http_auth_pat_store_pt handler, void *data);
+
 /* the metadata records of n tokens, nil for any gone meanwhile */
 ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_get_many(
     ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,

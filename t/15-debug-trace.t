@@ -64,7 +64,7 @@ for my $want (
     [ qr/auth_pat lookup sent/, 'lookup sent' ],
     [ qr/auth_pat api step: revoke: mark the metadata/, 'a revoke step' ],
     [ qr/auth_pat api step: rotate: claim the old token/, 'a rotate step' ],
-    [ qr/auth_pat api step: list: read the index/, 'a list step' ],
+    [ qr/auth_pat api step: list: read the (?:index|page by createdAt)/, 'a list step' ],
     [ qr/auth_pat access refused: 401/, 'a refusal' ],
 ) {
     ok((grep { $_ =~ $want->[0] } @ours), "trace: $want->[1]");

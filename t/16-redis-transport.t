@@ -76,6 +76,7 @@ $t->write_file('error.log', '');
 $t->redis_cmd('ACL', 'SETUSER', 'nginx', 'on', '>npw', '~pat:*', '&pat:inval',
               map { "+$_" } qw(hmget hget hgetall hset hdel del get set incr
                                pexpireat zadd zrem zrangebyscore zcount zscore
+                               zcard zrange zrevrange hlen
                                evalsha eval script|load publish subscribe ping
                                role client|setname));
 $t->nginx_conf(http => gateway_conf(

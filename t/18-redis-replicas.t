@@ -23,7 +23,7 @@ my $replica = $t->start_redis(name => 'replica',
 # in sync as both see it: a replica that has not yet acknowledged an
 # offset (it does every second) is not counted by WAIT, even "online"
 sub link_up {
-    for (1 .. 200) {
+    for (1 .. 600) {
         return 1 if $t->redis_cmd_on($replica, 'INFO', 'replication')
                     =~ /master_link_status:up/
                  && $t->redis_cmd_on($master, 'INFO', 'replication')

@@ -11,6 +11,8 @@
 #   (f) as (b), (g) as (c), with a token holding 5 scopes at a location
 #       that requires 2 (auth_pat_scope): f/b and g/c are the cost of scopes
 #   (h) RFC 7662 introspection (POST token=...) with the cache
+#   (i) the list at 10,000 tokens of one user: nginx CPU and Redis time
+#       per list, and (c)'s p99 beside 87 default lists/s
 #   and how many tokens a 10 MB cache zone holds (with 5 scopes each).
 #
 # The scenarios other than (d) run back to back, in nine short rounds: the
@@ -226,6 +228,79 @@ for my $try (0 .. 3) {
 }
 printf "  create      %10.0f tokens/s  p99 %6.3f ms\n", $d->{rps}, $d->{p99};
 
+# --- (i) the list at 10,000 records of one user (issue 13, item 6)
+my $LIST_N = 10_000;
+say "creating $LIST_N tokens for one user ...";
+{
+    require PatLoad;
+    my $res = PatLoad::burst(port => $nc->port, concurrency => 16, timeout => 60,
+        requests => [ map { { method => 'POST', path => '/v1/personal-access-tokens',
+                              headers => { 'X-User' => 'lister', 'Content-Type' => 'application/json' },
+                              body => qq({"name":"list token $_"}) } } 1 .. $LIST_N ]);
+    my $ok = grep { $_->{status} == 201 } @$res;
+    die "created $ok of $LIST_N tokens\n" unless $ok == $LIST_N;
+}
+sub worker_cpu_ms {    # utime + stime of the no-cache nginx's one worker
+    my ($pid) = $nc->worker_pids;
+    open my $f, '<', "/proc/$pid/stat" or die "stat $pid: $!";
+    my @f = split ' ', (scalar(<$f>) =~ s/^.*\)\s//r);
+    return ($f[11] + $f[12]) * 1000 / 100;    # clock ticks of 10 ms
+}
+sub script_usec {     # EVALSHA calls and usec so far
+    my $i = $t->redis_cmd('INFO', 'commandstats');
+    my ($calls, $usec) = $i =~ /cmdstat_evalsha:calls=(\d+),usec=(\d+)/;
+    return ($calls // 0, $usec // 0);
+}
+my $lh = "-H 'X-User: lister'";
+my %list;
+for my $q ([ default => '' ], [ status => '?status=active&page_size=100' ], [ search => '?search_term=token%209' ]) {
+    my ($name, $args) = @$q;
+    my $cpu0 = worker_cpu_ms();
+    my ($c0, $u0) = script_usec();
+    my $h0 = ($t->redis_cmd('INFO', 'commandstats') =~ /cmdstat_hgetall:calls=\d+,usec=(\d+)/)[0] // 0;
+    my $out = `$WRK -t1 -c1 -d${SECS}s --latency $lh 'http://127.0.0.1:@{[ $nc->port ]}/v1/personal-access-tokens$args' 2>&1`;
+    my ($n) = $out =~ /(\d+) requests in/;
+    my ($lat, $unit) = $out =~ /^\s+50%\s+([\d.]+)(us|ms|s)\b/m;
+    die "wrk (list $name) failed:\n$out" unless $n && defined $lat;
+    my $h1 = ($t->redis_cmd('INFO', 'commandstats') =~ /cmdstat_hgetall:calls=\d+,usec=(\d+)/)[0] // 0;
+    my ($c1, $u1) = script_usec();
+    $list{$name} = { n => $n, median => $lat * { us => 0.001, ms => 1, s => 1000 }->{$unit},
+                     nginx_ms => (worker_cpu_ms() - $cpu0) / $n,
+                     redis_ms => (($u1 - $u0) + ($h1 - $h0)) / 1000 / $n };
+    printf "  list %-8s %6d lists  median %.2f ms  nginx CPU %.3f ms/list  Redis %.3f ms/list\n",
+        $name, $n, @{ $list{$name} }{qw(median nginx_ms redis_ms)};
+}
+# access checks on the same nginx, alone and beside 87 default lists/s
+sub lists_beside {
+    my ($secs) = @_;
+    my $pid = fork // die "fork: $!";
+    return $pid if $pid;
+    my $end = time + $secs;
+    my $next = time;
+    while (time < $end) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $nc->port) or POSIX::_exit(1);
+        print {$s} "GET /v1/personal-access-tokens HTTP/1.0\r\nX-User: lister\r\n\r\n";
+        1 while <$s>;
+        close $s;
+        $next += 1 / 87;
+        my $wait = $next - time;
+        sleep $wait if $wait > 0;
+    }
+    require POSIX;
+    POSIX::_exit(0);
+}
+my (@alone, @beside);
+for my $r (1 .. 3) {
+    push @alone, wrk($nc->port, '/auth.txt', $auth);
+    my $pid = lists_beside($SECS + 0.5);
+    push @beside, wrk($nc->port, '/auth.txt', $auth);
+    waitpid $pid, 0;
+}
+my %acc = (alone => median(map { $_->{p99} } @alone), beside => median(map { $_->{p99} } @beside),
+           alone_rps => median(map { $_->{rps} } @alone), beside_rps => median(map { $_->{rps} } @beside));
+printf "  access (c): alone %.0f req/s p99 %.3f ms; beside 87 lists/s %.0f req/s p99 %.3f ms\n",
+    @acc{qw(alone_rps alone beside_rps beside)};
+
 # --- how many tokens a 10 MB zone holds: fill it until the LRU starts
 my $N = 90_000;
 say "seeding $N tokens for the 10 MB zone ...";
@@ -289,6 +364,15 @@ printf "f/b = %.2f   g/c = %.2f   (scopes: 1.00 is no cost)   h/a = %.2f\n", $vs
 say '10 MB cache zone holds: ' . (defined $cap ? "$cap tokens (user ids of 10 bytes, names of 13, 5 scopes: "
                                                  . length($SCOPES) . ' bytes)'
                                               : "more than $N tokens");
+say '';
+say "list of $LIST_N tokens of one user (wrk -c1, ${SECS}s each; nginx CPU from /proc, Redis from commandstats usec):";
+say '| list | median (ms) | nginx CPU per list (ms) | Redis per list (ms) |';
+say '|---|---:|---:|---:|';
+printf "| %s | %.2f | %.3f | %.3f |\n", $_->[1], @{ $list{ $_->[0] } }{qw(median nginx_ms redis_ms)}
+    for [ default => 'default (createdAt desc, page of 25)' ], [ status => 'status=active, page of 100' ],
+        [ search => 'search_term (the whole index)' ];
+printf "access (c) p99: %.3f ms alone, %.3f ms beside 87 default lists/s (+%.3f ms); %.0f vs %.0f req/s\n",
+    $acc{alone}, $acc{beside}, $acc{beside} - $acc{alone}, $acc{alone_rps}, $acc{beside_rps};
 printf "bench took %.0f s\n", time - $t0;
 
 my @p = ($nc->error_log_problems, $wc->error_log_problems, $tc->error_log_problems);
