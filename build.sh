@@ -10,7 +10,8 @@
 #   ./build.sh profile  build, then instructions per request under callgrind
 #   ./build.sh asan     build nginx 1.22.1 and the module with clang ASan+UBSan
 #                       (build/asan/), then run every test against them
-#   ./build.sh fuzz     libFuzzer on the token core's parsers (FUZZ_SECONDS, 60)
+#   ./build.sh fuzz     libFuzzer on the pure parsers: RESP, bodies, the list
+#                       query, Authorization and tokens, records (FUZZ_SECONDS, 60)
 #
 # Environment:
 #   NGINX_SRC    nginx source tree to configure against
@@ -51,7 +52,7 @@ PKGS_ASAN=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev make libpcre2-dev zlib1g
            libssl-dev libhiredis-dev libjansson-dev perl redis-server curl
            python3 openssl libnginx-mod-nchan binutils)
 
-PKGS_FUZZ=(clang-14 libclang-rt-14-dev libssl-dev)
+PKGS_FUZZ=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev libssl-dev libhiredis-dev libjansson-dev)
 
 ensure_pkgs() {
     local missing=() p
@@ -373,10 +374,14 @@ asan_write_ignorelist() {
     printf '%s\n' \
         '# ngx_pstrdup() copies an empty string with memcpy(dst, NULL, 0);' \
         '# so does ngx_sprintf_str() for a %V of an empty string (the debug' \
-        '# log: "http args" of a request without a query)' \
+        '# log: "http args" of a request without a query); and' \
+        '# ngx_http_proxy_create_request() copies an empty ctx->vars.uri' \
+        '# (NULL, 0) for a proxy_pass without a URI in a location reached' \
+        '# by an internal redirect (try_files, error_page, rewrite ... last)' \
         '[nonnull-attribute]' \
         'fun:ngx_pstrdup' \
         'fun:ngx_sprintf_str' \
+        'fun:ngx_http_proxy_create_request' \
         '# ngx_http_parse.c compares methods and headers four bytes at a' \
         '# time on x86 (NGX_HAVE_NONALIGNED), wherever a pipelined request' \
         '# starts in the buffer' \
@@ -495,27 +500,141 @@ run_asan_tests() {
 
 # ---------------------------------------------------------------- fuzz
 #
-# t/fuzz/pat_token_fuzz.c (it includes src/pat_token.c) under libFuzzer,
-# ASan and UBSan, from a few seeds, for FUZZ_SECONDS; a crash or a failed
-# property stops it with the input saved in build/fuzz/.
+# libFuzzer targets, built by clang 14 with -fsanitize=fuzzer,address,
+# undefined into build/fuzz/, one binary per parser family (t/fuzz/*.c):
+#   pat_token  src/pat_token.c: dates, tokens, base62, UUIDs, UTF-8
+#   resp       hiredis' reader (libhiredis.a) with the module's reply
+#              allocator: replies the same however the input is cut
+#   body       create/rotate body: jansson, then name, expiresAt, scopes
+#   query      the list query (and back), the introspection form field,
+#              media types
+#   auth       the Authorization header, then the token's format and
+#              checksum; generated tokens verify
+#   records    what the store reads back: validation fields, index
+#              entries, metadata records, scope lists
+# The module's sources are compiled with the nginx headers and the
+# ngx_auto_config.h of the normal build (build/nginx: `build` runs first)
+# and linked with src/core/ngx_string.c of nginx 1.22.1, from the orig
+# tarball that `asan` uses (asan_fetch_source: dpkg-dev's apt-get source,
+# hence root and deb-src entries the first time), and t/fuzz/ngx_shim.c;
+# llvm-14 gives llvm-symbolizer for the stack traces.
+# Each target runs FUZZ_SECONDS (default 60), one after the other, one
+# process, on its work corpus build/fuzz/corpus/TARGET/ (the seeds of
+# t/fuzz/seeds/TARGET/ are copied in; what a run finds stays for the
+# next), with the dictionary t/fuzz/TARGET.dict if any; FUZZ_TARGETS
+# (words) picks targets.  A crash, sanitizer report, leak, timeout
+# (FUZZ_TIMEOUT s an input, default 10), out-of-memory (2 GB) or failed
+# property stops that target with the input in build/fuzz/crashes/TARGET/;
+# the other targets still run, and the command fails.  Full logs:
+# build/fuzz/TARGET.log.  Reproduce: build/fuzz/TARGET_fuzz FILE.
+# Every input in t/fuzz/crashes/ (a finding, fixed) runs first, through
+# the target its name starts with, as a regression test.
+
+FUZZ_TARGET_LIST="pat_token resp body query auth records"
 
 run_fuzz() {
     ensure_pkgs "${PKGS_FUZZ[@]}"
-    local dir=$BUILD/fuzz
-    mkdir -p "$dir/corpus"
-    log "compiling the fuzz target"
-    clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-        -I"$ROOT/src" -o "$dir/pat_token_fuzz" \
-        "$ROOT/t/fuzz/pat_token_fuzz.c" -lcrypto
-    # seeds: the first byte picks the parser
-    printf '\0002026-12-31T23:59:59Z' > "$dir/corpus/date"
-    printf '\0002026-02-28T12:00:00.123456+05:30' > "$dir/corpus/date-offset"
-    printf '\001pat_0123456789abcdefghijABCDEFGH000000' > "$dir/corpus/token"
-    printf '\002zzzzzz' > "$dir/corpus/base62"
-    printf '\003123e4567-e89b-42d3-a456-426614174000' > "$dir/corpus/uuid"
-    log "fuzzing for ${FUZZ_SECONDS:-60} s"
-    (cd "$dir" && ./pat_token_fuzz -max_total_time="${FUZZ_SECONDS:-60}" \
-        -print_final_stats=1 corpus)
+    build
+    asan_fetch_source
+
+    local dir=$BUILD/fuzz tree=$BUILD/nginx
+    local secs=${FUZZ_SECONDS:-60} targets=${FUZZ_TARGETS:-$FUZZ_TARGET_LIST}
+    local t
+    for t in $targets; do
+        [[ " $FUZZ_TARGET_LIST " == *" $t "* ]] || die "unknown fuzz target $t (of: $FUZZ_TARGET_LIST)"
+    done
+    [[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "FUZZ_SECONDS must be a positive number of seconds"
+    grep -q "define NGINX_VERSION *\"$ASAN_NGINX_VERSION\"" "$tree/src/core/nginx.h" \
+        || die "$NGINX_SRC is not nginx $ASAN_NGINX_VERSION, whose ngx_string.c the fuzz targets link"
+
+    # nginx core's string functions (ngx_atoof, ngx_hextoi, ngx_unescape_uri,
+    # ngx_strncasecmp...), pristine
+    mkdir -p "$dir/nginx" "$dir/obj"
+    tar -xzf "$ASAN_DIR/src/$ASAN_ORIG" -C "$dir/nginx" --strip-components=1 \
+        "nginx-$ASAN_NGINX_VERSION/src/core/ngx_string.c"
+
+    local cc=clang-14
+    local cflags=(-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
+                  -fno-sanitize-recover=all -Wall -Wno-unused-parameter)
+    local incs=(-I"$tree/src/core" -I"$tree/src/event" -I"$tree/src/event/modules"
+                -I"$tree/src/os/unix" -I"$tree/objs" -I"$tree/src/http"
+                -I"$tree/src/http/modules" -I"$tree/src/http/v2" -I"$ROOT/src")
+    local o src
+    log "compiling the fuzz targets"
+    for src in "$dir/nginx/src/core/ngx_string.c" "$ROOT/t/fuzz/ngx_shim.c" \
+               "$ROOT/src/ngx_http_auth_pat_parse.c" "$ROOT/src/ngx_http_auth_pat_redis_resp.c" \
+               "$ROOT/src/pat_token.c"; do
+        o=$(basename "$src" .c)
+        "$cc" "${cflags[@]}" "${incs[@]}" -c -o "$dir/obj/$o.o" "$src" \
+            || die "compilation of $src failed"
+    done
+    local ngx=("$dir/obj/ngx_string.o" "$dir/obj/ngx_shim.o")
+    local objs hiredis
+    hiredis=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libhiredis.a
+    [ -f "$hiredis" ] || die "$hiredis missing (package libhiredis-dev)"
+    for t in $targets; do
+        case $t in
+            pat_token) objs=(-lcrypto) ;;
+            resp)      objs=("$dir/obj/ngx_http_auth_pat_redis_resp.o" "$hiredis") ;;
+            auth)      objs=("$dir/obj/ngx_http_auth_pat_parse.o" "${ngx[@]}" -ljansson -lcrypto) ;;
+            *)         objs=("$dir/obj/ngx_http_auth_pat_parse.o" "$dir/obj/pat_token.o"
+                             "${ngx[@]}" -ljansson -lcrypto) ;;
+        esac
+        "$cc" "${cflags[@]}" "${incs[@]}" -o "$dir/${t}_fuzz" \
+            "$ROOT/t/fuzz/${t}_fuzz.c" "${objs[@]}" \
+            || die "linking the fuzz target $t failed"
+    done
+
+    export ASAN_SYMBOLIZER_PATH=$ASAN_SYMBOLIZER
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+    local failed=() rc args summary=() log_t execs last report reg
+    for t in $targets; do
+        mkdir -p "$dir/corpus/$t" "$dir/crashes/$t"
+        if [ -d "$ROOT/t/fuzz/seeds/$t" ]; then
+            cp -n "$ROOT/t/fuzz/seeds/$t/"* "$dir/corpus/$t/"
+        fi
+        args=(-max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048
+              -timeout="${FUZZ_TIMEOUT:-10}" -max_len=4096
+              -artifact_prefix="$dir/crashes/$t/")
+        [ -f "$ROOT/t/fuzz/$t.dict" ] && args+=(-dict="$ROOT/t/fuzz/$t.dict")
+        log_t=$dir/$t.log
+        reg=("$ROOT/t/fuzz/crashes/$t"-*)
+        if [ -e "${reg[0]}" ]; then
+            log "fuzz $t: ${#reg[@]} earlier findings (t/fuzz/crashes/$t-*) as regression inputs"
+            if ! "$dir/${t}_fuzz" -rss_limit_mb=2048 "${reg[@]}" > "$dir/$t.regress.log" 2>&1; then
+                tail -n 40 "$dir/$t.regress.log" >&2
+                failed+=("$t")
+                summary+=("$(printf '%-10s FAIL  an earlier finding came back (see build/fuzz/%s.regress.log)' "$t" "$t")")
+                continue
+            fi
+        fi
+        log "fuzzing $t for $secs s ($(ls "$dir/corpus/$t" | wc -l) inputs in build/fuzz/corpus/$t)"
+        rc=0
+        "$dir/${t}_fuzz" "${args[@]}" "$dir/corpus/$t" > "$log_t" 2>&1 || rc=$?
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log_t" | tail -1)
+        last=$(sed -n -E 's/^#[0-9]+.*(cov: [0-9]+ ft: [0-9]+ corp: [^ ]+).*/\1/p' "$log_t" | tail -1)
+        if [ "$rc" -eq 0 ]; then
+            grep -E '^#[0-9]+[[:space:]]+DONE|^stat::' "$log_t" >&2 || true
+            summary+=("$(printf '%-10s ok    execs %-10s %s' "$t" "${execs:-?}" "$last")")
+        else
+            # the report: from its first line (sanitizer, libFuzzer or a
+            # failed property) to the end
+            report=$(sed -n -E '/^(==[0-9]+== ?ERROR|property failed|.*runtime error:)/,$p' "$log_t" \
+                     | head -n 150)
+            [ -n "$report" ] || report=$(tail -n 40 "$log_t")
+            printf '%s\n' "$report" >&2
+            grep 'Test unit written to' "$log_t" >&2 || true
+            failed+=("$t")
+            summary+=("$(printf '%-10s FAIL  execs %-10s %s (exit %s, see build/fuzz/%s.log)' \
+                      "$t" "${execs:-?}" "$last" "$rc" "$t")")
+        fi
+    done
+
+    log "fuzz summary (${secs} s a target)"
+    printf '  %s\n' "${summary[@]}" >&2
+    if [ ${#failed[@]} -gt 0 ]; then
+        die "fuzzing found a failure in: ${failed[*]} (inputs in build/fuzz/crashes/)"
+    fi
 }
 
 case "${1:-build}" in

@@ -86,11 +86,16 @@ ngx_http_auth_pat_parse_bearer(u_char *p, size_t len, ngx_str_t *token)
         break;
     }
 
+    if (p == start) {
+        /* no token, or padding alone ("Bearer ==") */
+        return NGX_ERROR;
+    }
+
     while (p < last && *p == '=') {
         p++;
     }
 
-    if (p == start || p != last) {
+    if (p != last) {
         return NGX_ERROR;
     }
 

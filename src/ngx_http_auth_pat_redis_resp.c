@@ -23,6 +23,13 @@
 #define NGX_HTTP_AUTH_PAT_REPLY_BLOCK   128
 #define NGX_HTTP_AUTH_PAT_REPLY_FREE    2048
 
+/*
+ * the largest reply the module asks for is the HGETALL of a list index:
+ * 2 elements for each of at most 1,000,000 (auth_pat_max_tokens) + 10,000
+ * tokens
+ */
+#define NGX_HTTP_AUTH_PAT_REPLY_ELEMENTS_MAX  (1 << 22)
+
 
 static void                            *ngx_http_auth_pat_reply_free;
 static ngx_uint_t                       ngx_http_auth_pat_reply_nfree;
@@ -105,6 +112,14 @@ static void *
 ngx_http_auth_pat_reply_array(const redisReadTask *task, int elements)
 {
     redisReply  *r;
+
+    /*
+     * hiredis takes any count up to INT_MAX: "*2147483647" alone would
+     * be 16 GB; the reader fails with "out of memory" instead
+     */
+    if (elements > NGX_HTTP_AUTH_PAT_REPLY_ELEMENTS_MAX) {
+        return NULL;
+    }
 
     r = ngx_http_auth_pat_reply_alloc(task, REDIS_REPLY_ARRAY, elements);
     if (r == NULL) {

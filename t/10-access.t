@@ -159,7 +159,8 @@ $r = $t->get('/static/protected.txt', bearer($short->{token}));
 is($r->{status}, 401, 'expired by a vanished record: 401');
 
 # --- malformed headers
-for my $h ('Bearer', 'Bearer ', 'Bearer a b', 'Bearer tok,en', 'Bearer "quoted"') {
+# 'Bearer ==' and 'Bearer =': found by ./build.sh fuzz (t/fuzz/crashes/auth-*)
+for my $h ('Bearer', 'Bearer ', 'Bearer a b', 'Bearer tok,en', 'Bearer "quoted"', 'Bearer ==', 'Bearer =') {
     $r = $t->get('/static/protected.txt', { Authorization => $h });
     is($r->{status}, 400, "malformed '$h': 400");
     is($r->{headers}{'www-authenticate'}, 'Bearer realm="example", error="invalid_request"', "malformed '$h': invalid_request");
