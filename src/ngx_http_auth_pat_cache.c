@@ -508,11 +508,14 @@ done:
 }
 
 
-void
+ngx_uint_t
 ngx_http_auth_pat_cache_invalidate(ngx_http_auth_pat_cache_t *cache,
     u_char *digest, int64_t seq)
 {
+    ngx_uint_t                       n;
     ngx_http_auth_pat_cache_node_t  *cn;
+
+    n = 0;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -523,11 +526,27 @@ ngx_http_auth_pat_cache_invalidate(ngx_http_auth_pat_cache_t *cache,
 
     cache->sh->version++;
 
-    if (seq > cache->sh->last_seq) {
+    /*
+     * Each subscriber hears every invalidation in order, so one that is
+     * in step never sees a number past the next.  A larger one comes to
+     * a worker that (re)subscribed after the zone missed some, before
+     * its resync: the zone is emptied now, or the resync, reading the
+     * counter after this, would find the numbers equal and keep it.
+     * 0 is an invalidation the counter does not count.
+     */
+
+    if (seq == cache->sh->last_seq + 1) {
+        cache->sh->last_seq = seq;
+
+    } else if (seq > cache->sh->last_seq + 1) {
+        n = cache->sh->entries;
+        ngx_http_auth_pat_cache_flush(cache);
         cache->sh->last_seq = seq;
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return n;
 }
 
 

@@ -39,8 +39,12 @@ void ngx_http_auth_pat_cache_put(ngx_http_auth_pat_cache_t *cache,
     u_char *digest, ngx_http_auth_pat_identity_t *id, int64_t now,
     uint64_t version);
 
-/* the invalidation numbered seq: drops the entry of digest, if any */
-void ngx_http_auth_pat_cache_invalidate(ngx_http_auth_pat_cache_t *cache,
+/*
+ * the invalidation numbered seq (0: uncounted): drops the entry of
+ * digest, if any; a number past the next empties the zone, and the
+ * count of the entries dropped so is returned
+ */
+ngx_uint_t ngx_http_auth_pat_cache_invalidate(ngx_http_auth_pat_cache_t *cache,
     u_char *digest, int64_t seq);
 
 /*

@@ -36,6 +36,7 @@ static ngx_uint_t                        ngx_http_auth_pat_inval_synced;
 static ngx_uint_t                        ngx_http_auth_pat_inval_generation;
 static ngx_event_t                       ngx_http_auth_pat_inval_resync;
 static ngx_event_t                       ngx_http_auth_pat_inval_probe;
+static ngx_msec_t                        ngx_http_auth_pat_inval_bad_logged;
 
 /* the epoch of the dataset the zone is in sync with, and one being read */
 static u_char     ngx_http_auth_pat_inval_epoch[NGX_HTTP_AUTH_PAT_INVAL_EPOCH];
@@ -103,8 +104,9 @@ ngx_http_auth_pat_inval_parse(u_char *msg, size_t len, ngx_int_t *seq,
 static void
 ngx_http_auth_pat_inval_message(void *data, u_char *msg, size_t len)
 {
-    u_char     md[PAT_DIGEST_LEN];
-    ngx_int_t  seq;
+    u_char      md[PAT_DIGEST_LEN];
+    ngx_int_t   seq;
+    ngx_uint_t  n;
 
     if (ngx_http_auth_pat_inval_parse(msg, len, &seq, md) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -116,8 +118,13 @@ ngx_http_auth_pat_inval_message(void *data, u_char *msg, size_t len)
         return;
     }
 
-    ngx_http_auth_pat_cache_invalidate(ngx_http_auth_pat_inval_cache, md,
-                                       seq);
+    n = ngx_http_auth_pat_cache_invalidate(ngx_http_auth_pat_inval_cache, md,
+                                           seq);
+    if (n) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "auth_pat: invalidations were missed while "
+                      "unsubscribed; %ui cached tokens dropped", n);
+    }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "auth_pat invalidation %i applied", seq);
@@ -189,12 +196,23 @@ ngx_http_auth_pat_inval_counted(void *data, redisReply *reply, ngx_int_t rc)
     if (reply->type == REDIS_REPLY_STRING) {
         seq = ngx_atoi((u_char *) reply->str, reply->len);
         if (seq == NGX_ERROR) {
-            /* no zone is ever in sync with it: the cache is not used */
-            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "auth_pat: \"%V\" holds no number: the cache is "
-                          "not used until it does",
-                          &ngx_http_auth_pat_inval_names.seq);
-            seq = -2;
+            /* no zone can be in sync with it: the cache is not used */
+            if (ngx_http_auth_pat_inval_bad_logged == 0
+                || ngx_current_msec - ngx_http_auth_pat_inval_bad_logged
+                   >= 60000)
+            {
+                ngx_http_auth_pat_inval_bad_logged = ngx_current_msec
+                                                     ? ngx_current_msec : 1;
+                ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                              "auth_pat: \"%V\" holds no number: the cache "
+                              "is not used until it does",
+                              &ngx_http_auth_pat_inval_names.seq);
+            }
+
+            ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_inval_cache, -2,
+                                         NULL, ngx_cycle->log);
+            ngx_http_auth_pat_inval_retry();
+            return;
         }
     }
 
