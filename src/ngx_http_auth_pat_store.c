@@ -929,6 +929,21 @@ ngx_http_auth_pat_store_rotate(ngx_http_auth_pat_store_conf_t *scf,
 }
 
 
+/* the user's keys, then now, the retention cutoff and the cap (purge) */
+
+static void
+ngx_http_auth_pat_args_retention(ngx_http_auth_pat_args_t *a,
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_str_t *user,
+    int64_t now)
+{
+    ngx_http_auth_pat_args_init(a, scf, pool);
+    ngx_http_auth_pat_args_user(a, user, 8);
+    ngx_http_auth_pat_args_num(a, now);
+    ngx_http_auth_pat_args_num(a, now - NGX_HTTP_AUTH_PAT_RETENTION);
+    ngx_http_auth_pat_args_num(a, NGX_HTTP_AUTH_PAT_INACTIVE_MAX);
+}
+
+
 ngx_http_auth_pat_store_cmd_t *
 ngx_http_auth_pat_store_list_index(ngx_http_auth_pat_store_conf_t *scf,
     ngx_pool_t *pool, ngx_str_t *user, int64_t now,
@@ -937,11 +952,7 @@ ngx_http_auth_pat_store_list_index(ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_args_t  a;
 
     /* retention first, pipelined on the same connection */
-    ngx_http_auth_pat_args_init(&a, scf, pool);
-    ngx_http_auth_pat_args_user(&a, user, 8);
-    ngx_http_auth_pat_args_num(&a, now);
-    ngx_http_auth_pat_args_num(&a, now - NGX_HTTP_AUTH_PAT_RETENTION);
-    ngx_http_auth_pat_args_num(&a, NGX_HTTP_AUTH_PAT_INACTIVE_MAX);
+    ngx_http_auth_pat_args_retention(&a, scf, pool, user, now);
 
     (void) ngx_http_auth_pat_args_eval(&a, NGX_HTTP_AUTH_PAT_SCRIPT_PURGE,
                                        NULL, NULL);
@@ -963,11 +974,7 @@ ngx_http_auth_pat_store_list_page(ngx_http_auth_pat_store_conf_t *scf,
 {
     ngx_http_auth_pat_args_t  a;
 
-    ngx_http_auth_pat_args_init(&a, scf, pool);
-    ngx_http_auth_pat_args_user(&a, user, 8);
-    ngx_http_auth_pat_args_num(&a, now);
-    ngx_http_auth_pat_args_num(&a, now - NGX_HTTP_AUTH_PAT_RETENTION);
-    ngx_http_auth_pat_args_num(&a, NGX_HTTP_AUTH_PAT_INACTIVE_MAX);
+    ngx_http_auth_pat_args_retention(&a, scf, pool, user, now);
     ngx_http_auth_pat_args_num(&a, status);
     ngx_http_auth_pat_args_num(&a, offset);
     ngx_http_auth_pat_args_num(&a, limit);
