@@ -30,6 +30,9 @@
  */
 #define NGX_HTTP_AUTH_PAT_REPLY_ELEMENTS_MAX  (1 << 22)
 
+/* the module's nested replies (ROLE, a script's) are small */
+#define NGX_HTTP_AUTH_PAT_REPLY_NESTED_MAX    (1 << 16)
+
 
 static void                            *ngx_http_auth_pat_reply_free;
 static ngx_uint_t                       ngx_http_auth_pat_reply_nfree;
@@ -117,7 +120,9 @@ ngx_http_auth_pat_reply_array(const redisReadTask *task, int elements)
      * hiredis takes any count up to INT_MAX: "*2147483647" alone would
      * be 16 GB; the reader fails with "out of memory" instead
      */
-    if (elements > NGX_HTTP_AUTH_PAT_REPLY_ELEMENTS_MAX) {
+    if (elements > (task->parent ? NGX_HTTP_AUTH_PAT_REPLY_NESTED_MAX
+                                  : NGX_HTTP_AUTH_PAT_REPLY_ELEMENTS_MAX))
+    {
         return NULL;
     }
 

@@ -49,8 +49,10 @@
  *                            page's records, in one script: O(log n +
  *                            page).  A token moves from ca to ce in the
  *                            first list after it expired; sets that do
- *                            not hold every token of the index (keys of
- *                            an earlier release) are built from it then.
+ *                            not hold every token of the index, or whose
+ *                            active set is not a's (an earlier release
+ *                            wrote beside this one), are built from it
+ *                            then.
  *   NS {u:UID}:a             sorted set, the user's unrevoked tokens not
  *                            yet seen expired, scored by expiresAt (+inf
  *                            for never): it counts active tokens for
@@ -280,11 +282,13 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "    redis.call('ZADD', KEYS[5], score, id)\n"
     "    if r and r ~= '' then\n"
     "      redis.call('ZADD', KEYS[8], score, id)\n"
+    "      redis.call('ZREM', KEYS[2], id)\n"
     "    elseif e and e ~= '' and tonumber(e) <= now then\n"
     "      redis.call('ZADD', KEYS[7], score, id)\n"
     "      redis.call('ZREM', KEYS[2], id)\n"
     "    elseif c then\n"
     "      redis.call('ZADD', KEYS[6], score, id)\n"
+    "      redis.call('ZADD', KEYS[2], e ~= '' and e or '+inf', id)\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -308,6 +312,10 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "  rebuild(now)\n"
     "end\n"
     "expire(now)\n"
+    /* an earlier release's revoke or create, beside this one's: a != ca */
+    "if redis.call('ZCARD', KEYS[2]) ~= redis.call('ZCARD', KEYS[6]) then\n"
+    "  rebuild(now)\n"
+    "end\n"
     "local set = KEYS[5 + tonumber(ARGV[4])]\n"
     "local first = tonumber(ARGV[5])\n"
     "local last = first + tonumber(ARGV[6]) - 1\n"

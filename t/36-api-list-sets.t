@@ -103,6 +103,24 @@ create('olga', 'old 13');
 is(list('olga', 'page_size=100')->{totalCount}, 13, 'a create before the first list: sets rebuilt, 13');
 is(list('olga', 'status=revoked')->{totalCount}, 1, 'the revoked one is in the revoked set');
 
+# --- an earlier release's revoke beside this one (a rolling upgrade): it
+# marks the index and drops the token from a, not from the sets
+{
+    my @p = map { create('pia', "p $_") } 1 .. 4;
+    list('pia', '');
+    my $ix = $t->redis_cmd('HGET', 'pat:{u:pia}:i', $p[1]{id});
+    my @f = split /:/, $ix, 5;
+    $f[3] = int(time * 1000);
+    $t->redis_cmd('HSET', 'pat:{u:pia}:i', $p[1]{id}, join(':', @f));
+    $t->redis_cmd('ZREM', 'pat:{u:pia}:a', $p[1]{id});
+    create('pia', 'p 5');
+    my $l = list('pia', 'status=revoked');
+    is_deeply(ids($l), [ $p[1]{id} ], "an earlier release's revoke: the revoked set has it");
+    is_deeply(list('pia', '')->{facets}{status}, { active => 4, expired => 0, revoked => 1 },
+              "an earlier release's revoke: facets");
+    same('status=active&page_size=100', "an earlier release's revoke: active");
+}
+
 # --- ties in createdAt: both paths order them alike
 my $ms = time * 1000;
 for my $i (1 .. 6) {

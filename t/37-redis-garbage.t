@@ -16,6 +16,7 @@ my @cases = (
     [ 'an array of 2^31 - 1 elements', "*2147483647\r\n" ],
     [ 'an array of 2^23 elements',     "*8388608\r\n" ],
     [ 'nested huge arrays',            "*1\r\n*1\r\n*2000000000\r\n" ],
+    [ 'eight nested arrays of 2^22',   "*4194304\r\n" x 8 ],
     [ 'a negative bulk length',        "\$-7\r\n" ],
     [ 'an unknown type byte',          "?what\r\n" ],
     [ 'a bulk length past 512 MB',     "\$9999999999\r\n" ],
