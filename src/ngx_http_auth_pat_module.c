@@ -27,6 +27,9 @@
 #define NGX_HTTP_AUTH_PAT_SECRET_MAX  4096  /* a password given by file */
 #define NGX_HTTP_AUTH_PAT_REPLICAS_MAX  16
 
+/* each sentinel is asked for at most this long (or timeout=) */
+#define NGX_HTTP_AUTH_PAT_SENTINEL_TIMEOUT  500
+
 
 static ngx_int_t ngx_http_auth_pat_add_variables(ngx_conf_t *cf);
 static void *ngx_http_auth_pat_create_main_conf(ngx_conf_t *cf);
@@ -382,6 +385,10 @@ ngx_http_auth_pat_init_main_conf(ngx_conf_t *cf, void *conf)
     if (pmcf->redis && pmcf->redis->ssl) {
         pmcf->redis->tls = &pmcf->tls;
 
+        if (pmcf->redis->sentinel) {
+            pmcf->redis->sentinel->tls = &pmcf->tls;
+        }
+
         if (ngx_http_auth_pat_redis_tls_init(cf, &pmcf->tls) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
@@ -723,16 +730,126 @@ ngx_http_auth_pat_exit_process(ngx_cycle_t *cycle)
 /* ---------------------------------------------------------- directives */
 
 
+/* one address of auth_pat_redis, resolved here: no worker calls a resolver */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_address(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_auth_pat_redis_addr_t *addr, ngx_uint_t *unix_socket)
+{
+    ngx_url_t  u;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *text;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in redis address \"%V\"", u.err, &u.url);
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (u.uri.len && u.family != AF_UNIX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid redis address \"%V\": expected "
+                           "\"host:port\" or \"unix:/path\"", &u.url);
+        return NGX_ERROR;
+    }
+
+    if (u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis host \"%V\" not found", &u.host);
+        return NGX_ERROR;
+    }
+
+    addr->text = *text;
+    addr->host = u.host;
+    addr->sockaddr = u.addrs[0].sockaddr;
+    addr->socklen = u.addrs[0].socklen;
+
+    if (u.family == AF_UNIX) {
+        *unix_socket = 1;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a secret given inline (NAME=) or by file (NAME_file=), into *secret */
+
+static char *
+ngx_http_auth_pat_redis_secret(ngx_conf_t *cf, ngx_str_t *value,
+    const char *name, const char *what, ngx_str_t *secret)
+{
+    size_t     len;
+    ngx_str_t  s;
+
+    if (secret->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis \"%s=\" and \"%s_file=\" exclude each "
+                           "other", name, name);
+        return NGX_CONF_ERROR;
+    }
+
+    len = ngx_strlen(name);
+
+    if (value->data[len] == '=') {
+        secret->data = value->data + len + 1;
+        secret->len = value->len - len - 1;
+
+        if (secret->len == 0) {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    /* NAME_file= */
+    s.data = value->data + len + sizeof("_file=") - 1;
+    s.len = value->len - len - (sizeof("_file=") - 1);
+
+    if (s.len == 0) {
+        goto invalid;
+    }
+
+    if (ngx_http_auth_pat_read_secret(cf, &s, NGX_HTTP_AUTH_PAT_SECRET_MAX,
+                                      what, secret)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (secret->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s \"%V\" is empty", what,
+                           &s);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"",
+                       value);
+
+    return NGX_CONF_ERROR;
+}
+
+
 static char *
 ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_auth_pat_main_conf_t  *pmcf = conf;
 
+    char                            *rv;
     ngx_int_t                        n;
-    ngx_str_t                       *value, s;
-    ngx_url_t                        u;
-    ngx_uint_t                       i;
-    ngx_http_auth_pat_redis_conf_t  *rcf;
+    ngx_str_t                       *value, s, sentinel_user;
+    ngx_str_t                        sentinel_password;
+    ngx_uint_t                       i, k, naddrs, unix_socket;
+    ngx_http_auth_pat_redis_conf_t  *rcf, *sent;
     ngx_http_auth_pat_store_conf_t  *scf;
 
     if (pmcf->redis) {
@@ -747,44 +864,34 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    rcf->addr_text = value[1];
     rcf->timeout = 1000;
     rcf->keepalive = 1000;
     ngx_str_set(&scf->ns, "pat:");
+    ngx_str_null(&sentinel_user);
+    ngx_str_null(&sentinel_password);
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
+    /* the addresses: the arguments before the first parameter */
 
-    u.url = value[1];
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in redis address \"%V\"", u.err, &u.url);
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            != NULL
+            || (value[i].len == 3 && ngx_strncmp(value[i].data, "ssl", 3) == 0)
+            || (value[i].len == 7
+                && ngx_strncmp(value[i].data, "cluster", 7) == 0))
+        {
+            break;
         }
-
-        return NGX_CONF_ERROR;
     }
 
-    if (u.uri.len && u.family != AF_UNIX) {
+    naddrs = i - 1;
+
+    if (naddrs == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid redis address \"%V\": expected "
-                           "\"host:port\" or \"unix:/path\"", &u.url);
+                           "\"auth_pat_redis\" needs an address first");
         return NGX_CONF_ERROR;
     }
 
-    if (u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis host \"%V\" not found", &u.host);
-        return NGX_CONF_ERROR;
-    }
-
-    /* resolved here: no worker ever calls a resolver */
-    rcf->sockaddr = u.addrs[0].sockaddr;
-    rcf->socklen = u.addrs[0].socklen;
-    rcf->host = u.host;
-
-    for (i = 2; i < cf->args->nelts; i++) {
+    for ( /* void */ ; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             n = ngx_atoi(value[i].data + 3, value[i].len - 3);
@@ -796,47 +903,50 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            if (rcf->password.data) {
-                goto secret_twice;
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0
+            || ngx_strncmp(value[i].data, "password_file=", 14) == 0)
+        {
+            rv = ngx_http_auth_pat_redis_secret(cf, &value[i], "password",
+                                                "redis password file",
+                                                &rcf->password);
+            if (rv != NGX_CONF_OK) {
+                return rv;
             }
 
-            rcf->password.data = value[i].data + 9;
-            rcf->password.len = value[i].len - 9;
+            continue;
+        }
 
-            if (rcf->password.len == 0) {
+        if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0
+            || ngx_strncmp(value[i].data, "sentinel_password_file=", 23) == 0)
+        {
+            rv = ngx_http_auth_pat_redis_secret(cf, &value[i],
+                                                "sentinel_password",
+                                                "sentinel password file",
+                                                &sentinel_password);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel_user=", 14) == 0) {
+            sentinel_user.data = value[i].data + 14;
+            sentinel_user.len = value[i].len - 14;
+
+            if (sentinel_user.len == 0) {
                 goto invalid;
             }
 
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
-            if (rcf->password.data) {
-                goto secret_twice;
-            }
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            rcf->sentinel_name.data = value[i].data + 9;
+            rcf->sentinel_name.len = value[i].len - 9;
 
-            s.data = value[i].data + 14;
-            s.len = value[i].len - 14;
-
-            if (s.len == 0) {
+            if (rcf->sentinel_name.len == 0) {
                 goto invalid;
-            }
-
-            if (ngx_http_auth_pat_read_secret(cf, &s,
-                                              NGX_HTTP_AUTH_PAT_SECRET_MAX,
-                                              "redis password file",
-                                              &rcf->password)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            if (rcf->password.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "redis password file \"%V\" is empty",
-                                   &s);
-                return NGX_CONF_ERROR;
             }
 
             continue;
@@ -858,13 +968,6 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (value[i].len == 3 && ngx_strncmp(value[i].data, "ssl", 3) == 0) {
-            if (u.family == AF_UNIX) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "redis \"ssl\" needs a \"host:port\" "
-                                   "address, not a unix socket");
-                return NGX_CONF_ERROR;
-            }
-
             rcf->ssl = 1;
             continue;
         }
@@ -934,6 +1037,78 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (rcf->sentinel_name.len == 0
+        && (sentinel_user.len || sentinel_password.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis \"sentinel_user=\" and "
+                           "\"sentinel_password=\" need \"sentinel=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (sentinel_user.len && sentinel_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis \"sentinel_user=\" needs "
+                           "\"sentinel_password=\" or "
+                           "\"sentinel_password_file=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (naddrs > 1 && rcf->sentinel_name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "several redis addresses need \"sentinel=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    unix_socket = 0;
+
+    if (rcf->sentinel_name.len == 0) {
+        if (ngx_http_auth_pat_redis_address(cf, &value[1], &rcf->addr,
+                                            &unix_socket)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        rcf->nsentinels = naddrs;
+        rcf->sentinels = ngx_pcalloc(cf->pool, naddrs
+                                     * sizeof(ngx_http_auth_pat_redis_addr_t));
+        sent = ngx_pcalloc(cf->pool, sizeof(ngx_http_auth_pat_redis_conf_t));
+        if (rcf->sentinels == NULL || sent == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (k = 0; k < naddrs; k++) {
+            if (ngx_http_auth_pat_redis_address(cf, &value[1 + k],
+                                                &rcf->sentinels[k],
+                                                &unix_socket)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        /* the sentinels: their own secrets, TLS as the nodes, no db */
+        sent->ssl = rcf->ssl;
+        sent->user = sentinel_user;
+        sent->password = sentinel_password;
+        sent->timeout = ngx_min(rcf->timeout,
+                                NGX_HTTP_AUTH_PAT_SENTINEL_TIMEOUT);
+        sent->keepalive = rcf->keepalive;
+
+        /* until a sentinel names the master, the logs say which one */
+        rcf->addr.text = rcf->sentinel_name;
+        rcf->sentinel = sent;
+    }
+
+    if (rcf->ssl && unix_socket) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis \"ssl\" needs a \"host:port\" "
+                           "address, not a unix socket");
+        return NGX_CONF_ERROR;
+    }
+
     pmcf->redis = rcf;
     pmcf->store = scf;
 
@@ -943,14 +1118,6 @@ invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\"", &value[i]);
-
-    return NGX_CONF_ERROR;
-
-secret_twice:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "redis \"password=\" and \"password_file=\" "
-                       "exclude each other");
 
     return NGX_CONF_ERROR;
 }

@@ -35,13 +35,26 @@
 #define NGX_HTTP_AUTH_PAT_REDIS_API     4
 
 
+/* a node: resolved when the configuration is read, or reported as an IP */
+typedef struct {
+    ngx_str_t                      text;       /* as configured */
+    ngx_str_t                      host;       /* its host: SNI, the name */
+    struct sockaddr               *sockaddr;
+    socklen_t                      socklen;
+} ngx_http_auth_pat_redis_addr_t;
+
+
 typedef struct ngx_http_auth_pat_redis_conf_s  ngx_http_auth_pat_redis_conf_t;
 
 struct ngx_http_auth_pat_redis_conf_s {
-    ngx_str_t                      addr_text;  /* as configured */
-    ngx_str_t                      host;       /* its host: SNI, the name */
-    struct sockaddr               *sockaddr;   /* resolved at conf time */
-    socklen_t                      socklen;
+    ngx_http_auth_pat_redis_addr_t  addr;      /* without sentinel= */
+
+    /* sentinel=: the sentinels, and how they are spoken to */
+    ngx_http_auth_pat_redis_addr_t *sentinels;
+    ngx_uint_t                     nsentinels;
+    ngx_str_t                      sentinel_name;
+    ngx_http_auth_pat_redis_conf_t *sentinel;
+
     ngx_uint_t                     ssl;
     ngx_http_auth_pat_redis_tls_conf_t  *tls;  /* with ssl */
     ngx_int_t                      db;

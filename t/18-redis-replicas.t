@@ -11,7 +11,7 @@ use IO::Select;
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use PatTest;
-use PatApi qw(api gateway_conf);
+use PatApi qw(api gateway_conf create_retry);
 
 my $slack = $ENV{PAT_SANITIZE} ? 3 : 1;
 
@@ -45,14 +45,9 @@ sub check {
                    { Authorization => "Bearer $tok" })->{status};
 }
 sub create {
-    my ($name) = @_;
-    my ($r, $t0) = (undef, time);
-    do {
-        $r = api($t, POST => '', user => 'rita', body => { name => $name });
-        return $r->{json}{data} if $r->{status} == 201;
-        sleep 0.05;
-    } while (time - $t0 < 5);
-    die "create: $r->{status} $r->{content}\n";
+    my $r = create_retry($t, user => 'rita', name => $_[0]);
+    die "create: $r->{status} $r->{content}\n" unless $r->{status} == 201;
+    return $r->{json}{data};
 }
 
 # --- the replica answers: revoke and rotate work

@@ -10,12 +10,13 @@ use warnings;
 use Exporter 'import';
 use Test::More ();
 use JSON::PP ();
+use Time::HiRes ();
 use Compress::Raw::Zlib ();
 use PatTest;
 use PatToken qw(base62_u32);
 
 our @EXPORT_OK = qw(api_env api uuid_re rfc3339_re token_ok secrecy_scan
-                    parse_rfc3339 iso_ms gateway_conf conf_test);
+                    parse_rfc3339 iso_ms gateway_conf conf_test create_retry);
 
 # The http-block configuration of a minimal gateway for tests with several
 # nginx on one Redis: the v1 API (caller from X-User) and a protected
@@ -100,6 +101,20 @@ sub api {
 
 sub uuid_re { qr/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/ }
 sub rfc3339_re { qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/ }
+
+# create_retry($t, user => U, name => N, within => SECS): a create,
+# retried while it answers 503 (the workers still connecting), at most
+# SECS (default 10, 30 under the sanitizer); the last answer
+sub create_retry {
+    my ($t, %o) = @_;
+    my $end = Time::HiRes::time() + ($o{within} // ($ENV{PAT_SANITIZE} ? 30 : 10));
+    my $r;
+    for (;;) {
+        $r = api($t, POST => '', user => $o{user}, body => { name => $o{name} });
+        return $r if $r->{status} != 503 || Time::HiRes::time() >= $end;
+        Time::HiRes::sleep(0.05);
+    }
+}
 
 # independent check of the token format: prefix, base62, CRC32
 sub token_ok {

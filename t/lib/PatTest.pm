@@ -203,6 +203,18 @@ sub pid_alive {
     return 1;
 }
 
+# until_ok($secs, $cb): calls cb every 50 ms until it is true (1) or
+# $secs have passed (0)
+sub until_ok {
+    my ($secs, $cb) = @_;
+    my $end = Time::HiRes::time() + $secs;
+    for (;;) {
+        return 1 if $cb->();
+        return 0 if Time::HiRes::time() >= $end;
+        Time::HiRes::sleep(0.05);
+    }
+}
+
 sub _wait_until {
     my ($timeout, $cb) = @_;
     my $end = Time::HiRes::time() + $timeout;
@@ -280,6 +292,7 @@ sub start_redis {
         aof      => $o{aof} ? 1 : 0,
         extra    => defined $o{conf} ? $o{conf} : '',
         tls      => $o{tls},
+        sentinel => $o{sentinel},   # the sentinel's own configuration lines
         unix     => $o{unix} ? File::Spec->catfile($dir, 'redis.sock') : undef,
         log      => File::Spec->catfile($dir, 'redis.log'),
         conf_file => File::Spec->catfile($dir, 'redis.conf'),
@@ -308,6 +321,23 @@ sub start_redis {
 sub _write_redis_conf {
     my ($self, $r) = @_;
     my $c = '';
+    if (defined $r->{sentinel}) {
+        # redis-server CONF --sentinel: it rewrites this file as it learns
+        if (my $tls = $r->{tls}) {
+            $c .= "port 0\ntls-port $r->{port}\ntls-replication yes\n";
+            $c .= "tls-cert-file $tls->{cert}\ntls-key-file $tls->{key}\n";
+            $c .= "tls-ca-cert-file $tls->{ca}\n";
+            $c .= "tls-auth-clients " . ($tls->{auth_clients} ? 'yes' : 'no') . "\n";
+        } else {
+            $c .= "port $r->{port}\n";
+        }
+        $c .= "bind 127.0.0.1\nprotected-mode no\n";
+        $c .= "daemonize no\ndir $r->{dir}\nlogfile $r->{log}\n";
+        $c .= "loglevel notice\n$r->{sentinel}\n";
+        $c .= "requirepass $r->{password}\n" if defined $r->{password};
+        $self->write_file($r->{conf_file}, $c, 0644);
+        return;
+    }
     if ($r->{tls}) {
         # TLS only: no plaintext port at all
         my $tls = $r->{tls};
@@ -355,7 +385,8 @@ sub _spawn_redis {
             open STDIN, '<', '/dev/null';
             open STDOUT, '>>', $r->{log};
             open STDERR, '>&', \*STDOUT;
-            exec { $REDIS } $REDIS, $r->{conf_file};
+            exec { $REDIS } $REDIS, $r->{conf_file},
+                defined $r->{sentinel} ? ('--sentinel') : ();
         };
         POSIX::_exit(127);
     }
@@ -1013,6 +1044,16 @@ sub check_error_log {
     if (!$ok) {
         my @show = @bad > 20 ? @bad[0 .. 19] : @bad;
         $tb->diag("offending error.log lines (" . scalar(@bad) . "):\n" . join("\n", @show));
+        # a sanitizer report is diagnosable only with its stacks: a CI
+        # run keeps no temp dir, so the whole report goes to the output
+        my $text = $self->error_log;
+        my @reports = $text =~ /(^==\d+==(?:ERROR|WARNING): \w+Sanitizer.*?^SUMMARY: [^\n]*)/msg;
+        push @reports, $text =~ /(^[^\n]*runtime error:[^\n]*(?:\n\s+#\d+[^\n]*)*)/mg;
+        for my $rep (@reports[0 .. ($#reports > 2 ? 2 : $#reports)]) {
+            my @l = split /\n/, $rep;
+            @l = (@l[0 .. 199], '... (cut)') if @l > 200;
+            $tb->diag("sanitizer report:\n" . join("\n", @l));
+        }
     }
     return $ok;
 }

@@ -1,0 +1,574 @@
+
+/*
+ * Redis Sentinel.  Before each connect to the master, a follower (the
+ * command, API or subscriber connection) asks the sentinels which node
+ * it is: in order, each for at most min(timeout, 500ms), on one query
+ * connection; the sentinel that answered moves to the front.  The
+ * answer serves that one connect: a reconnect asks again, and the node
+ * must say ROLE master (redis_conn.c leaves it otherwise).  Followers
+ * that ask while a query runs share its answer.
+ *
+ * A watcher, subscribed to +switch-master on one sentinel (the next one
+ * after a failure), restarts every follower that is not on the new
+ * master.  Nodes are reported as IP addresses: a hostname is refused, as
+ * a worker never resolves names.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_http_auth_pat_redis_sentinel.h"
+
+
+#define NGX_HTTP_AUTH_PAT_SENTINEL_FOLLOWERS  4   /* cmd, api, sub */
+#define NGX_HTTP_AUTH_PAT_SENTINEL_LOG_EVERY  10000   /* ms */
+
+
+typedef struct {
+    ngx_http_auth_pat_redis_conf_t   *conf;      /* the master's */
+
+    /* positions in conf->sentinels; the front answered last */
+    ngx_uint_t                       *order;
+    ngx_msec_t                       *logged;    /* per sentinel */
+
+    /* a failed connect is logged once per 10 s per sentinel, not per
+       connection: the query and the watch move from one to the next */
+    ngx_msec_t                       *query_logged;
+    ngx_msec_t                       *watch_logged;
+
+    ngx_http_auth_pat_redis_conn_t   *query;
+    ngx_http_auth_pat_redis_conn_t   *watch;
+    ngx_uint_t                        watch_next;
+
+    ngx_http_auth_pat_redis_conn_t
+                          *followers[NGX_HTTP_AUTH_PAT_SENTINEL_FOLLOWERS];
+    ngx_uint_t                        nfollowers;
+    ngx_uint_t                        waiting;   /* a bit per follower */
+
+    ngx_uint_t                        tried;     /* asked in this round */
+    ngx_int_t                         result;
+    ngx_event_t                       next;      /* posted: go on */
+    ngx_sockaddr_t                    master;
+    socklen_t                         master_len;
+    ngx_msec_t                        none_logged;
+
+    unsigned                          asking:1;
+} ngx_http_auth_pat_redis_sentinel_t;
+
+
+static ngx_http_auth_pat_redis_sentinel_t  *ngx_http_auth_pat_sentinel;
+
+
+static void ngx_http_auth_pat_redis_sentinel_ask(
+    ngx_http_auth_pat_redis_sentinel_t *s);
+
+
+/* conn (the query or the watch) goes to sentinel k */
+
+static void
+ngx_http_auth_pat_redis_sentinel_move(ngx_http_auth_pat_redis_sentinel_t *s,
+    ngx_http_auth_pat_redis_conn_t *conn, ngx_msec_t *logged, ngx_uint_t k)
+{
+    ngx_http_auth_pat_redis_addr_t  *addr;
+
+    addr = &s->conf->sentinels[k];
+
+    if (conn->addr == addr) {
+        return;
+    }
+
+    if (conn->addr >= s->conf->sentinels
+        && conn->addr < s->conf->sentinels + s->conf->nsentinels)
+    {
+        logged[conn->addr - s->conf->sentinels] = conn->connect_logged;
+    }
+
+    conn->addr = addr;
+    conn->connect_logged = logged[k];
+}
+
+
+/* one line per sentinel per 10 s */
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_sentinel_log(ngx_http_auth_pat_redis_sentinel_t *s,
+    ngx_uint_t k)
+{
+    if (s->logged[k]
+        && ngx_current_msec - s->logged[k]
+           < NGX_HTTP_AUTH_PAT_SENTINEL_LOG_EVERY)
+    {
+        return 0;
+    }
+
+    s->logged[k] = ngx_current_msec ? ngx_current_msec : 1;
+
+    return 1;
+}
+
+
+/* "IP" and "port" as a sockaddr; a hostname is NGX_DECLINED */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_sentinel_addr(u_char *ip, size_t len, u_char *port,
+    size_t port_len, ngx_sockaddr_t *sa, socklen_t *salen)
+{
+    in_addr_t  a;
+    ngx_int_t  n;
+
+    n = ngx_atoi(port, port_len);
+    if (n < 1 || n > 65535) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(sa, sizeof(ngx_sockaddr_t));
+
+    a = ngx_inet_addr(ip, len);
+
+    if (a != INADDR_NONE) {
+        sa->sockaddr_in.sin_family = AF_INET;
+        sa->sockaddr_in.sin_port = htons((in_port_t) n);
+        sa->sockaddr_in.sin_addr.s_addr = a;
+        *salen = sizeof(struct sockaddr_in);
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (ngx_inet6_addr(ip, len, sa->sockaddr_in6.sin6_addr.s6_addr)
+        == NGX_OK)
+    {
+        sa->sockaddr_in6.sin6_family = AF_INET6;
+        sa->sockaddr_in6.sin6_port = htons((in_port_t) n);
+        *salen = sizeof(struct sockaddr_in6);
+        return NGX_OK;
+    }
+#endif
+
+    return NGX_DECLINED;
+}
+
+
+/* SENTINEL get-master-addr-by-name: [IP, port], nil, or an error */
+
+static void
+ngx_http_auth_pat_redis_sentinel_asked(void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_auth_pat_redis_sentinel_t  *s = data;
+
+    ngx_uint_t   k;
+    ngx_str_t   *name, *addr;
+    redisReply  *ip, *port;
+
+    k = s->order[s->tried];
+    addr = &s->conf->sentinels[k].text;
+    name = &s->conf->sentinel_name;
+
+    s->result = NGX_DECLINED;
+
+    /* a failed connection or command was logged where it was seen */
+
+    if (rc == NGX_OK && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 2
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && reply->element[1]->type == REDIS_REPLY_STRING)
+    {
+        ip = reply->element[0];
+        port = reply->element[1];
+
+        if (ngx_http_auth_pat_redis_sentinel_addr((u_char *) ip->str,
+                                                  ip->len,
+                                                  (u_char *) port->str,
+                                                  port->len, &s->master,
+                                                  &s->master_len)
+            == NGX_OK)
+        {
+            s->result = NGX_OK;
+
+        } else if (ngx_http_auth_pat_redis_sentinel_log(s, k)) {
+            ngx_log_error(NGX_LOG_ERR, s->query->log, 0,
+                          "auth_pat: sentinel \"%V\" names \"%*s\" port "
+                          "\"%*s\" as the master of \"%V\": refused, a "
+                          "worker connects to IP addresses only (announce "
+                          "IPs)", addr, ngx_min(ip->len, 256), ip->str,
+                          ngx_min(port->len, 16), port->str, name);
+        }
+
+    } else if (rc == NGX_OK && ngx_http_auth_pat_redis_sentinel_log(s, k)) {
+        if (reply->type == REDIS_REPLY_NIL) {
+            ngx_log_error(NGX_LOG_ERR, s->query->log, 0,
+                          "auth_pat: sentinel \"%V\" knows no master named "
+                          "\"%V\"", addr, name);
+
+        } else if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, s->query->log, 0,
+                          "auth_pat: sentinel \"%V\" refused to name the "
+                          "master of \"%V\": %*s", addr, name,
+                          ngx_min(reply->len, 256), reply->str);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, s->query->log, 0,
+                          "auth_pat: sentinel \"%V\" answered an unexpected "
+                          "reply when asked for the master of \"%V\"",
+                          addr, name);
+        }
+    }
+
+    /* from the event loop: this runs inside the query connection's read */
+    ngx_post_event(&s->next, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_auth_pat_redis_sentinel_ask(ngx_http_auth_pat_redis_sentinel_t *s)
+{
+    size_t                           argvlen[3];
+    const char                      *argv[3];
+    ngx_uint_t                       k;
+    ngx_http_auth_pat_redis_conn_t  *q;
+
+    k = s->order[s->tried];
+    q = s->query;
+
+    if (q->c != NULL && q->addr != &s->conf->sentinels[k]) {
+        /* the query goes to another sentinel now */
+        q->down_logged = 1;
+        ngx_http_auth_pat_redis_reset(q);
+    }
+
+    if (q->c == NULL) {
+        ngx_http_auth_pat_redis_sentinel_move(s, q, s->query_logged, k);
+        ngx_http_auth_pat_redis_connect(q);
+    }
+
+    argv[0] = "SENTINEL";
+    argvlen[0] = 8;
+    argv[1] = "get-master-addr-by-name";
+    argvlen[1] = 23;
+    argv[2] = (char *) s->conf->sentinel_name.data;
+    argvlen[2] = s->conf->sentinel_name.len;
+
+    if (ngx_http_auth_pat_redis_send(q, NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                     ngx_http_auth_pat_redis_sentinel_asked,
+                                     s, 3, argv, argvlen)
+        == NULL)
+    {
+        s->result = NGX_DECLINED;
+        ngx_post_event(&s->next, &ngx_posted_events);
+    }
+}
+
+
+/* the address a sentinel named, for one connect of f */
+
+static void
+ngx_http_auth_pat_redis_sentinel_found(ngx_http_auth_pat_redis_sentinel_t *s,
+    ngx_http_auth_pat_redis_conn_t *f)
+{
+    struct sockaddr  *sa;
+
+    ngx_memcpy(&f->found_sockaddr, &s->master, s->master_len);
+    sa = &f->found_sockaddr.sockaddr;
+
+    f->found.sockaddr = sa;
+    f->found.socklen = s->master_len;
+    f->found.text.data = f->found_text;
+    f->found.text.len = ngx_sock_ntop(sa, s->master_len, f->found_text,
+                                      sizeof(f->found_text), 1);
+    f->found.host.data = f->found_host;
+    f->found.host.len = ngx_sock_ntop(sa, s->master_len, f->found_host,
+                                      sizeof(f->found_host), 0);
+
+    f->addr = &f->found;
+    f->located = 1;
+}
+
+
+static void
+ngx_http_auth_pat_redis_sentinel_next(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_sentinel_t *s = ev->data;
+
+    ngx_uint_t                       i, k, waiting, stop;
+    ngx_http_auth_pat_redis_conn_t  *f;
+
+    if (s->result != NGX_OK && ++s->tried < s->conf->nsentinels) {
+        ngx_http_auth_pat_redis_sentinel_ask(s);
+        return;
+    }
+
+    if (s->result == NGX_OK) {
+        /* the sentinel that answered is asked first next time */
+        k = s->order[s->tried];
+        ngx_memmove(&s->order[1], &s->order[0],
+                    s->tried * sizeof(ngx_uint_t));
+        s->order[0] = k;
+
+    } else if (s->none_logged == 0
+               || ngx_current_msec - s->none_logged
+                  >= NGX_HTTP_AUTH_PAT_SENTINEL_LOG_EVERY)
+    {
+        s->none_logged = ngx_current_msec ? ngx_current_msec : 1;
+        ngx_log_error(NGX_LOG_ERR, s->query->log, 0,
+                      "auth_pat: no sentinel named the master of \"%V\"",
+                      &s->conf->sentinel_name);
+    }
+
+    s->asking = 0;
+    s->tried = 0;
+
+    waiting = s->waiting;
+    s->waiting = 0;
+    stop = ngx_exiting || ngx_quit || ngx_terminate;
+
+    for (i = 0; i < s->nfollowers; i++) {
+        f = s->followers[i];
+
+        if (!(waiting & (1 << i)) || f->exiting || stop || f->c != NULL) {
+            continue;
+        }
+
+        if (s->result != NGX_OK) {
+            f->failures++;
+            ngx_http_auth_pat_redis_schedule(f);
+            continue;
+        }
+
+        ngx_http_auth_pat_redis_sentinel_found(s, f);
+        ngx_http_auth_pat_redis_connect(f);
+    }
+}
+
+
+/* the locate hook of a follower: NGX_AGAIN, it connects once told */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_sentinel_locate(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_uint_t                           i;
+    ngx_http_auth_pat_redis_sentinel_t  *s = conn->locate_data;
+
+    for (i = 0; i < s->nfollowers; i++) {
+        if (s->followers[i] == conn) {
+            s->waiting |= 1 << i;
+        }
+    }
+
+    if (!s->asking) {
+        s->asking = 1;
+        s->tried = 0;
+        ngx_http_auth_pat_redis_sentinel_ask(s);
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* the watcher connects to the next sentinel each time */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_sentinel_watch_locate(
+    ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_http_auth_pat_redis_sentinel_t  *s = conn->locate_data;
+
+    ngx_http_auth_pat_redis_sentinel_move(s, conn, s->watch_logged,
+                              s->order[s->watch_next % s->conf->nsentinels]);
+    s->watch_next++;
+
+    return NGX_OK;
+}
+
+
+/* "+switch-master": "NAME OLD-IP OLD-PORT NEW-IP NEW-PORT" */
+
+static void
+ngx_http_auth_pat_redis_sentinel_switched(void *data, u_char *msg,
+    size_t len)
+{
+    ngx_http_auth_pat_redis_sentinel_t *s = data;
+
+    u_char                          *p, *last, *field[5];
+    size_t                           flen[5];
+    socklen_t                        salen;
+    ngx_uint_t                       i, n;
+    ngx_sockaddr_t                   sa;
+    ngx_http_auth_pat_redis_conn_t  *f;
+
+    last = msg + len;
+    p = msg;
+
+    for (n = 0; n < 5 && p < last; n++) {
+        field[n] = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        flen[n] = p - field[n];
+
+        if (p < last) {
+            p++;
+        }
+    }
+
+    if (n < 5 || flen[0] != s->conf->sentinel_name.len
+        || ngx_strncmp(field[0], s->conf->sentinel_name.data, flen[0]) != 0)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, s->watch->log, 0,
+                  "auth_pat: sentinel \"%V\" reports a new master of "
+                  "\"%V\": %*s port %*s", &s->watch->addr->text,
+                  &s->conf->sentinel_name, ngx_min(flen[3], 64), field[3],
+                  ngx_min(flen[4], 8), field[4]);
+
+    if (ngx_http_auth_pat_redis_sentinel_addr(field[3], flen[3], field[4],
+                                              flen[4], &sa, &salen)
+        != NGX_OK)
+    {
+        salen = 0;
+    }
+
+    for (i = 0; i < s->nfollowers; i++) {
+        f = s->followers[i];
+
+        if (f->c != NULL && f->addr == &f->found && salen
+            && ngx_cmp_sockaddr(f->found.sockaddr, f->found.socklen,
+                                &sa.sockaddr, salen, 1)
+               == NGX_OK)
+        {
+            /* already there */
+            continue;
+        }
+
+        if (f->c != NULL || !(s->waiting & (1 << i))) {
+            ngx_http_auth_pat_redis_restart(f);
+        }
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_sentinel_watching(void *data, ngx_uint_t up)
+{
+    ngx_http_auth_pat_redis_sentinel_t *s = data;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, s->watch->log, 0,
+                   "auth_pat sentinel watch on \"%V\": %s",
+                   &s->watch->addr->text, up ? "up" : "down");
+}
+
+
+static ngx_http_auth_pat_redis_sentinel_t *
+ngx_http_auth_pat_redis_sentinel_init(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conf_t *rcf)
+{
+    ngx_uint_t                           i;
+    ngx_http_auth_pat_redis_conn_t      *q, *w;
+    ngx_http_auth_pat_redis_sentinel_t  *s;
+
+    s = ngx_pcalloc(cycle->pool, sizeof(ngx_http_auth_pat_redis_sentinel_t));
+    if (s == NULL) {
+        return NULL;
+    }
+
+    s->conf = rcf;
+    s->order = ngx_palloc(cycle->pool, rcf->nsentinels * sizeof(ngx_uint_t));
+    s->logged = ngx_pcalloc(cycle->pool,
+                            3 * rcf->nsentinels * sizeof(ngx_msec_t));
+    if (s->order == NULL || s->logged == NULL) {
+        return NULL;
+    }
+
+    s->query_logged = s->logged + rcf->nsentinels;
+    s->watch_logged = s->query_logged + rcf->nsentinels;
+
+    for (i = 0; i < rcf->nsentinels; i++) {
+        s->order[i] = i;
+    }
+
+    s->next.handler = ngx_http_auth_pat_redis_sentinel_next;
+    s->next.data = s;
+    s->next.log = cycle->log;
+
+    q = ngx_http_auth_pat_redis_conn_create(cycle, rcf->sentinel, "sentinel");
+    w = ngx_http_auth_pat_redis_conn_create(cycle, rcf->sentinel, "watch");
+    if (q == NULL || w == NULL) {
+        return NULL;
+    }
+
+    q->kind = "sentinel";
+    q->sentinel = 1;
+    q->on_demand = 1;
+
+    w->kind = "sentinel";
+    w->sentinel = 1;
+    w->subscriber = 1;
+    ngx_str_set(&w->channel, "+switch-master");
+    w->on_message = ngx_http_auth_pat_redis_sentinel_switched;
+    w->on_state = ngx_http_auth_pat_redis_sentinel_watching;
+    w->sub_data = s;
+    w->locate = ngx_http_auth_pat_redis_sentinel_watch_locate;
+    w->locate_data = s;
+
+    s->query = q;
+    s->watch = w;
+
+    ngx_http_auth_pat_redis_connect(w);
+
+    return s;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_redis_sentinel_follow(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_http_auth_pat_redis_sentinel_t  *s;
+
+    s = ngx_http_auth_pat_sentinel;
+
+    if (s == NULL) {
+        s = ngx_http_auth_pat_redis_sentinel_init(cycle, conn->conf);
+        if (s == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_auth_pat_sentinel = s;
+    }
+
+    if (s->nfollowers == NGX_HTTP_AUTH_PAT_SENTINEL_FOLLOWERS) {
+        return NGX_ERROR;
+    }
+
+    s->followers[s->nfollowers++] = conn;
+
+    conn->locate = ngx_http_auth_pat_redis_sentinel_locate;
+    conn->locate_data = s;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_auth_pat_redis_sentinel_exit(void)
+{
+    ngx_http_auth_pat_redis_sentinel_t  *s = ngx_http_auth_pat_sentinel;
+
+    if (s == NULL) {
+        return;
+    }
+
+    if (s->next.posted) {
+        ngx_delete_posted_event(&s->next);
+    }
+
+    ngx_http_auth_pat_redis_conn_free(s->watch);
+    ngx_http_auth_pat_redis_conn_free(s->query);
+
+    ngx_http_auth_pat_sentinel = NULL;
+}
