@@ -734,19 +734,24 @@ ngx_http_auth_pat_exit_process(ngx_cycle_t *cycle)
 
 static ngx_int_t
 ngx_http_auth_pat_redis_address(ngx_conf_t *cf, ngx_str_t *text,
-    ngx_http_auth_pat_redis_addr_t *addr, ngx_uint_t *unix_socket)
+    ngx_uint_t sentinel, ngx_http_auth_pat_redis_addr_t *addr,
+    ngx_uint_t *unix_socket)
 {
-    ngx_url_t  u;
+    ngx_url_t    u;
+    const char  *what;
 
     ngx_memzero(&u, sizeof(ngx_url_t));
 
+    what = sentinel ? "sentinel" : "redis";
+
     u.url = *text;
-    u.default_port = 6379;
+    u.default_port = sentinel ? 26379 : 6379;
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
         if (u.err) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in redis address \"%V\"", u.err, &u.url);
+                               "%s in %s address \"%V\"", u.err, what,
+                               &u.url);
         }
 
         return NGX_ERROR;
@@ -754,14 +759,14 @@ ngx_http_auth_pat_redis_address(ngx_conf_t *cf, ngx_str_t *text,
 
     if (u.uri.len && u.family != AF_UNIX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid redis address \"%V\": expected "
-                           "\"host:port\" or \"unix:/path\"", &u.url);
+                           "invalid %s address \"%V\": expected "
+                           "\"host:port\" or \"unix:/path\"", what, &u.url);
         return NGX_ERROR;
     }
 
     if (u.naddrs == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis host \"%V\" not found", &u.host);
+                           "%s host \"%V\" not found", what, &u.host);
         return NGX_ERROR;
     }
 
@@ -1055,15 +1060,17 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (naddrs > 1 && rcf->sentinel_name.len == 0) {
+        /* (a mistyped flag, "tls" say, reads as an address) */
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "several redis addresses need \"sentinel=\"");
+                           "several redis addresses need \"sentinel=\": "
+                           "\"%V\" follows \"%V\"", &value[2], &value[1]);
         return NGX_CONF_ERROR;
     }
 
     unix_socket = 0;
 
     if (rcf->sentinel_name.len == 0) {
-        if (ngx_http_auth_pat_redis_address(cf, &value[1], &rcf->addr,
+        if (ngx_http_auth_pat_redis_address(cf, &value[1], 0, &rcf->addr,
                                             &unix_socket)
             != NGX_OK)
         {
@@ -1080,7 +1087,7 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         for (k = 0; k < naddrs; k++) {
-            if (ngx_http_auth_pat_redis_address(cf, &value[1 + k],
+            if (ngx_http_auth_pat_redis_address(cf, &value[1 + k], 1,
                                                 &rcf->sentinels[k],
                                                 &unix_socket)
                 != NGX_OK)

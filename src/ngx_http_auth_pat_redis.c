@@ -45,10 +45,18 @@ static ngx_event_t                      ngx_http_auth_pat_redis_poll_done;
 static ngx_http_auth_pat_redis_conn_t *
 ngx_http_auth_pat_redis_lane(ngx_uint_t flags)
 {
-    if ((flags & NGX_HTTP_AUTH_PAT_REDIS_API)
-        && ngx_http_auth_pat_redis_api != NULL)
-    {
-        return ngx_http_auth_pat_redis_api;
+    ngx_http_auth_pat_redis_conn_t  *api = ngx_http_auth_pat_redis_api;
+
+    if ((flags & NGX_HTTP_AUTH_PAT_REDIS_API) && api != NULL) {
+
+        /* writes go to the node the checks read */
+        if (api->locate != NULL
+            && !ngx_http_auth_pat_redis_sentinel_with_primary(api))
+        {
+            return NULL;
+        }
+
+        return api;
     }
 
     return ngx_http_auth_pat_redis_conn;
@@ -205,8 +213,14 @@ ngx_http_auth_pat_redis_live(void)
         return 0;
     }
 
-    return sub == NULL
-           || (sub->subscribed && ngx_http_auth_pat_redis_alive(sub));
+    if (sub == NULL) {
+        return 1;
+    }
+
+    /* with Sentinel, the invalidations of the node the checks read */
+    return sub->subscribed && ngx_http_auth_pat_redis_alive(sub)
+           && (sub->locate == NULL
+               || ngx_http_auth_pat_redis_sentinel_with_primary(sub));
 }
 
 
@@ -311,8 +325,11 @@ ngx_http_auth_pat_redis_start(ngx_cycle_t *cycle,
     conn->probe_argv = probe_argv;
     conn->probe_argvlen = probe_argvlen;
 
+    /* the command connection leads: the others go to its node */
     if (rcf->sentinel != NULL
-        && ngx_http_auth_pat_redis_sentinel_follow(cycle, conn) != NGX_OK)
+        && ngx_http_auth_pat_redis_sentinel_follow(cycle, conn,
+                                                  ngx_strcmp(role, "cmd") == 0)
+           != NGX_OK)
     {
         return NULL;
     }
@@ -375,7 +392,7 @@ ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
     ngx_http_auth_pat_redis_sub = conn;
 
     if (rcf->sentinel != NULL
-        && ngx_http_auth_pat_redis_sentinel_follow(cycle, conn) != NGX_OK)
+        && ngx_http_auth_pat_redis_sentinel_follow(cycle, conn, 0) != NGX_OK)
     {
         return NGX_ERROR;
     }

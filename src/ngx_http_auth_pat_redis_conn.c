@@ -325,6 +325,15 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
     ngx_http_auth_pat_redis_cmd_t   *cmd = ev->data;
     ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
 
+    if (conn->sentinel && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
+        /* the query goes on to the next sentinel: a line per 10 s */
+        ngx_http_auth_pat_redis_connect_failed(conn, NGX_ETIMEDOUT,
+                                               "did not answer in time");
+        conn->down_logged = 1;
+        ngx_http_auth_pat_redis_reset(conn);
+        return;
+    }
+
     if (conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
         /* an attempt that failed, like a refused connect */
         ngx_http_auth_pat_redis_connect_failed(conn, NGX_ETIMEDOUT,

@@ -26,28 +26,39 @@
 #define NGX_HTTP_AUTH_PAT_SENTINEL_LOG_EVERY  10000   /* ms */
 
 
+/*
+ * What a connection that moves from one sentinel to the next has logged
+ * of each: a failed connect once per 10 s, a refused setup once, per
+ * sentinel, not per connection
+ */
+typedef struct {
+    ngx_msec_t                        connect_logged;
+    ngx_uint_t                        refused_logged;
+} ngx_http_auth_pat_redis_sentinel_logged_t;
+
+
 typedef struct {
     ngx_http_auth_pat_redis_conf_t   *conf;      /* the master's */
 
     /* positions in conf->sentinels; the front answered last */
     ngx_uint_t                       *order;
-    ngx_msec_t                       *logged;    /* per sentinel */
-
-    /* a failed connect is logged once per 10 s per sentinel, not per
-       connection: the query and the watch move from one to the next */
-    ngx_msec_t                       *query_logged;
-    ngx_msec_t                       *watch_logged;
+    ngx_msec_t                       *logged;    /* their answers' lines */
+    ngx_http_auth_pat_redis_sentinel_logged_t  *query_logged;
+    ngx_http_auth_pat_redis_sentinel_logged_t  *watch_logged;
 
     ngx_http_auth_pat_redis_conn_t   *query;
     ngx_http_auth_pat_redis_conn_t   *watch;
     ngx_uint_t                        watch_next;
 
+    /* the command connection: the others go to its node while it is up */
+    ngx_http_auth_pat_redis_conn_t   *primary;
     ngx_http_auth_pat_redis_conn_t
                           *followers[NGX_HTTP_AUTH_PAT_SENTINEL_FOLLOWERS];
     ngx_uint_t                        nfollowers;
     ngx_uint_t                        waiting;   /* a bit per follower */
 
     ngx_uint_t                        tried;     /* asked in this round */
+    ngx_uint_t                        asked;     /* the sentinel asked now */
     ngx_int_t                         result;
     ngx_event_t                       next;      /* posted: go on */
     ngx_sockaddr_t                    master;
@@ -55,6 +66,9 @@ typedef struct {
     ngx_msec_t                        none_logged;
 
     unsigned                          asking:1;
+    unsigned                          stale:1;   /* a switch came meanwhile */
+    unsigned                          verify:1;  /* followers to be checked */
+    unsigned                          watched:1; /* the watch was up once */
 } ngx_http_auth_pat_redis_sentinel_t;
 
 
@@ -65,28 +79,66 @@ static void ngx_http_auth_pat_redis_sentinel_ask(
     ngx_http_auth_pat_redis_sentinel_t *s);
 
 
+/* the position of conn's sentinel, or NGX_ERROR */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_sentinel_index(ngx_http_auth_pat_redis_sentinel_t *s,
+    ngx_http_auth_pat_redis_conn_t *conn)
+{
+    if (conn->addr >= s->conf->sentinels
+        && conn->addr < s->conf->sentinels + s->conf->nsentinels)
+    {
+        return conn->addr - s->conf->sentinels;
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* sentinel k is asked first next time */
+
+static void
+ngx_http_auth_pat_redis_sentinel_front(ngx_http_auth_pat_redis_sentinel_t *s,
+    ngx_uint_t k)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < s->conf->nsentinels && s->order[i] != k; i++) {
+        /* void */
+    }
+
+    if (i == s->conf->nsentinels) {
+        return;
+    }
+
+    ngx_memmove(&s->order[1], &s->order[0], i * sizeof(ngx_uint_t));
+    s->order[0] = k;
+}
+
+
 /* conn (the query or the watch) goes to sentinel k */
 
 static void
 ngx_http_auth_pat_redis_sentinel_move(ngx_http_auth_pat_redis_sentinel_t *s,
-    ngx_http_auth_pat_redis_conn_t *conn, ngx_msec_t *logged, ngx_uint_t k)
+    ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_sentinel_logged_t *logged, ngx_uint_t k)
 {
-    ngx_http_auth_pat_redis_addr_t  *addr;
+    ngx_int_t  from;
 
-    addr = &s->conf->sentinels[k];
-
-    if (conn->addr == addr) {
+    if (conn->addr == &s->conf->sentinels[k]) {
         return;
     }
 
-    if (conn->addr >= s->conf->sentinels
-        && conn->addr < s->conf->sentinels + s->conf->nsentinels)
-    {
-        logged[conn->addr - s->conf->sentinels] = conn->connect_logged;
+    from = ngx_http_auth_pat_redis_sentinel_index(s, conn);
+
+    if (from != NGX_ERROR) {
+        logged[from].connect_logged = conn->connect_logged;
+        logged[from].refused_logged = conn->refused_logged;
     }
 
-    conn->addr = addr;
-    conn->connect_logged = logged[k];
+    conn->addr = &s->conf->sentinels[k];
+    conn->connect_logged = logged[k].connect_logged;
+    conn->refused_logged = logged[k].refused_logged;
 }
 
 
@@ -109,7 +161,11 @@ ngx_http_auth_pat_redis_sentinel_log(ngx_http_auth_pat_redis_sentinel_t *s,
 }
 
 
-/* "IP" and "port" as a sockaddr; a hostname is NGX_DECLINED */
+/*
+ * "IP" and "port" as a sockaddr.  A hostname is NGX_DECLINED, and so is
+ * an unspecified address (0.0.0.0, ::), which Linux would connect to the
+ * local host.
+ */
 
 static ngx_int_t
 ngx_http_auth_pat_redis_sentinel_addr(u_char *ip, size_t len, u_char *port,
@@ -128,6 +184,10 @@ ngx_http_auth_pat_redis_sentinel_addr(u_char *ip, size_t len, u_char *port,
     a = ngx_inet_addr(ip, len);
 
     if (a != INADDR_NONE) {
+        if (a == INADDR_ANY) {
+            return NGX_DECLINED;
+        }
+
         sa->sockaddr_in.sin_family = AF_INET;
         sa->sockaddr_in.sin_port = htons((in_port_t) n);
         sa->sockaddr_in.sin_addr.s_addr = a;
@@ -139,6 +199,10 @@ ngx_http_auth_pat_redis_sentinel_addr(u_char *ip, size_t len, u_char *port,
     if (ngx_inet6_addr(ip, len, sa->sockaddr_in6.sin6_addr.s6_addr)
         == NGX_OK)
     {
+        if (IN6_IS_ADDR_UNSPECIFIED(&sa->sockaddr_in6.sin6_addr)) {
+            return NGX_DECLINED;
+        }
+
         sa->sockaddr_in6.sin6_family = AF_INET6;
         sa->sockaddr_in6.sin6_port = htons((in_port_t) n);
         *salen = sizeof(struct sockaddr_in6);
@@ -162,7 +226,7 @@ ngx_http_auth_pat_redis_sentinel_asked(void *data, redisReply *reply,
     ngx_str_t   *name, *addr;
     redisReply  *ip, *port;
 
-    k = s->order[s->tried];
+    k = s->asked;
     addr = &s->conf->sentinels[k].text;
     name = &s->conf->sentinel_name;
 
@@ -226,20 +290,20 @@ ngx_http_auth_pat_redis_sentinel_ask(ngx_http_auth_pat_redis_sentinel_t *s)
 {
     size_t                           argvlen[3];
     const char                      *argv[3];
-    ngx_uint_t                       k;
     ngx_http_auth_pat_redis_conn_t  *q;
 
-    k = s->order[s->tried];
+    s->asked = s->order[s->tried];
     q = s->query;
 
-    if (q->c != NULL && q->addr != &s->conf->sentinels[k]) {
+    if (q->c != NULL && q->addr != &s->conf->sentinels[s->asked]) {
         /* the query goes to another sentinel now */
         q->down_logged = 1;
         ngx_http_auth_pat_redis_reset(q);
     }
 
     if (q->c == NULL) {
-        ngx_http_auth_pat_redis_sentinel_move(s, q, s->query_logged, k);
+        ngx_http_auth_pat_redis_sentinel_move(s, q, s->query_logged,
+                                              s->asked);
         ngx_http_auth_pat_redis_connect(q);
     }
 
@@ -261,28 +325,53 @@ ngx_http_auth_pat_redis_sentinel_ask(ngx_http_auth_pat_redis_sentinel_t *s)
 }
 
 
-/* the address a sentinel named, for one connect of f */
+/* a query, unless one runs */
 
 static void
-ngx_http_auth_pat_redis_sentinel_found(ngx_http_auth_pat_redis_sentinel_t *s,
-    ngx_http_auth_pat_redis_conn_t *f)
+ngx_http_auth_pat_redis_sentinel_query(ngx_http_auth_pat_redis_sentinel_t *s)
 {
-    struct sockaddr  *sa;
+    if (s->asking) {
+        return;
+    }
 
-    ngx_memcpy(&f->found_sockaddr, &s->master, s->master_len);
+    s->asking = 1;
+    s->tried = 0;
+    ngx_http_auth_pat_redis_sentinel_ask(s);
+}
+
+
+/* f connects to sa next, once */
+
+static void
+ngx_http_auth_pat_redis_sentinel_found(ngx_http_auth_pat_redis_conn_t *f,
+    struct sockaddr *sa, socklen_t len)
+{
+    ngx_memcpy(&f->found_sockaddr, sa, len);
     sa = &f->found_sockaddr.sockaddr;
 
     f->found.sockaddr = sa;
-    f->found.socklen = s->master_len;
+    f->found.socklen = len;
     f->found.text.data = f->found_text;
-    f->found.text.len = ngx_sock_ntop(sa, s->master_len, f->found_text,
+    f->found.text.len = ngx_sock_ntop(sa, len, f->found_text,
                                       sizeof(f->found_text), 1);
     f->found.host.data = f->found_host;
-    f->found.host.len = ngx_sock_ntop(sa, s->master_len, f->found_host,
+    f->found.host.len = ngx_sock_ntop(sa, len, f->found_host,
                                       sizeof(f->found_host), 0);
 
     f->addr = &f->found;
     f->located = 1;
+}
+
+
+/* f is connected (or connecting) to a node, and it is not sa */
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_sentinel_elsewhere(ngx_http_auth_pat_redis_conn_t *f,
+    struct sockaddr *sa, socklen_t len)
+{
+    return f->c != NULL && f->addr == &f->found
+           && ngx_cmp_sockaddr(f->found.sockaddr, f->found.socklen, sa, len, 1)
+              != NGX_OK;
 }
 
 
@@ -291,8 +380,23 @@ ngx_http_auth_pat_redis_sentinel_next(ngx_event_t *ev)
 {
     ngx_http_auth_pat_redis_sentinel_t *s = ev->data;
 
-    ngx_uint_t                       i, k, waiting, stop;
+    ngx_uint_t                       i, waiting, verify;
     ngx_http_auth_pat_redis_conn_t  *f;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        /* no new connection on the way out */
+        s->asking = 0;
+        s->waiting = 0;
+        return;
+    }
+
+    if (s->stale) {
+        /* a switch came after the question: ask again, its sentinel first */
+        s->stale = 0;
+        s->tried = 0;
+        ngx_http_auth_pat_redis_sentinel_ask(s);
+        return;
+    }
 
     if (s->result != NGX_OK && ++s->tried < s->conf->nsentinels) {
         ngx_http_auth_pat_redis_sentinel_ask(s);
@@ -300,11 +404,7 @@ ngx_http_auth_pat_redis_sentinel_next(ngx_event_t *ev)
     }
 
     if (s->result == NGX_OK) {
-        /* the sentinel that answered is asked first next time */
-        k = s->order[s->tried];
-        ngx_memmove(&s->order[1], &s->order[0],
-                    s->tried * sizeof(ngx_uint_t));
-        s->order[0] = k;
+        ngx_http_auth_pat_redis_sentinel_front(s, s->asked);
 
     } else if (s->none_logged == 0
                || ngx_current_msec - s->none_logged
@@ -321,12 +421,30 @@ ngx_http_auth_pat_redis_sentinel_next(ngx_event_t *ev)
 
     waiting = s->waiting;
     s->waiting = 0;
-    stop = ngx_exiting || ngx_quit || ngx_terminate;
+    verify = s->verify;
+    s->verify = 0;
 
     for (i = 0; i < s->nfollowers; i++) {
         f = s->followers[i];
 
-        if (!(waiting & (1 << i)) || f->exiting || stop || f->c != NULL) {
+        if (f->exiting) {
+            continue;
+        }
+
+        if (!(waiting & (1 << i))) {
+            /* connected meanwhile: on the node named now? */
+            if (verify && s->result == NGX_OK
+                && ngx_http_auth_pat_redis_sentinel_elsewhere(f,
+                                              &s->master.sockaddr,
+                                              s->master_len))
+            {
+                ngx_http_auth_pat_redis_restart(f);
+            }
+
+            continue;
+        }
+
+        if (f->c != NULL) {
             continue;
         }
 
@@ -336,19 +454,36 @@ ngx_http_auth_pat_redis_sentinel_next(ngx_event_t *ev)
             continue;
         }
 
-        ngx_http_auth_pat_redis_sentinel_found(s, f);
+        ngx_http_auth_pat_redis_sentinel_found(f, &s->master.sockaddr,
+                                               s->master_len);
         ngx_http_auth_pat_redis_connect(f);
     }
 }
 
 
-/* the locate hook of a follower: NGX_AGAIN, it connects once told */
+/*
+ * The locate hook of a follower.  The API's connection and the
+ * subscriber go where the command connection is, when it is up: one
+ * node for reads, writes and invalidations.  Otherwise NGX_AGAIN: the
+ * sentinels are asked, and it connects once told.
+ */
 
 static ngx_int_t
 ngx_http_auth_pat_redis_sentinel_locate(ngx_http_auth_pat_redis_conn_t *conn)
 {
     ngx_uint_t                           i;
+    ngx_http_auth_pat_redis_conn_t      *p;
     ngx_http_auth_pat_redis_sentinel_t  *s = conn->locate_data;
+
+    p = s->primary;
+
+    if (p != NULL && p != conn && p->state == NGX_HTTP_AUTH_PAT_REDIS_READY
+        && p->addr == &p->found)
+    {
+        ngx_http_auth_pat_redis_sentinel_found(conn, p->found.sockaddr,
+                                               p->found.socklen);
+        return NGX_OK;
+    }
 
     for (i = 0; i < s->nfollowers; i++) {
         if (s->followers[i] == conn) {
@@ -356,11 +491,7 @@ ngx_http_auth_pat_redis_sentinel_locate(ngx_http_auth_pat_redis_conn_t *conn)
         }
     }
 
-    if (!s->asking) {
-        s->asking = 1;
-        s->tried = 0;
-        ngx_http_auth_pat_redis_sentinel_ask(s);
-    }
+    ngx_http_auth_pat_redis_sentinel_query(s);
 
     return NGX_AGAIN;
 }
@@ -382,7 +513,26 @@ ngx_http_auth_pat_redis_sentinel_watch_locate(
 }
 
 
-/* "+switch-master": "NAME OLD-IP OLD-PORT NEW-IP NEW-PORT" */
+/* the watch's sentinel, known to be up to date, is asked first */
+
+static void
+ngx_http_auth_pat_redis_sentinel_trust_watch(
+    ngx_http_auth_pat_redis_sentinel_t *s)
+{
+    ngx_int_t  k;
+
+    k = ngx_http_auth_pat_redis_sentinel_index(s, s->watch);
+
+    if (k != NGX_ERROR) {
+        ngx_http_auth_pat_redis_sentinel_front(s, k);
+    }
+}
+
+
+/*
+ * "+switch-master": "NAME OLD-IP OLD-PORT NEW-IP NEW-PORT"; the name
+ * may hold spaces, so the four fields are taken from the end
+ */
 
 static void
 ngx_http_auth_pat_redis_sentinel_switched(void *data, u_char *msg,
@@ -390,32 +540,35 @@ ngx_http_auth_pat_redis_sentinel_switched(void *data, u_char *msg,
 {
     ngx_http_auth_pat_redis_sentinel_t *s = data;
 
-    u_char                          *p, *last, *field[5];
-    size_t                           flen[5];
+    u_char                          *p, *field[4];
+    size_t                           flen[4];
     socklen_t                        salen;
-    ngx_uint_t                       i, n;
+    ngx_int_t                        n;
+    ngx_uint_t                       i;
     ngx_sockaddr_t                   sa;
     ngx_http_auth_pat_redis_conn_t  *f;
 
-    last = msg + len;
-    p = msg;
+    p = msg + len;
 
-    for (n = 0; n < 5 && p < last; n++) {
+    for (n = 3; n >= 0; n--) {
+        flen[n] = 0;
+
+        while (p > msg && p[-1] != ' ') {
+            p--;
+            flen[n]++;
+        }
+
         field[n] = p;
 
-        while (p < last && *p != ' ') {
-            p++;
+        if (p == msg) {
+            return;
         }
 
-        flen[n] = p - field[n];
-
-        if (p < last) {
-            p++;
-        }
+        p--;   /* the space */
     }
 
-    if (n < 5 || flen[0] != s->conf->sentinel_name.len
-        || ngx_strncmp(field[0], s->conf->sentinel_name.data, flen[0]) != 0)
+    if ((size_t) (p - msg) != s->conf->sentinel_name.len
+        || ngx_strncmp(msg, s->conf->sentinel_name.data, p - msg) != 0)
     {
         return;
     }
@@ -423,34 +576,50 @@ ngx_http_auth_pat_redis_sentinel_switched(void *data, u_char *msg,
     ngx_log_error(NGX_LOG_WARN, s->watch->log, 0,
                   "auth_pat: sentinel \"%V\" reports a new master of "
                   "\"%V\": %*s port %*s", &s->watch->addr->text,
-                  &s->conf->sentinel_name, ngx_min(flen[3], 64), field[3],
-                  ngx_min(flen[4], 8), field[4]);
+                  &s->conf->sentinel_name, ngx_min(flen[2], 64), field[2],
+                  ngx_min(flen[3], 8), field[3]);
 
-    if (ngx_http_auth_pat_redis_sentinel_addr(field[3], flen[3], field[4],
-                                              flen[4], &sa, &salen)
+    if (ngx_http_auth_pat_redis_sentinel_addr(field[2], flen[2], field[3],
+                                              flen[3], &sa, &salen)
         != NGX_OK)
     {
         salen = 0;
     }
 
+    /* the other sentinels hear of it only later (their hello messages) */
+    ngx_http_auth_pat_redis_sentinel_trust_watch(s);
+
+    if (s->asking) {
+        s->stale = 1;
+    }
+
     for (i = 0; i < s->nfollowers; i++) {
         f = s->followers[i];
 
-        if (f->c != NULL && f->addr == &f->found && salen
-            && ngx_cmp_sockaddr(f->found.sockaddr, f->found.socklen,
-                                &sa.sockaddr, salen, 1)
-               == NGX_OK)
+        if (s->waiting & (1 << i)) {
+            /* it connects after the question asked again */
+            f->failures = 0;
+            continue;
+        }
+
+        if (salen && f->c != NULL
+            && !ngx_http_auth_pat_redis_sentinel_elsewhere(f, &sa.sockaddr,
+                                                           salen))
         {
             /* already there */
             continue;
         }
 
-        if (f->c != NULL || !(s->waiting & (1 << i))) {
-            ngx_http_auth_pat_redis_restart(f);
-        }
+        ngx_http_auth_pat_redis_restart(f);
     }
 }
 
+
+/*
+ * The watch is subscribed again: a switch may have come while it was
+ * not, so the followers are checked against the master named now (the
+ * first time, they have just asked)
+ */
 
 static void
 ngx_http_auth_pat_redis_sentinel_watching(void *data, ngx_uint_t up)
@@ -460,6 +629,53 @@ ngx_http_auth_pat_redis_sentinel_watching(void *data, ngx_uint_t up)
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, s->watch->log, 0,
                    "auth_pat sentinel watch on \"%V\": %s",
                    &s->watch->addr->text, up ? "up" : "down");
+
+    if (!up) {
+        return;
+    }
+
+    if (!s->watched) {
+        s->watched = 1;
+        return;
+    }
+
+    ngx_http_auth_pat_redis_sentinel_trust_watch(s);
+
+    if (s->asking) {
+        s->stale = 1;
+    }
+
+    s->verify = 1;
+    ngx_http_auth_pat_redis_sentinel_query(s);
+}
+
+
+ngx_uint_t
+ngx_http_auth_pat_redis_sentinel_with_primary(
+    ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_http_auth_pat_redis_conn_t      *p;
+    ngx_http_auth_pat_redis_sentinel_t  *s = conn->locate_data;
+
+    p = s->primary;
+
+    if (p == NULL || p == conn || p->state != NGX_HTTP_AUTH_PAT_REDIS_READY
+        || p->addr != &p->found
+        || !ngx_http_auth_pat_redis_sentinel_elsewhere(conn, p->found.sockaddr,
+                                                       p->found.socklen))
+    {
+        return 1;
+    }
+
+    if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
+        ngx_log_error(NGX_LOG_WARN, conn->log, 0,
+                      "auth_pat: redis \"%V\" is not the node of the "
+                      "command connection (\"%V\"), moving there",
+                      &conn->addr->text, &p->addr->text);
+        ngx_http_auth_pat_redis_restart(conn);
+    }
+
+    return 0;
 }
 
 
@@ -467,7 +683,7 @@ static ngx_http_auth_pat_redis_sentinel_t *
 ngx_http_auth_pat_redis_sentinel_init(ngx_cycle_t *cycle,
     ngx_http_auth_pat_redis_conf_t *rcf)
 {
-    ngx_uint_t                           i;
+    ngx_uint_t                           i, n;
     ngx_http_auth_pat_redis_conn_t      *q, *w;
     ngx_http_auth_pat_redis_sentinel_t  *s;
 
@@ -476,18 +692,22 @@ ngx_http_auth_pat_redis_sentinel_init(ngx_cycle_t *cycle,
         return NULL;
     }
 
+    n = rcf->nsentinels;
+
     s->conf = rcf;
-    s->order = ngx_palloc(cycle->pool, rcf->nsentinels * sizeof(ngx_uint_t));
-    s->logged = ngx_pcalloc(cycle->pool,
-                            3 * rcf->nsentinels * sizeof(ngx_msec_t));
-    if (s->order == NULL || s->logged == NULL) {
+    s->order = ngx_palloc(cycle->pool, n * sizeof(ngx_uint_t));
+    s->logged = ngx_pcalloc(cycle->pool, n * sizeof(ngx_msec_t));
+    s->query_logged = ngx_pcalloc(cycle->pool,
+                         n * sizeof(ngx_http_auth_pat_redis_sentinel_logged_t));
+    s->watch_logged = ngx_pcalloc(cycle->pool,
+                         n * sizeof(ngx_http_auth_pat_redis_sentinel_logged_t));
+    if (s->order == NULL || s->logged == NULL || s->query_logged == NULL
+        || s->watch_logged == NULL)
+    {
         return NULL;
     }
 
-    s->query_logged = s->logged + rcf->nsentinels;
-    s->watch_logged = s->query_logged + rcf->nsentinels;
-
-    for (i = 0; i < rcf->nsentinels; i++) {
+    for (i = 0; i < n; i++) {
         s->order[i] = i;
     }
 
@@ -526,7 +746,7 @@ ngx_http_auth_pat_redis_sentinel_init(ngx_cycle_t *cycle,
 
 ngx_int_t
 ngx_http_auth_pat_redis_sentinel_follow(ngx_cycle_t *cycle,
-    ngx_http_auth_pat_redis_conn_t *conn)
+    ngx_http_auth_pat_redis_conn_t *conn, ngx_uint_t primary)
 {
     ngx_http_auth_pat_redis_sentinel_t  *s;
 
@@ -546,6 +766,10 @@ ngx_http_auth_pat_redis_sentinel_follow(ngx_cycle_t *cycle,
     }
 
     s->followers[s->nfollowers++] = conn;
+
+    if (primary) {
+        s->primary = conn;
+    }
 
     conn->locate = ngx_http_auth_pat_redis_sentinel_locate;
     conn->locate_data = s;

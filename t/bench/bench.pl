@@ -13,6 +13,8 @@
 #   (h) RFC 7662 introspection (POST token=...) with the cache
 #   (i) the list at 10,000 tokens of one user: nginx CPU and Redis time
 #       per list, and (c)'s p99 beside 87 default lists/s
+#   (j) as (c), the master found through Redis Sentinel (a sentinel that
+#       monitors the same Redis): j/c is the cost of Sentinel
 #   and how many tokens a 10 MB cache zone holds (with 5 scopes each).
 #
 # The scenarios other than (d) run back to back, in nine short rounds: the
@@ -59,6 +61,9 @@ tls-auth-clients no
 EOF2
 my $rport = $redis->{port};
 my $key = $t->key_file;
+# for (j): a sentinel that names that Redis as the master "bench"
+my $sentinel = $t->start_redis(name => 'sentinel',
+                               sentinel => "sentinel monitor bench 127.0.0.1 $rport 1");
 
 sub server_conf {
     my ($extra, $redis_addr) = @_;
@@ -105,6 +110,12 @@ $tc->nginx_conf(workers => 1, error_log_level => 'notice',
                 http => server_conf("auth_pat_redis_ssl_trusted_certificate $pki->{ca}{crt};",
                                     "127.0.0.1:$tport ssl"));
 $tc->start_nginx;
+
+my $jc = PatTest->new;
+$jc->{key} = $t->key;
+$jc->nginx_conf(workers => 1, error_log_level => 'notice',
+                http => server_conf('', "127.0.0.1:$sentinel->{port} sentinel=bench"));
+$jc->start_nginx;
 sleep 0.5;
 
 my $tok = seed_token($t, user => 'bench', name => 'bench token');
@@ -119,7 +130,7 @@ my $PIN = ($ENV{BENCH_PIN} // 1) && `nproc` >= 2 && system('taskset -V >/dev/nul
 my $last_cpu = `nproc` - 1;
 if ($PIN) {
     system("taskset -pc 0 $_ >/dev/null")
-        for $nc->worker_pids, $wc->worker_pids, $tc->worker_pids;
+        for $nc->worker_pids, $wc->worker_pids, $tc->worker_pids, $jc->worker_pids;
     system("taskset -pc $last_cpu $redis->{pid} >/dev/null");
     # Redis shares its CPU with wrk; at a higher priority it answers as a
     # Redis host of its own would, not after wrk's time slice
@@ -153,8 +164,9 @@ my %scen = (
     f => sub { wrk($wc->port, '/scoped.txt', $sauth) },
     g => sub { wrk($nc->port, '/scoped.txt', $sauth) },
     h => sub { wrk($wc->port, '/introspect', "-s $intro") },
+    j => sub { wrk($jc->port, '/auth.txt', $auth) },
 );
-my @SCEN = qw(a b c e f g h);
+my @SCEN = qw(a b c j e f g h);   # j beside c: j/c is the cost of Sentinel
 
 my $load = `cat /proc/loadavg`;
 say "load average before the run: " . (split ' ', $load)[0] . ' (an otherwise busy machine skews the figures)';
@@ -206,10 +218,11 @@ while ($round < $ROUNDS) {
 sub median { my @v = sort { $a <=> $b } @_; return $v[@v / 2] }
 my %best = map { my $s = $_; $s => { rps => median(map { $_->{rps} } @{ $runs{$s} }),
                                       p99 => median(map { $_->{p99} } @{ $runs{$s} }) } } keys %runs;
-my %ratio = map { my $s = $_; $s => median(map { $runs{$s}[$_]{rps} / $runs{a}[$_]{rps} } 0 .. $ROUNDS - 1) } qw(b c e f g h);
+my %ratio = map { my $s = $_; $s => median(map { $runs{$s}[$_]{rps} / $runs{a}[$_]{rps} } 0 .. $ROUNDS - 1) } qw(b c e f g h j);
 # the cost of scopes, within each round too
 my %vs = (f => median(map { $runs{f}[$_]{rps} / $runs{b}[$_]{rps} } 0 .. $ROUNDS - 1),
-          g => median(map { $runs{g}[$_]{rps} / $runs{c}[$_]{rps} } 0 .. $ROUNDS - 1));
+          g => median(map { $runs{g}[$_]{rps} / $runs{c}[$_]{rps} } 0 .. $ROUNDS - 1),
+          j => median(map { $runs{j}[$_]{rps} / $runs{c}[$_]{rps} } 0 .. $ROUNDS - 1));
 
 # (d) create
 my $lua = $t->write_file('post.lua', <<'EOF2');
@@ -340,7 +353,7 @@ my $before = $wc->error_log;
 my ($cap) = substr($wc->error_log, length $before) =~ /cache zone "bench" is full at (\d+) tokens/;
 
 # --- results
-my ($a, $b, $c, $e, $f, $g, $h) = @best{qw(a b c e f g h)};
+my ($a, $b, $c, $e, $f, $g, $h, $j) = @best{qw(a b c e f g h j)};
 say '';
 say "auth_pat benchmark: wrk -t1 -c32 -d${SECS}s on loopback, nginx 1 worker, Redis 7 ($^O, "
     . ($PIN ? "nginx pinned to CPU 0, wrk and Redis to CPU $last_cpu, " : 'not pinned, ')
@@ -356,11 +369,13 @@ printf "| (e) auth_pat, no cache, Redis over TLS | %.0f | %.3f | %.2f |\n", $e->
 printf "| (f) as (b), 5 scopes held, 2 required | %.0f | %.3f | %.2f |\n", $f->{rps}, $f->{p99}, $ratio{f};
 printf "| (g) as (c), 5 scopes held, 2 required | %.0f | %.3f | %.2f |\n", $g->{rps}, $g->{p99}, $ratio{g};
 printf "| (h) introspection, cache | %.0f | %.3f | %.2f |\n", $h->{rps}, $h->{p99}, $ratio{h};
+printf "| (j) as (c), master found by Sentinel | %.0f | %.3f | %.2f |\n", $j->{rps}, $j->{p99}, $ratio{j};
 say '';
 printf "b/a = %.2f   c/a = %.2f   e/a = %.2f   p99(b) - p99(a) = %.3f ms   (ratios: median of the %d rounds' own;"
     . " %d rounds run again for steal above %.0f%%)\n",
     $ratio{b}, $ratio{c}, $ratio{e}, $b->{p99} - $a->{p99}, $ROUNDS, $discarded, 100 * $STEAL;
 printf "f/b = %.2f   g/c = %.2f   (scopes: 1.00 is no cost)   h/a = %.2f\n", $vs{f}, $vs{g}, $ratio{h};
+printf "j/a = %.2f   j/c = %.2f   (Sentinel: 1.00 is no cost)\n", $ratio{j}, $vs{j};
 say '10 MB cache zone holds: ' . (defined $cap ? "$cap tokens (user ids of 10 bytes, names of 13, 5 scopes: "
                                                  . length($SCOPES) . ' bytes)'
                                               : "more than $N tokens");
@@ -375,9 +390,11 @@ printf "access (c) p99: %.3f ms alone, %.3f ms beside 87 default lists/s (+%.3f 
     $acc{alone}, $acc{beside}, $acc{beside} - $acc{alone}, $acc{alone_rps}, $acc{beside_rps};
 printf "bench took %.0f s\n", time - $t0;
 
-my @p = ($nc->error_log_problems, $wc->error_log_problems, $tc->error_log_problems);
+my @p = ($nc->error_log_problems, $wc->error_log_problems, $tc->error_log_problems,
+         $jc->error_log_problems);
 die "error.log problems:\n@p" if @p;
 # teardown (nginx, then Redis) happens as the PatTest objects go
+$jc->stop_nginx;
 $tc->stop_nginx;
 $wc->stop_nginx;
 $nc->stop_nginx;
