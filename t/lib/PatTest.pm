@@ -862,7 +862,10 @@ sub reload {
     die "reload: no new workers after ${START_TIMEOUT}s\n--- error.log ---\n"
         . $self->_log_since($log_off) unless $ok;
     # let the old generation finish (not fatal if it lingers)
-    _wait_until($START_TIMEOUT, sub { !grep { pid_alive($_) && _proc_stat($_) && _proc_stat($_)->{ppid} == $master } keys %old });
+    # (one stat: a worker may exit between two reads of /proc)
+    _wait_until($START_TIMEOUT, sub {
+        !grep { my $st = pid_alive($_) && _proc_stat($_); $st && $st->{ppid} == $master } keys %old
+    });
     return 1;
 }
 

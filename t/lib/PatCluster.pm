@@ -1,0 +1,129 @@
+package PatCluster;
+
+# A Redis Cluster on free loopback ports, for PatTest: six nodes (three
+# masters, three replicas) made by `redis-cli --cluster create ...
+# --cluster-replicas 1`, each with an explicit --cluster-port,
+# cluster-node-timeout 2000, cluster-require-full-coverage no and
+# diskless replication without delay.  new() returns once every node
+# says cluster_state:ok, every slot is served and every replica's link
+# is up.  Every node is a PatTest Redis, torn down by pid with the rest.
+#
+#   my $c = PatCluster->new($t);
+#   $c->nodes / $c->masters / $c->replicas   # PatTest Redis records
+#   $c->seeds                  # "127.0.0.1:P1 127.0.0.1:P2 127.0.0.1:P3"
+#   $c->owner($slot)           # the record of the master serving it
+#   $c->wait_ok($timeout)      # cluster_state:ok everywhere, all slots
+#   PatCluster::slot($key)     # the key's slot (CRC16 of its hash tag)
+#
+# Options: conf (more lines for every node), node_timeout (ms).
+
+use strict;
+use warnings;
+
+use Time::HiRes ();
+
+sub new {
+    my ($class, $t, %o) = @_;
+    my $self = bless { t => $t, %o }, $class;
+    my $timeout = $o{node_timeout} // 2000;
+
+    for my $i (1 .. 6) {
+        my $cport = $t->free_port;
+        my $conf = "cluster-enabled yes\ncluster-port $cport\n"
+                 . "cluster-config-file nodes.conf\n"
+                 . "cluster-node-timeout $timeout\n"
+                 . "cluster-require-full-coverage no\n"
+                 . "repl-diskless-sync yes\nrepl-diskless-sync-delay 0\n";
+        $conf .= "$o{conf}\n" if defined $o{conf};
+        push @{ $self->{nodes} }, $t->start_redis(name => "node$i", conf => $conf);
+    }
+
+    my @addrs = map { "127.0.0.1:$_->{port}" } @{ $self->{nodes} };
+    my $out = `timeout 60 redis-cli --cluster create @addrs --cluster-replicas 1 --cluster-yes 2>&1`;
+    die "PatCluster: redis-cli --cluster create failed:\n$out" if $?;
+
+    $self->wait_ok(30) or die "PatCluster: the cluster is not ok after 30 s\n";
+    for my $r ($self->replicas) {
+        _until(30, sub {
+            my $info = eval { $t->redis_cmd_on($r, 'INFO', 'replication') } // '';
+            !ref $info && $info =~ /^master_link_status:up\r?$/m;
+        }) or die "PatCluster: replica $r->{name} not in sync after 30 s\n";
+    }
+    return $self;
+}
+
+sub nodes { @{ $_[0]{nodes} } }
+
+sub _role {
+    my ($self, $r) = @_;
+    my $role = eval { $self->{t}->redis_cmd_on($r, 'ROLE') };
+    return ref $role eq 'ARRAY' ? $role->[0] : '';
+}
+
+sub masters  { my $s = shift; grep { $_->{running} && $s->_role($_) eq 'master' } $s->nodes }
+sub replicas { my $s = shift; grep { $_->{running} && $s->_role($_) eq 'slave' } $s->nodes }
+sub seeds    { my $s = shift; join ' ', map { "127.0.0.1:$_->{port}" } ($s->nodes)[0 .. 2] }
+
+# CLUSTER SLOTS of a live node: [[from, to, port of the master], ...]
+sub slots {
+    my ($self) = @_;
+    for my $r (grep { $_->{running} && !$_->{stopped} } $self->nodes) {
+        my $rep = eval { $self->{t}->redis_cmd_on($r, 'CLUSTER', 'SLOTS') };
+        next unless ref $rep eq 'ARRAY';
+        return [ map { [ $_->[0], $_->[1], $_->[2][1] ] } @$rep ];
+    }
+    return [];
+}
+
+sub owner {
+    my ($self, $slot) = @_;
+    for my $range (@{ $self->slots }) {
+        next unless $slot >= $range->[0] && $slot <= $range->[1];
+        for my $r ($self->nodes) { return $r if $r->{port} == $range->[2] }
+    }
+    return undef;
+}
+
+sub wait_ok {
+    my ($self, $timeout) = @_;
+    return _until($timeout // 30, sub {
+        for my $r (grep { $_->{running} && !$_->{stopped} } $self->nodes) {
+            my $info = eval { $self->{t}->redis_cmd_on($r, 'CLUSTER', 'INFO') } // '';
+            return 0 if ref $info || $info !~ /^cluster_state:ok\r?$/m
+                     || $info !~ /^cluster_slots_ok:16384\r?$/m;
+        }
+        return 1;
+    });
+}
+
+# CRC16-CCITT (XMODEM) of the key's hash tag, modulo 16384
+sub crc16 {
+    my $crc = 0;
+    for my $c (unpack 'C*', $_[0]) {
+        $crc ^= $c << 8;
+        for (1 .. 8) { $crc = $crc & 0x8000 ? ($crc << 1) ^ 0x1021 : $crc << 1; $crc &= 0xffff }
+    }
+    return $crc;
+}
+
+sub slot {
+    my ($k) = @_;
+    my $s = index($k, '{');
+    if ($s >= 0) {
+        my $e = index($k, '}', $s + 1);
+        $k = substr($k, $s + 1, $e - $s - 1) if $e > $s + 1;
+    }
+    return crc16($k) % 16384;
+}
+
+sub _until {
+    my ($timeout, $cb) = @_;
+    my $end = Time::HiRes::time() + $timeout;
+    while (Time::HiRes::time() < $end) {
+        return 1 if $cb->();
+        Time::HiRes::sleep(0.05);
+    }
+    return 0;
+}
+
+1;
