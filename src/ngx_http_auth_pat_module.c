@@ -382,6 +382,14 @@ ngx_http_auth_pat_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (pmcf->redis && pmcf->redis->cluster && pmcf->cache) {
+        /* its subscriber is not homed on the sequence's slot yet */
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"auth_pat_cache\" does not work with a redis "
+                      "\"cluster\" yet");
+        return NGX_CONF_ERROR;
+    }
+
     if (pmcf->redis && pmcf->redis->ssl) {
         pmcf->redis->tls = &pmcf->tls;
 
@@ -977,6 +985,13 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (value[i].len == 7
+            && ngx_strncmp(value[i].data, "cluster", 7) == 0)
+        {
+            rcf->cluster = 1;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
             rcf->user.data = value[i].data + 5;
             rcf->user.len = value[i].len - 5;
@@ -1059,7 +1074,29 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (naddrs > 1 && rcf->sentinel_name.len == 0) {
+    if (rcf->cluster) {
+        if (rcf->sentinel_name.len) {
+            return "takes \"cluster\" or \"sentinel=\", not both";
+        }
+
+        if (rcf->db) {
+            return "refuses \"db=\" with \"cluster\" (a cluster has "
+                   "db 0 only)";
+        }
+
+        if (ngx_strlchr(scf->ns.data, scf->ns.data + scf->ns.len, '{')
+            || ngx_strlchr(scf->ns.data, scf->ns.data + scf->ns.len, '}'))
+        {
+            return "refuses a namespace with \"{\" or \"}\" with "
+                   "\"cluster\" (it would change the keys' slots)";
+        }
+
+        if (rcf->replicas) {
+            return "does not take \"replicas=\" with \"cluster\" yet";
+        }
+    }
+
+    if (naddrs > 1 && rcf->sentinel_name.len == 0 && !rcf->cluster) {
         /* (a mistyped flag, "tls" say, reads as an address) */
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "several redis addresses need \"sentinel=\": "
@@ -1069,7 +1106,30 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     unix_socket = 0;
 
-    if (rcf->sentinel_name.len == 0) {
+    if (rcf->cluster) {
+        rcf->nseeds = naddrs;
+        rcf->seeds = ngx_pcalloc(cf->pool, naddrs
+                                 * sizeof(ngx_http_auth_pat_redis_addr_t));
+        if (rcf->seeds == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (k = 0; k < naddrs; k++) {
+            if (ngx_http_auth_pat_redis_address(cf, &value[1 + k], 0,
+                                                &rcf->seeds[k], &unix_socket)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        if (unix_socket) {
+            return "needs \"host:port\" seeds with \"cluster\"";
+        }
+
+        ngx_str_set(&rcf->addr.text, "cluster");
+
+    } else if (rcf->sentinel_name.len == 0) {
         if (ngx_http_auth_pat_redis_address(cf, &value[1], 0, &rcf->addr,
                                             &unix_socket)
             != NGX_OK)

@@ -18,6 +18,7 @@
 #include "ngx_http_auth_pat_redis_conn.h"
 #include "ngx_http_auth_pat_redis_resp.h"
 #include "ngx_http_auth_pat_redis_sentinel.h"
+#include "ngx_http_auth_pat_redis_cluster.h"
 
 
 #define NGX_HTTP_AUTH_PAT_REDIS_POLL_READS    64
@@ -31,21 +32,27 @@ static ngx_uint_t                       ngx_http_auth_pat_redis_polled;
 static ngx_uint_t                       ngx_http_auth_pat_redis_backlog;
 static ngx_event_t                      ngx_http_auth_pat_redis_poll_done;
 
+/* the scripts every connection loads; cluster: commands go by slot */
+static ngx_http_auth_pat_redis_script_t  *ngx_http_auth_pat_redis_scripts;
+static ngx_uint_t                       ngx_http_auth_pat_redis_nscripts;
+static ngx_uint_t                       ngx_http_auth_pat_redis_cluster_on;
+
+
 /* ------------------------------------------------------------- the API */
 
 
-/*
- * How long a blocking command asks the server to hold the connection:
- * three quarters of the deadline, so that its answer comes in time
- */
-
-
-/* the connection a command goes on */
+/* the connection a command goes on; with Cluster, that of its slot */
 
 static ngx_http_auth_pat_redis_conn_t *
-ngx_http_auth_pat_redis_lane(ngx_uint_t flags)
+ngx_http_auth_pat_redis_lane(ngx_uint_t flags, int argc, const char **argv,
+    const size_t *argvlen, ngx_uint_t *slot)
 {
     ngx_http_auth_pat_redis_conn_t  *api = ngx_http_auth_pat_redis_api;
+
+    if (ngx_http_auth_pat_redis_cluster_on) {
+        return ngx_http_auth_pat_redis_cluster_route(argc, argv, argvlen,
+                                                     slot);
+    }
 
     if ((flags & NGX_HTTP_AUTH_PAT_REDIS_API) && api != NULL) {
 
@@ -68,9 +75,12 @@ ngx_http_auth_pat_redis_command(ngx_uint_t flags,
     ngx_http_auth_pat_redis_handler_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen)
 {
+    ngx_uint_t                       slot;
+    ngx_http_auth_pat_redis_cmd_t   *cmd;
     ngx_http_auth_pat_redis_conn_t  *conn;
 
-    conn = ngx_http_auth_pat_redis_lane(flags);
+    slot = 0;
+    conn = ngx_http_auth_pat_redis_lane(flags, argc, argv, argvlen, &slot);
 
     if (conn == NULL || conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN) {
         return NULL;
@@ -89,8 +99,13 @@ ngx_http_auth_pat_redis_command(ngx_uint_t flags,
         conn->busy_until = 0;
     }
 
-    return ngx_http_auth_pat_redis_send(conn, flags, handler, data, argc,
-                                        argv, argvlen);
+    cmd = ngx_http_auth_pat_redis_send(conn, flags, handler, data, argc,
+                                       argv, argvlen);
+    if (cmd != NULL) {
+        cmd->slot = slot;
+    }
+
+    return cmd;
 }
 
 
@@ -105,11 +120,8 @@ ngx_http_auth_pat_redis_eval(ngx_uint_t flags,
     size_t                           full_len[NGX_HTTP_AUTH_PAT_REDIS_ARGC];
     const char                      *full[NGX_HTTP_AUTH_PAT_REDIS_ARGC];
     ngx_http_auth_pat_redis_cmd_t   *cmd;
-    ngx_http_auth_pat_redis_conn_t  *conn;
 
-    conn = ngx_http_auth_pat_redis_lane(flags);
-
-    if (conn == NULL || script >= conn->nscripts
+    if (script >= ngx_http_auth_pat_redis_nscripts
         || argc + 2 > NGX_HTTP_AUTH_PAT_REDIS_ARGC)
     {
         return NULL;
@@ -117,7 +129,7 @@ ngx_http_auth_pat_redis_eval(ngx_uint_t flags,
 
     full[0] = "EVALSHA";
     full_len[0] = 7;
-    full[1] = (char *) conn->scripts[script].sha;
+    full[1] = (char *) ngx_http_auth_pat_redis_scripts[script].sha;
     full_len[1] = 40;
 
     /* one block: argv[], argvlen[], then the bytes */
@@ -136,7 +148,7 @@ ngx_http_auth_pat_redis_eval(ngx_uint_t flags,
         return NULL;
     }
 
-    cmd->argv = ngx_alloc(size, conn->log);
+    cmd->argv = ngx_alloc(size, cmd->conn->log);
     if (cmd->argv == NULL) {
         /* the command is sent; it only cannot be retried with EVAL */
         return cmd;
@@ -172,7 +184,12 @@ ngx_http_auth_pat_redis_wait(ngx_uint_t flags, ngx_uint_t replicas,
     const char                      *argv[3];
     ngx_http_auth_pat_redis_conn_t  *conn;
 
-    conn = ngx_http_auth_pat_redis_lane(flags);
+    if (ngx_http_auth_pat_redis_cluster_on) {
+        /* (replicas= is refused with cluster) */
+        return NULL;
+    }
+
+    conn = ngx_http_auth_pat_redis_lane(flags, 0, NULL, NULL, NULL);
     if (conn == NULL) {
         return NULL;
     }
@@ -346,6 +363,15 @@ ngx_http_auth_pat_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_auth_pat_redis_script_t *scripts, ngx_uint_t n,
     int probe_argc, const char **probe_argv, size_t *probe_argvlen)
 {
+    ngx_http_auth_pat_redis_scripts = scripts;
+    ngx_http_auth_pat_redis_nscripts = n;
+
+    if (rcf->cluster) {
+        /* a connection per master; the probe's key may be on any */
+        ngx_http_auth_pat_redis_cluster_on = 1;
+        return ngx_http_auth_pat_redis_cluster_init(cycle, rcf, scripts, n);
+    }
+
     ngx_http_auth_pat_redis_conn = ngx_http_auth_pat_redis_start(cycle, rcf,
                                        "cmd", scripts, n, probe_argc,
                                        probe_argv, probe_argvlen);
@@ -427,6 +453,7 @@ ngx_http_auth_pat_redis_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_auth_pat_redis_sentinel_exit();
+    ngx_http_auth_pat_redis_cluster_exit();
 
     ngx_http_auth_pat_redis_resp_drain();
 }

@@ -55,6 +55,11 @@ struct ngx_http_auth_pat_redis_conf_s {
     ngx_str_t                      sentinel_name;
     ngx_http_auth_pat_redis_conf_t *sentinel;
 
+    /* cluster: the seed nodes */
+    ngx_uint_t                     cluster;
+    ngx_http_auth_pat_redis_addr_t *seeds;
+    ngx_uint_t                     nseeds;
+
     ngx_uint_t                     ssl;
     ngx_http_auth_pat_redis_tls_conf_t  *tls;  /* with ssl */
     ngx_int_t                      db;

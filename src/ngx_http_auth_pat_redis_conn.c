@@ -260,7 +260,7 @@ ngx_http_auth_pat_redis_cmd_alloc(ngx_http_auth_pat_redis_conn_t *conn)
 }
 
 
-static void
+void
 ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd)
 {
     ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
@@ -279,6 +279,11 @@ ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd)
         cmd->held = NULL;
     }
 
+    if (cmd->wire != NULL) {
+        ngx_free(cmd->wire);
+        cmd->wire = NULL;
+    }
+
     if (conn->nfree < NGX_HTTP_AUTH_PAT_REDIS_FREE_CMDS && !conn->exiting) {
         ngx_queue_insert_head(&conn->free_cmds, &cmd->queue);
         conn->nfree++;
@@ -291,7 +296,7 @@ ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd)
 
 /* the command's one completion; its reply, if any, is freed after it */
 
-static void
+void
 ngx_http_auth_pat_redis_complete(ngx_http_auth_pat_redis_cmd_t *cmd,
     redisReply *reply)
 {
@@ -325,7 +330,7 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
     ngx_http_auth_pat_redis_cmd_t   *cmd = ev->data;
     ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
 
-    if (conn->sentinel && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
+    if (conn->bare && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
         /* the query goes on to the next sentinel: a line per 10 s */
         ngx_http_auth_pat_redis_connect_failed(conn, NGX_ETIMEDOUT,
                                                "did not answer in time");
@@ -369,12 +374,26 @@ static void
 ngx_http_auth_pat_redis_sent(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_cmd_t *cmd)
 {
+    ngx_msec_int_t  left;
+
     ngx_queue_insert_tail(&conn->sent, &cmd->queue);
 
     cmd->timer.handler = ngx_http_auth_pat_redis_timeout;
     cmd->timer.data = cmd;
     cmd->timer.log = conn->log;
-    ngx_add_timer(&cmd->timer, conn->conf->timeout + conn->blocked);
+
+    if (cmd->deadline == 0) {
+        ngx_add_timer(&cmd->timer, conn->conf->timeout + conn->blocked);
+
+        if (conn->keep_wire) {
+            cmd->deadline = cmd->timer.timer.key;
+        }
+
+    } else {
+        /* sent again elsewhere: what is left of its one deadline */
+        left = (ngx_msec_int_t) (cmd->deadline - ngx_current_msec);
+        ngx_add_timer(&cmd->timer, (ngx_msec_t) ngx_max(left, 1));
+    }
 
     if (cmd->block) {
         conn->blocked += cmd->block;
@@ -482,6 +501,100 @@ ngx_http_auth_pat_redis_release_held(ngx_http_auth_pat_redis_conn_t *conn,
 }
 
 
+/* keep_wire: the command's encoding, to send it again elsewhere */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_keep(ngx_http_auth_pat_redis_cmd_t *cmd, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    size_t   len;
+    u_char  *p;
+
+    len = ngx_http_auth_pat_redis_encoded_len(argc, argvlen);
+
+    p = ngx_alloc(len, cmd->conn->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (cmd->wire != NULL) {
+        ngx_free(cmd->wire);
+    }
+
+    cmd->wire = p;
+    cmd->wire_len = ngx_http_auth_pat_redis_encode(p, argc, argv, argvlen) - p;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_auth_pat_redis_resend(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_cmd_t *cmd, ngx_uint_t asking)
+{
+    size_t                          len;
+    const char                     *verb;
+    ngx_http_auth_pat_redis_cmd_t  *ask;
+
+    if (conn->c == NULL || cmd->wire == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->conn = conn;
+
+    if (conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
+        if (asking) {
+            /* ASK is one-shot: not behind a handshake */
+            return NGX_ERROR;
+        }
+
+        cmd->held = ngx_alloc(cmd->wire_len, conn->log);
+        if (cmd->held == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(cmd->held, cmd->wire, cmd->wire_len);
+        cmd->held_len = cmd->wire_len;
+        ngx_queue_insert_tail(&conn->held, &cmd->queue);
+
+        return NGX_OK;
+    }
+
+    if (asking) {
+        ask = ngx_http_auth_pat_redis_cmd_alloc(conn);
+        if (ask == NULL) {
+            return NGX_ERROR;
+        }
+
+        verb = "ASKING";
+        len = 6;
+        ask->internal = 1;
+        ask->verb_len = 6;
+        ngx_memcpy(ask->verb, verb, 6);
+
+        if (ngx_http_auth_pat_redis_append(conn, ask, 1, &verb, &len)
+            != NGX_OK)
+        {
+            ngx_http_auth_pat_redis_cmd_free(ask);
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_auth_pat_redis_reserve(conn, cmd->wire_len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    conn->out_len = ngx_cpymem(conn->out + conn->out_len, cmd->wire,
+                               cmd->wire_len)
+                    - conn->out;
+
+    ngx_http_auth_pat_redis_sent(conn, cmd);
+    ngx_http_auth_pat_redis_post_write(conn);
+
+    return NGX_OK;
+}
+
+
 ngx_http_auth_pat_redis_cmd_t *
 ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_uint_t flags, ngx_http_auth_pat_redis_handler_pt handler, void *data,
@@ -508,7 +621,16 @@ ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     cmd->verb_len = ngx_min(argvlen[0], sizeof(cmd->verb));
     ngx_memcpy(cmd->verb, argv[0], cmd->verb_len);
 
-    if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY || cmd->internal) {
+    rc = NGX_OK;
+
+    if (conn->keep_wire && !cmd->internal) {
+        rc = ngx_http_auth_pat_redis_keep(cmd, argc, argv, argvlen);
+    }
+
+    if (rc != NGX_OK) {
+        /* (freed below) */
+
+    } else if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY || cmd->internal) {
         rc = ngx_http_auth_pat_redis_append(conn, cmd, argc, argv, argvlen);
 
     } else {
@@ -577,6 +699,12 @@ ngx_http_auth_pat_redis_retry_eval(ngx_http_auth_pat_redis_cmd_t *cmd)
 
     if (cmd->timer.timer_set) {
         ngx_del_timer(&cmd->timer);
+    }
+
+    if (cmd->wire != NULL
+        && ngx_http_auth_pat_redis_keep(cmd, argc, argv, argvlen) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     return ngx_http_auth_pat_redis_append(conn, cmd, argc, argv, argvlen);
@@ -840,6 +968,23 @@ ngx_http_auth_pat_redis_dispatch(ngx_http_auth_pat_redis_conn_t *conn,
     cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
 
     rc = NGX_OK;
+
+    if (reply->type == REDIS_REPLY_ERROR && !cmd->internal
+        && cmd->wire != NULL && conn->redirect != NULL
+        && (ngx_http_auth_pat_redis_error_is(reply, "MOVED")
+            || ngx_http_auth_pat_redis_error_is(reply, "ASK")
+            || ngx_http_auth_pat_redis_error_is(reply, "TRYAGAIN")
+            || ngx_http_auth_pat_redis_error_is(reply, "CLUSTERDOWN")))
+    {
+        if (cmd->timer.timer_set) {
+            ngx_del_timer(&cmd->timer);
+        }
+
+        if (conn->redirect(conn, cmd, reply) == NGX_OK) {
+            /* sent elsewhere, or waiting to be */
+            return (conn->c == c) ? NGX_OK : NGX_ERROR;
+        }
+    }
 
     if (reply->type == REDIS_REPLY_ERROR && !cmd->internal) {
         rc = ngx_http_auth_pat_redis_error(conn, cmd, reply);
@@ -1224,7 +1369,7 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
         return NGX_ERROR;
     }
 
-    if (conn->subscriber && conn->locate != NULL && !conn->sentinel) {
+    if (conn->subscriber && conn->locate != NULL && !conn->bare) {
         /* a node Sentinel named: ROLE, while commands are still allowed */
         argv[0] = "ROLE";
         argvlen[0] = 4;
@@ -1247,7 +1392,7 @@ ngx_http_auth_pat_redis_handshake(ngx_http_auth_pat_redis_conn_t *conn)
         return ngx_http_auth_pat_redis_setup(conn, done, 2, argv, argvlen);
     }
 
-    if (conn->sentinel) {
+    if (conn->bare) {
         return NGX_OK;
     }
 
@@ -1294,7 +1439,7 @@ ngx_http_auth_pat_redis_keepalive_done(void *data, redisReply *reply,
 {
     ngx_http_auth_pat_redis_conn_t  *conn = data;
 
-    if (rc == NGX_OK && !conn->subscriber && !conn->sentinel) {
+    if (rc == NGX_OK && !conn->subscriber && !conn->bare) {
         (void) ngx_http_auth_pat_redis_role(conn, reply);
     }
 }
@@ -1315,7 +1460,7 @@ ngx_http_auth_pat_redis_keepalive_handler(ngx_event_t *ev)
         return;
     }
 
-    verb = (conn->subscriber || conn->sentinel) ? "PING" : "ROLE";
+    verb = (conn->subscriber || conn->bare) ? "PING" : "ROLE";
     len = 4;
 
     (void) ngx_http_auth_pat_redis_send(conn, NGX_HTTP_AUTH_PAT_REDIS_READ,
@@ -1686,6 +1831,77 @@ ngx_http_auth_pat_redis_schedule(ngx_http_auth_pat_redis_conn_t *conn)
                    conn->name_len, conn->name, delay);
 
     ngx_add_timer(&conn->reconnect, delay);
+}
+
+
+/*
+ * A node's address as Sentinel or Cluster reports it: an IP and a port.
+ * A hostname is NGX_DECLINED (a worker never resolves names), and so is
+ * an unspecified address (0.0.0.0, ::), which Linux would connect to the
+ * local host.
+ */
+
+ngx_int_t
+ngx_http_auth_pat_redis_ip(u_char *ip, size_t len, ngx_int_t port,
+    ngx_sockaddr_t *sa, socklen_t *salen)
+{
+    in_addr_t  a;
+
+    if (port < 1 || port > 65535) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(sa, sizeof(ngx_sockaddr_t));
+
+    a = ngx_inet_addr(ip, len);
+
+    if (a != INADDR_NONE) {
+        if (a == INADDR_ANY) {
+            return NGX_DECLINED;
+        }
+
+        sa->sockaddr_in.sin_family = AF_INET;
+        sa->sockaddr_in.sin_port = htons((in_port_t) port);
+        sa->sockaddr_in.sin_addr.s_addr = a;
+        *salen = sizeof(struct sockaddr_in);
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (ngx_inet6_addr(ip, len, sa->sockaddr_in6.sin6_addr.s6_addr) == NGX_OK
+        && !IN6_IS_ADDR_UNSPECIFIED(&sa->sockaddr_in6.sin6_addr))
+    {
+        sa->sockaddr_in6.sin6_family = AF_INET6;
+        sa->sockaddr_in6.sin6_port = htons((in_port_t) port);
+        *salen = sizeof(struct sockaddr_in6);
+        return NGX_OK;
+    }
+#endif
+
+    return NGX_DECLINED;
+}
+
+
+/* f connects to sa next (once, if located) */
+
+void
+ngx_http_auth_pat_redis_found(ngx_http_auth_pat_redis_conn_t *f,
+    struct sockaddr *sa, socklen_t len)
+{
+    ngx_memcpy(&f->found_sockaddr, sa, len);
+    sa = &f->found_sockaddr.sockaddr;
+
+    f->found.sockaddr = sa;
+    f->found.socklen = len;
+    f->found.text.data = f->found_text;
+    f->found.text.len = ngx_sock_ntop(sa, len, f->found_text,
+                                      sizeof(f->found_text), 1);
+    f->found.host.data = f->found_host;
+    f->found.host.len = ngx_sock_ntop(sa, len, f->found_host,
+                                      sizeof(f->found_host), 0);
+
+    f->addr = &f->found;
+    f->located = 1;
 }
 
 

@@ -126,8 +126,10 @@ struct ngx_http_auth_pat_redis_conn_s {
     unsigned                            exiting:1;
     unsigned                            tls_pending:1;  /* not yet up */
 
-    /* a sentinel: no scripts, no database, no ROLE (a sentinel's) */
-    unsigned                            sentinel:1;
+    /* a sentinel or a cluster seed: no scripts, no database, no ROLE */
+    unsigned                            bare:1;
+    /* each command keeps its encoding, to be sent again elsewhere */
+    unsigned                            keep_wire:1;
     /* connected only when asked to, never again by itself */
     unsigned                            on_demand:1;
     /* the located address is for the next connect only */
@@ -135,6 +137,16 @@ struct ngx_http_auth_pat_redis_conn_s {
 
     ngx_http_auth_pat_redis_locate_pt   locate;
     void                               *locate_data;
+
+    /*
+     * A redirect (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) to a command of
+     * keep_wire: NGX_OK, the hook took the command (sent it elsewhere or
+     * will); otherwise the caller gets the error reply
+     */
+    ngx_int_t                         (*redirect)(
+        ngx_http_auth_pat_redis_conn_t *conn,
+        ngx_http_auth_pat_redis_cmd_t *cmd, redisReply *reply);
+    void                               *redirect_data;
 
     /* an address Sentinel reported, and its storage */
     ngx_http_auth_pat_redis_addr_t      found;
@@ -166,6 +178,13 @@ struct ngx_http_auth_pat_redis_cmd_s {
 
     ngx_msec_t                          block;     /* it may hold the line */
 
+    /* keep_wire: the encoding, the one deadline, redirects so far */
+    u_char                             *wire;
+    size_t                              wire_len;
+    ngx_msec_t                          deadline;
+    ngx_uint_t                          redirects;
+    ngx_uint_t                          slot;
+
     unsigned                            write:1;
     unsigned                            internal:1;  /* ours, not a caller's */
     unsigned                            counted:1;   /* block in blocked */
@@ -187,12 +206,33 @@ void ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn);
 /* the next attempt, after a backoff that grows with the failures */
 void ngx_http_auth_pat_redis_schedule(ngx_http_auth_pat_redis_conn_t *conn);
 
+/* an IP and a port as a sockaddr; a hostname or 0.0.0.0 is NGX_DECLINED */
+ngx_int_t ngx_http_auth_pat_redis_ip(u_char *ip, size_t len, ngx_int_t port,
+    ngx_sockaddr_t *sa, socklen_t *salen);
+
+/* conn's address is sa (a node Sentinel or Cluster named), for its
+   next connect */
+void ngx_http_auth_pat_redis_found(ngx_http_auth_pat_redis_conn_t *f,
+    struct sockaddr *sa, socklen_t len);
+
 /* closes the connection (if any) and connects again at once */
 void ngx_http_auth_pat_redis_restart(ngx_http_auth_pat_redis_conn_t *conn);
 
 /* a failed attempt, logged once per 10 s (why NULL: connect() failed) */
 void ngx_http_auth_pat_redis_connect_failed(
     ngx_http_auth_pat_redis_conn_t *conn, ngx_err_t err, const char *why);
+
+/*
+ * cmd (of keep_wire) goes out again on conn, ASKING first if asking:
+ * NGX_ERROR when conn cannot take it now (the caller completes it)
+ */
+ngx_int_t ngx_http_auth_pat_redis_resend(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_cmd_t *cmd, ngx_uint_t asking);
+
+/* the command's one completion (reply NULL: it failed) */
+void ngx_http_auth_pat_redis_complete(ngx_http_auth_pat_redis_cmd_t *cmd,
+    redisReply *reply);
+void ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd);
 
 /* NULL when not connected (or out of memory) */
 ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_send(

@@ -161,56 +161,14 @@ ngx_http_auth_pat_redis_sentinel_log(ngx_http_auth_pat_redis_sentinel_t *s,
 }
 
 
-/*
- * "IP" and "port" as a sockaddr.  A hostname is NGX_DECLINED, and so is
- * an unspecified address (0.0.0.0, ::), which Linux would connect to the
- * local host.
- */
+/* "IP" and "port" (a string) as a sockaddr */
 
 static ngx_int_t
 ngx_http_auth_pat_redis_sentinel_addr(u_char *ip, size_t len, u_char *port,
     size_t port_len, ngx_sockaddr_t *sa, socklen_t *salen)
 {
-    in_addr_t  a;
-    ngx_int_t  n;
-
-    n = ngx_atoi(port, port_len);
-    if (n < 1 || n > 65535) {
-        return NGX_DECLINED;
-    }
-
-    ngx_memzero(sa, sizeof(ngx_sockaddr_t));
-
-    a = ngx_inet_addr(ip, len);
-
-    if (a != INADDR_NONE) {
-        if (a == INADDR_ANY) {
-            return NGX_DECLINED;
-        }
-
-        sa->sockaddr_in.sin_family = AF_INET;
-        sa->sockaddr_in.sin_port = htons((in_port_t) n);
-        sa->sockaddr_in.sin_addr.s_addr = a;
-        *salen = sizeof(struct sockaddr_in);
-        return NGX_OK;
-    }
-
-#if (NGX_HAVE_INET6)
-    if (ngx_inet6_addr(ip, len, sa->sockaddr_in6.sin6_addr.s6_addr)
-        == NGX_OK)
-    {
-        if (IN6_IS_ADDR_UNSPECIFIED(&sa->sockaddr_in6.sin6_addr)) {
-            return NGX_DECLINED;
-        }
-
-        sa->sockaddr_in6.sin6_family = AF_INET6;
-        sa->sockaddr_in6.sin6_port = htons((in_port_t) n);
-        *salen = sizeof(struct sockaddr_in6);
-        return NGX_OK;
-    }
-#endif
-
-    return NGX_DECLINED;
+    return ngx_http_auth_pat_redis_ip(ip, len, ngx_atoi(port, port_len), sa,
+                                      salen);
 }
 
 
@@ -340,29 +298,6 @@ ngx_http_auth_pat_redis_sentinel_query(ngx_http_auth_pat_redis_sentinel_t *s)
 }
 
 
-/* f connects to sa next, once */
-
-static void
-ngx_http_auth_pat_redis_sentinel_found(ngx_http_auth_pat_redis_conn_t *f,
-    struct sockaddr *sa, socklen_t len)
-{
-    ngx_memcpy(&f->found_sockaddr, sa, len);
-    sa = &f->found_sockaddr.sockaddr;
-
-    f->found.sockaddr = sa;
-    f->found.socklen = len;
-    f->found.text.data = f->found_text;
-    f->found.text.len = ngx_sock_ntop(sa, len, f->found_text,
-                                      sizeof(f->found_text), 1);
-    f->found.host.data = f->found_host;
-    f->found.host.len = ngx_sock_ntop(sa, len, f->found_host,
-                                      sizeof(f->found_host), 0);
-
-    f->addr = &f->found;
-    f->located = 1;
-}
-
-
 /* f is connected (or connecting) to a node, and it is not sa */
 
 static ngx_uint_t
@@ -454,7 +389,7 @@ ngx_http_auth_pat_redis_sentinel_next(ngx_event_t *ev)
             continue;
         }
 
-        ngx_http_auth_pat_redis_sentinel_found(f, &s->master.sockaddr,
+        ngx_http_auth_pat_redis_found(f, &s->master.sockaddr,
                                                s->master_len);
         ngx_http_auth_pat_redis_connect(f);
     }
@@ -480,7 +415,7 @@ ngx_http_auth_pat_redis_sentinel_locate(ngx_http_auth_pat_redis_conn_t *conn)
     if (p != NULL && p != conn && p->state == NGX_HTTP_AUTH_PAT_REDIS_READY
         && p->addr == &p->found)
     {
-        ngx_http_auth_pat_redis_sentinel_found(conn, p->found.sockaddr,
+        ngx_http_auth_pat_redis_found(conn, p->found.sockaddr,
                                                p->found.socklen);
         return NGX_OK;
     }
@@ -697,10 +632,10 @@ ngx_http_auth_pat_redis_sentinel_init(ngx_cycle_t *cycle,
     s->conf = rcf;
     s->order = ngx_palloc(cycle->pool, n * sizeof(ngx_uint_t));
     s->logged = ngx_pcalloc(cycle->pool, n * sizeof(ngx_msec_t));
-    s->query_logged = ngx_pcalloc(cycle->pool,
-                         n * sizeof(ngx_http_auth_pat_redis_sentinel_logged_t));
-    s->watch_logged = ngx_pcalloc(cycle->pool,
-                         n * sizeof(ngx_http_auth_pat_redis_sentinel_logged_t));
+    s->query_logged = ngx_pcalloc(cycle->pool, n
+                          * sizeof(ngx_http_auth_pat_redis_sentinel_logged_t));
+    s->watch_logged = ngx_pcalloc(cycle->pool, n
+                          * sizeof(ngx_http_auth_pat_redis_sentinel_logged_t));
     if (s->order == NULL || s->logged == NULL || s->query_logged == NULL
         || s->watch_logged == NULL)
     {
@@ -722,11 +657,11 @@ ngx_http_auth_pat_redis_sentinel_init(ngx_cycle_t *cycle,
     }
 
     q->kind = "sentinel";
-    q->sentinel = 1;
+    q->bare = 1;
     q->on_demand = 1;
 
     w->kind = "sentinel";
-    w->sentinel = 1;
+    w->bare = 1;
     w->subscriber = 1;
     ngx_str_set(&w->channel, "+switch-master");
     w->on_message = ngx_http_auth_pat_redis_sentinel_switched;

@@ -13,6 +13,7 @@ package PatCluster;
 #   $c->seeds                  # "127.0.0.1:P1 127.0.0.1:P2 127.0.0.1:P3"
 #   $c->owner($slot)           # the record of the master serving it
 #   $c->wait_ok($timeout)      # cluster_state:ok everywhere, all slots
+#   $c->wait_synced($replica)  # master_link_status:up
 #   PatCluster::slot($key)     # the key's slot (CRC16 of its hash tag)
 #
 # Options: conf (more lines for every node), node_timeout (ms).
@@ -44,10 +45,7 @@ sub new {
 
     $self->wait_ok(30) or die "PatCluster: the cluster is not ok after 30 s\n";
     for my $r ($self->replicas) {
-        _until(30, sub {
-            my $info = eval { $t->redis_cmd_on($r, 'INFO', 'replication') } // '';
-            !ref $info && $info =~ /^master_link_status:up\r?$/m;
-        }) or die "PatCluster: replica $r->{name} not in sync after 30 s\n";
+        $self->wait_synced($r) or die "PatCluster: replica $r->{name} not in sync after 30 s\n";
     }
     return $self;
 }
@@ -82,6 +80,14 @@ sub owner {
         for my $r ($self->nodes) { return $r if $r->{port} == $range->[2] }
     }
     return undef;
+}
+
+sub wait_synced {
+    my ($self, $r, $timeout) = @_;
+    return _until($timeout // 30, sub {
+        my $info = eval { $self->{t}->redis_cmd_on($r, 'INFO', 'replication') } // '';
+        !ref $info && $info =~ /^master_link_status:up\r?$/m;
+    });
 }
 
 sub wait_ok {

@@ -1,0 +1,803 @@
+
+/*
+ * Redis Cluster.  A worker reads the slot table with CLUSTER SLOTS (from
+ * the seeds in order, then from the nodes it knows) on one connection of
+ * its own, and accepts a table only when it covers all 16384 slots,
+ * keeping the one it has otherwise.  Each master the table names gets a
+ * pipelined connection, with the usual handshake (AUTH, TLS, scripts,
+ * ROLE, liveness), made when the table first names it.
+ *
+ * A command goes to the master of its first key's slot.  Its encoding is
+ * kept until it completes, so that a redirect can send it again: MOVED
+ * patches the slot, resends and asks for a refresh; ASK sends ASKING and
+ * the command to the target, once; TRYAGAIN and CLUSTERDOWN retry after
+ * 50 ms.  At most 5 redirects (MOVED, ASK), all within the command's one
+ * deadline, which bounds the retries too.
+ * Refreshes: one at a time, at most one a second; every 10 s, and every
+ * second while a master the table names is down (its replica may be
+ * promoted meanwhile).  Nodes are reported by IP address: a hostname is
+ * refused, as a worker never resolves names.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_http_auth_pat_redis_cluster.h"
+
+
+#define NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS         16384
+#define NGX_HTTP_AUTH_PAT_CLUSTER_NODES         64
+#define NGX_HTTP_AUTH_PAT_CLUSTER_REDIRECTS     5
+#define NGX_HTTP_AUTH_PAT_CLUSTER_RETRY         50      /* ms */
+#define NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH_MIN   1000    /* ms */
+#define NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH       10000   /* ms */
+#define NGX_HTTP_AUTH_PAT_CLUSTER_LOG_EVERY     10000   /* ms */
+
+
+typedef struct {
+    ngx_cycle_t                        *cycle;
+    ngx_http_auth_pat_redis_conf_t     *conf;
+    ngx_http_auth_pat_redis_script_t   *scripts;
+    ngx_uint_t                          nscripts;
+
+    ngx_http_auth_pat_redis_conn_t     *nodes[NGX_HTTP_AUTH_PAT_CLUSTER_NODES];
+    ngx_uint_t                          nnodes;
+    ngx_http_auth_pat_redis_conn_t    **slots;   /* NULL: no table yet */
+    ngx_http_auth_pat_redis_conn_t    **next_slots;
+    ngx_http_auth_pat_redis_conn_t    **spare;
+
+    /* the table's question: to the seeds, then the known nodes */
+    ngx_http_auth_pat_redis_conn_t     *query;
+    ngx_uint_t                          tried;
+    ngx_event_t                         refresh;   /* the timer */
+    ngx_event_t                         asked;     /* posted: go on */
+    ngx_msec_t                          refreshed;
+    ngx_int_t                           result;
+
+    /* commands that wait to be sent again (TRYAGAIN, CLUSTERDOWN) */
+    ngx_queue_t                         retry;
+    ngx_event_t                         retry_ev;
+
+    ngx_msec_t                          logged;
+
+    unsigned                            asking:1;
+    unsigned                            again:1;   /* a refresh asked for */
+} ngx_http_auth_pat_redis_cluster_t;
+
+
+static ngx_http_auth_pat_redis_cluster_t  *ngx_http_auth_pat_cluster;
+static uint16_t                            ngx_http_auth_pat_crc16[256];
+
+
+static void ngx_http_auth_pat_redis_cluster_ask(
+    ngx_http_auth_pat_redis_cluster_t *cl);
+static ngx_int_t ngx_http_auth_pat_redis_cluster_redirect(
+    ngx_http_auth_pat_redis_conn_t *conn, ngx_http_auth_pat_redis_cmd_t *cmd,
+    redisReply *reply);
+
+
+/* ---------------------------------------------------------------- slots */
+
+
+static void
+ngx_http_auth_pat_redis_cluster_crc16_init(void)
+{
+    uint16_t    crc;
+    ngx_uint_t  i, b;
+
+    for (i = 0; i < 256; i++) {
+        crc = (uint16_t) (i << 8);
+
+        for (b = 0; b < 8; b++) {
+            crc = (crc & 0x8000) ? (uint16_t) ((crc << 1) ^ 0x1021)
+                                 : (uint16_t) (crc << 1);
+        }
+
+        ngx_http_auth_pat_crc16[i] = crc;
+    }
+}
+
+
+ngx_uint_t
+ngx_http_auth_pat_redis_cluster_slot(const u_char *key, size_t len)
+{
+    size_t    i, s, e;
+    uint16_t  crc;
+
+    /* the hash tag: from the first '{' to the first '}' after it */
+    for (s = 0; s < len && key[s] != '{'; s++) { /* void */ }
+
+    if (s < len) {
+        for (e = s + 1; e < len && key[e] != '}'; e++) { /* void */ }
+
+        if (e < len && e > s + 1) {
+            key += s + 1;
+            len = e - s - 1;
+        }
+    }
+
+    crc = 0;
+
+    for (i = 0; i < len; i++) {
+        crc = (uint16_t) (crc << 8)
+              ^ ngx_http_auth_pat_crc16[((crc >> 8) ^ key[i]) & 0xff];
+    }
+
+    return crc & (NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS - 1);
+}
+
+
+ngx_http_auth_pat_redis_conn_t *
+ngx_http_auth_pat_redis_cluster_route(int argc, const char **argv,
+    const size_t *argvlen, ngx_uint_t *slot)
+{
+    ngx_int_t                           nk;
+    ngx_uint_t                          k;
+    ngx_http_auth_pat_redis_cluster_t  *cl = ngx_http_auth_pat_cluster;
+
+    if (cl == NULL || cl->slots == NULL || argc < 2) {
+        return NULL;
+    }
+
+    k = 1;
+
+    /* EVALSHA sha numkeys key ...: the first of KEYS */
+    if ((argvlen[0] == 7 && ngx_strncasecmp((u_char *) argv[0],
+                                            (u_char *) "EVALSHA", 7) == 0)
+        || (argvlen[0] == 4 && ngx_strncasecmp((u_char *) argv[0],
+                                               (u_char *) "EVAL", 4) == 0))
+    {
+        if (argc < 4) {
+            return NULL;
+        }
+
+        nk = ngx_atoi((u_char *) argv[2], argvlen[2]);
+        if (nk < 1) {
+            return NULL;
+        }
+
+        k = 3;
+    }
+
+    *slot = ngx_http_auth_pat_redis_cluster_slot((u_char *) argv[k],
+                                                 argvlen[k]);
+
+    return cl->slots[*slot];
+}
+
+
+/* ---------------------------------------------------------------- nodes */
+
+
+/* the connection to the node at sa, made when first named */
+
+static ngx_http_auth_pat_redis_conn_t *
+ngx_http_auth_pat_redis_cluster_node(ngx_http_auth_pat_redis_cluster_t *cl,
+    struct sockaddr *sa, socklen_t len)
+{
+    ngx_uint_t                       i;
+    ngx_http_auth_pat_redis_conn_t  *conn;
+
+    for (i = 0; i < cl->nnodes; i++) {
+        conn = cl->nodes[i];
+
+        if (ngx_cmp_sockaddr(conn->found.sockaddr, conn->found.socklen,
+                             sa, len, 1)
+            == NGX_OK)
+        {
+            return conn;
+        }
+    }
+
+    if (cl->nnodes == NGX_HTTP_AUTH_PAT_CLUSTER_NODES) {
+        return NULL;
+    }
+
+    conn = ngx_http_auth_pat_redis_conn_create(cl->cycle, cl->conf, "cmd");
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    conn->scripts = cl->scripts;
+    conn->nscripts = cl->nscripts;
+    conn->keep_wire = 1;
+    conn->redirect = ngx_http_auth_pat_redis_cluster_redirect;
+    conn->redirect_data = cl;
+
+    ngx_http_auth_pat_redis_found(conn, sa, len);
+
+    cl->nodes[cl->nnodes++] = conn;
+
+    ngx_http_auth_pat_redis_connect(conn);
+
+    return conn;
+}
+
+
+/* ---------------------------------------------------------------- table */
+
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_cluster_log(ngx_http_auth_pat_redis_cluster_t *cl)
+{
+    if (cl->logged
+        && ngx_current_msec - cl->logged < NGX_HTTP_AUTH_PAT_CLUSTER_LOG_EVERY)
+    {
+        return 0;
+    }
+
+    cl->logged = ngx_current_msec ? ngx_current_msec : 1;
+
+    return 1;
+}
+
+
+/* the address the question goes to: a seed, or a known node */
+
+static ngx_http_auth_pat_redis_addr_t *
+ngx_http_auth_pat_redis_cluster_candidate(
+    ngx_http_auth_pat_redis_cluster_t *cl, ngx_uint_t i)
+{
+    if (i < cl->conf->nseeds) {
+        return &cl->conf->seeds[i];
+    }
+
+    i -= cl->conf->nseeds;
+
+    return i < cl->nnodes ? &cl->nodes[i]->found : NULL;
+}
+
+
+/*
+ * CLUSTER SLOTS: [[from, to, [ip, port, id, ...], replicas...], ...].
+ * The new table goes to next_slots; NGX_OK when it covers every slot.
+ */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_cluster_table(ngx_http_auth_pat_redis_cluster_t *cl,
+    redisReply *reply, ngx_str_t *from)
+{
+    size_t                           iplen;
+    u_char                          *ip;
+    socklen_t                        salen;
+    ngx_int_t                        lo, hi, s;
+    ngx_uint_t                       i, covered;
+    redisReply                      *e, *m;
+    ngx_sockaddr_t                   sa;
+    ngx_http_auth_pat_redis_conn_t  *node;
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(cl->next_slots, NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS
+                                * sizeof(ngx_http_auth_pat_redis_conn_t *));
+    covered = 0;
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
+            || e->element[0]->type != REDIS_REPLY_INTEGER
+            || e->element[1]->type != REDIS_REPLY_INTEGER
+            || e->element[2]->type != REDIS_REPLY_ARRAY
+            || e->element[2]->elements < 2
+            || e->element[2]->element[0]->type != REDIS_REPLY_STRING
+            || e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
+        {
+            return NGX_ERROR;
+        }
+
+        lo = e->element[0]->integer;
+        hi = e->element[1]->integer;
+
+        if (lo < 0 || hi < lo || hi >= NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS) {
+            return NGX_ERROR;
+        }
+
+        m = e->element[2];
+        ip = (u_char *) m->element[0]->str;
+        iplen = m->element[0]->len;
+
+        if (iplen == 0 && m->element[1]->integer > 0
+            && m->element[1]->integer <= 65535)
+        {
+            /* "": the node that answered, at this port */
+            salen = cl->query->addr->socklen;
+            ngx_memcpy(&sa, cl->query->addr->sockaddr, salen);
+            ngx_inet_set_port(&sa.sockaddr,
+                              (in_port_t) m->element[1]->integer);
+
+        } else if (ngx_http_auth_pat_redis_ip(ip, iplen,
+                                              m->element[1]->integer,
+                                              &sa, &salen)
+                   != NGX_OK)
+        {
+            if (ngx_http_auth_pat_redis_cluster_log(cl)) {
+                ngx_log_error(NGX_LOG_ERR, cl->query->log, 0,
+                              "auth_pat: redis \"%V\" names \"%*s\" as the "
+                              "master of slots %i-%i: refused, a worker "
+                              "connects to IP addresses only (announce IPs)",
+                              from, ngx_min(iplen, 256), ip, lo, hi);
+            }
+
+            return NGX_ERROR;
+        }
+
+        node = ngx_http_auth_pat_redis_cluster_node(cl, &sa.sockaddr, salen);
+        if (node == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (s = lo; s <= hi; s++) {
+            if (cl->next_slots[s] == NULL) {
+                covered++;
+            }
+
+            cl->next_slots[s] = node;
+        }
+    }
+
+    if (covered != NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS) {
+        if (ngx_http_auth_pat_redis_cluster_log(cl)) {
+            ngx_log_error(NGX_LOG_WARN, cl->query->log, 0,
+                          "auth_pat: redis \"%V\" serves %ui of 16384 "
+                          "slots: %s", from, covered,
+                          cl->slots ? "keeping the table" : "no table yet");
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_auth_pat_redis_cluster_answered(void *data, redisReply *reply,
+    ngx_int_t rc)
+{
+    ngx_http_auth_pat_redis_cluster_t  *cl = data;
+
+    ngx_http_auth_pat_redis_conn_t    **t;
+
+    cl->result = NGX_DECLINED;
+
+    if (rc == NGX_OK
+        && ngx_http_auth_pat_redis_cluster_table(cl, reply,
+                                                 &cl->query->addr->text)
+           == NGX_OK)
+    {
+        if (cl->slots == NULL) {
+            ngx_log_error(NGX_LOG_INFO, cl->query->log, 0,
+                          "auth_pat: redis cluster: %ui masters serve "
+                          "16384 slots", cl->nnodes);
+        }
+
+        t = cl->slots ? cl->slots : cl->spare;
+        cl->slots = cl->next_slots;
+        cl->next_slots = t;
+        cl->result = NGX_OK;
+    }
+
+    /* from the event loop: this runs inside the query connection's read */
+    ngx_post_event(&cl->asked, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_auth_pat_redis_cluster_ask(ngx_http_auth_pat_redis_cluster_t *cl)
+{
+    size_t                           argvlen[2];
+    const char                      *argv[2];
+    ngx_http_auth_pat_redis_addr_t  *addr;
+    ngx_http_auth_pat_redis_conn_t  *q = cl->query;
+
+    addr = ngx_http_auth_pat_redis_cluster_candidate(cl, cl->tried);
+
+    if (q->c != NULL && q->addr != addr
+        && ngx_cmp_sockaddr(q->addr->sockaddr, q->addr->socklen,
+                            addr->sockaddr, addr->socklen, 1)
+           != NGX_OK)
+    {
+        /* another node: the same one, named twice, keeps its connection */
+        q->down_logged = 1;
+        ngx_http_auth_pat_redis_reset(q);
+    }
+
+    if (q->c == NULL) {
+        q->addr = addr;
+        ngx_http_auth_pat_redis_connect(q);
+    }
+
+    argv[0] = "CLUSTER";
+    argvlen[0] = 7;
+    argv[1] = "SLOTS";
+    argvlen[1] = 5;
+
+    if (ngx_http_auth_pat_redis_send(q, NGX_HTTP_AUTH_PAT_REDIS_READ,
+                                     ngx_http_auth_pat_redis_cluster_answered,
+                                     cl, 2, argv, argvlen)
+        == NULL)
+    {
+        cl->result = NGX_DECLINED;
+        ngx_post_event(&cl->asked, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_auth_pat_redis_cluster_asked(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_cluster_t  *cl = ev->data;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        cl->asking = 0;
+        return;
+    }
+
+    if (cl->result != NGX_OK
+        && ngx_http_auth_pat_redis_cluster_candidate(cl, ++cl->tried) != NULL)
+    {
+        ngx_http_auth_pat_redis_cluster_ask(cl);
+        return;
+    }
+
+    if (cl->result != NGX_OK && ngx_http_auth_pat_redis_cluster_log(cl)) {
+        ngx_log_error(NGX_LOG_ERR, cl->query->log, 0,
+                      "auth_pat: no redis cluster node gave a table of all "
+                      "16384 slots");
+    }
+
+    cl->asking = 0;
+    cl->refreshed = ngx_current_msec;
+}
+
+
+static void
+ngx_http_auth_pat_redis_cluster_start(ngx_http_auth_pat_redis_cluster_t *cl)
+{
+    if (cl->asking) {
+        return;
+    }
+
+    cl->asking = 1;
+    cl->tried = 0;
+    ngx_http_auth_pat_redis_cluster_ask(cl);
+}
+
+
+/* a master the table names is not up (a node no slot names is no reason) */
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_cluster_down(ngx_http_auth_pat_redis_cluster_t *cl)
+{
+    ngx_uint_t  s;
+
+    for (s = 0; s < NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS; s++) {
+        if (cl->slots[s]->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* every 10 s; every second while a master is down or a slot moved */
+
+static void
+ngx_http_auth_pat_redis_cluster_refresh_handler(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_cluster_t  *cl = ev->data;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    if (cl->slots == NULL || cl->again
+        || ngx_http_auth_pat_redis_cluster_down(cl)
+        || ngx_current_msec - cl->refreshed
+           >= NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH)
+    {
+        cl->again = 0;
+        ngx_http_auth_pat_redis_cluster_start(cl);
+    }
+
+    ngx_add_timer(ev, NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH_MIN);
+}
+
+
+/* ------------------------------------------------------------ redirects */
+
+
+static void
+ngx_http_auth_pat_redis_cluster_expired(ngx_event_t *ev)
+{
+    ngx_http_auth_pat_redis_cmd_t  *cmd = ev->data;
+
+    ngx_queue_remove(&cmd->queue);
+
+    ngx_http_auth_pat_redis_complete(cmd, NULL);
+    ngx_http_auth_pat_redis_cmd_free(cmd);
+}
+
+
+/* cmd waits for the next retry, within its deadline */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_cluster_wait(ngx_http_auth_pat_redis_cluster_t *cl,
+    ngx_http_auth_pat_redis_cmd_t *cmd)
+{
+    ngx_msec_int_t  left;
+
+    left = (ngx_msec_int_t) (cmd->deadline - ngx_current_msec);
+
+    if (left <= 0) {
+        return NGX_DECLINED;
+    }
+
+    cmd->timer.handler = ngx_http_auth_pat_redis_cluster_expired;
+    cmd->timer.data = cmd;
+    ngx_add_timer(&cmd->timer, (ngx_msec_t) left);
+
+    ngx_queue_insert_tail(&cl->retry, &cmd->queue);
+
+    if (!cl->retry_ev.timer_set) {
+        ngx_add_timer(&cl->retry_ev, NGX_HTTP_AUTH_PAT_CLUSTER_RETRY);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_auth_pat_redis_cluster_retry_handler(ngx_event_t *ev)
+{
+    ngx_queue_t                         waiting, *q;
+    ngx_http_auth_pat_redis_cmd_t      *cmd;
+    ngx_http_auth_pat_redis_conn_t     *node;
+    ngx_http_auth_pat_redis_cluster_t  *cl = ev->data;
+
+    ngx_queue_init(&waiting);
+
+    /* those that fail to go out wait again; the rest leave the queue */
+    while (!ngx_queue_empty(&cl->retry)) {
+        q = ngx_queue_head(&cl->retry);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
+
+        if (cmd->timer.timer_set) {
+            ngx_del_timer(&cmd->timer);
+        }
+
+        node = cl->slots ? cl->slots[cmd->slot] : NULL;
+
+        if (node != NULL
+            && ngx_http_auth_pat_redis_resend(node, cmd, 0) == NGX_OK)
+        {
+            continue;
+        }
+
+        ngx_queue_insert_tail(&waiting, q);
+    }
+
+    while (!ngx_queue_empty(&waiting)) {
+        q = ngx_queue_head(&waiting);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
+
+        if (ngx_http_auth_pat_redis_cluster_wait(cl, cmd) != NGX_OK) {
+            ngx_http_auth_pat_redis_complete(cmd, NULL);
+            ngx_http_auth_pat_redis_cmd_free(cmd);
+        }
+    }
+}
+
+
+/* "MOVED 3999 127.0.0.1:6381", "ASK 3999 ...": the slot and the node */
+
+static ngx_http_auth_pat_redis_conn_t *
+ngx_http_auth_pat_redis_cluster_target(ngx_http_auth_pat_redis_cluster_t *cl,
+    redisReply *reply, size_t skip, ngx_uint_t *slot)
+{
+    u_char          *p, *last, *colon, *sp;
+    ngx_int_t        n, port;
+    socklen_t        salen;
+    ngx_sockaddr_t   sa;
+
+    p = (u_char *) reply->str + skip;
+    last = (u_char *) reply->str + reply->len;
+
+    sp = ngx_strlchr(p, last, ' ');
+    if (sp == NULL) {
+        return NULL;
+    }
+
+    n = ngx_atoi(p, sp - p);
+    if (n < 0 || n >= NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS) {
+        return NULL;
+    }
+
+    p = sp + 1;
+
+    for (colon = last; colon > p && colon[-1] != ':'; colon--) { /* void */ }
+
+    if (colon == p) {
+        return NULL;
+    }
+
+    port = ngx_atoi(colon, last - colon);
+
+    if (ngx_http_auth_pat_redis_ip(p, colon - 1 - p, port, &sa,
+                                             &salen)
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    *slot = n;
+
+    return ngx_http_auth_pat_redis_cluster_node(cl, &sa.sockaddr, salen);
+}
+
+
+static ngx_int_t
+ngx_http_auth_pat_redis_cluster_redirect(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_cmd_t *cmd, redisReply *reply)
+{
+    ngx_uint_t                          slot, asking;
+    ngx_http_auth_pat_redis_conn_t     *node;
+    ngx_http_auth_pat_redis_cluster_t  *cl = conn->redirect_data;
+
+    if ((ngx_msec_int_t) (cmd->deadline - ngx_current_msec) <= 0) {
+        return NGX_DECLINED;
+    }
+
+    asking = (reply->str[0] == 'A');
+
+    if (reply->str[0] == 'M' || asking) {
+
+        /* TRYAGAIN and CLUSTERDOWN are bounded by the deadline alone */
+        if (++cmd->redirects > NGX_HTTP_AUTH_PAT_CLUSTER_REDIRECTS) {
+            return NGX_DECLINED;
+        }
+
+        node = ngx_http_auth_pat_redis_cluster_target(cl, reply,
+                                                      asking ? 4 : 6, &slot);
+        if (node == NULL) {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
+                       "auth_pat redis cluster: slot %ui %s \"%V\"", slot,
+                       asking ? "asks" : "moved to", &node->found.text);
+
+        if (!asking) {
+            cmd->slot = slot;
+
+            if (cl->slots != NULL) {
+                cl->slots[slot] = node;
+            }
+
+            /* the rest of the table has probably moved too */
+            cl->again = 1;
+        }
+
+        if (ngx_http_auth_pat_redis_resend(node, cmd, asking) == NGX_OK) {
+            return NGX_OK;
+        }
+    }
+
+    /* TRYAGAIN, CLUSTERDOWN, or a target not up yet: after a short while */
+    return ngx_http_auth_pat_redis_cluster_wait(cl, cmd);
+}
+
+
+/* ------------------------------------------------------------ lifecycle */
+
+
+ngx_int_t
+ngx_http_auth_pat_redis_cluster_init(ngx_cycle_t *cycle,
+    ngx_http_auth_pat_redis_conf_t *rcf,
+    ngx_http_auth_pat_redis_script_t *scripts, ngx_uint_t n)
+{
+    ngx_http_auth_pat_redis_conn_t     *q;
+    ngx_http_auth_pat_redis_cluster_t  *cl;
+
+    ngx_http_auth_pat_redis_cluster_crc16_init();
+
+    cl = ngx_pcalloc(cycle->pool, sizeof(ngx_http_auth_pat_redis_cluster_t));
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->cycle = cycle;
+    cl->conf = rcf;
+    cl->scripts = scripts;
+    cl->nscripts = n;
+
+    /* the table, and the one being read */
+    cl->next_slots = ngx_palloc(cycle->pool, NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS
+                                * sizeof(ngx_http_auth_pat_redis_conn_t *));
+    cl->spare = ngx_palloc(cycle->pool, NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS
+                           * sizeof(ngx_http_auth_pat_redis_conn_t *));
+    if (cl->next_slots == NULL || cl->spare == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_queue_init(&cl->retry);
+
+    cl->asked.handler = ngx_http_auth_pat_redis_cluster_asked;
+    cl->asked.data = cl;
+    cl->asked.log = cycle->log;
+
+    cl->refresh.handler = ngx_http_auth_pat_redis_cluster_refresh_handler;
+    cl->refresh.data = cl;
+    cl->refresh.log = cycle->log;
+    cl->refresh.cancelable = 1;
+
+    cl->retry_ev.handler = ngx_http_auth_pat_redis_cluster_retry_handler;
+    cl->retry_ev.data = cl;
+    cl->retry_ev.log = cycle->log;
+
+    q = ngx_http_auth_pat_redis_conn_create(cycle, rcf, "topology");
+    if (q == NULL) {
+        return NGX_ERROR;
+    }
+
+    q->bare = 1;
+    q->on_demand = 1;
+    cl->query = q;
+
+    ngx_http_auth_pat_cluster = cl;
+
+    ngx_http_auth_pat_redis_cluster_start(cl);
+    ngx_add_timer(&cl->refresh, NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH_MIN);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_auth_pat_redis_cluster_exit(void)
+{
+    ngx_uint_t                          i;
+    ngx_queue_t                        *q;
+    ngx_http_auth_pat_redis_cmd_t      *cmd;
+    ngx_http_auth_pat_redis_cluster_t  *cl = ngx_http_auth_pat_cluster;
+
+    if (cl == NULL) {
+        return;
+    }
+
+    if (cl->asked.posted) {
+        ngx_delete_posted_event(&cl->asked);
+    }
+
+    if (cl->refresh.timer_set) {
+        ngx_del_timer(&cl->refresh);
+    }
+
+    if (cl->retry_ev.timer_set) {
+        ngx_del_timer(&cl->retry_ev);
+    }
+
+    while (!ngx_queue_empty(&cl->retry)) {
+        q = ngx_queue_head(&cl->retry);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
+        cmd->handler = NULL;
+        ngx_http_auth_pat_redis_cmd_free(cmd);
+    }
+
+    for (i = 0; i < cl->nnodes; i++) {
+        ngx_http_auth_pat_redis_conn_free(cl->nodes[i]);
+    }
+
+    ngx_http_auth_pat_redis_conn_free(cl->query);
+
+    ngx_http_auth_pat_cluster = NULL;
+}
