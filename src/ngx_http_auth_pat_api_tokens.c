@@ -67,8 +67,10 @@ static void ngx_http_auth_pat_api_issue_activate(ngx_http_request_t *r,
 /*
  * The one way out on a failure.  A new token whose metadata exists may
  * or may not have its validation record: the client never sees its
- * plaintext, and it is undone in the safe order, on the same pipelined
- * connection: the validation record, then the metadata.
+ * plaintext, and it is undone in the safe order: the validation record,
+ * then the metadata (on one pipelined connection; with Cluster they may
+ * be on two nodes, and the metadata is marked only if the deletion went
+ * out, so that a token is never listed revoked while it still checks).
  */
 
 static void
@@ -82,11 +84,14 @@ ngx_http_auth_pat_api_fail(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
                       "auth_pat: token %V of user \"%V\" was not handed "
                       "out; revoking it", &api->issue.id, &api->user);
 
-        (void) ngx_http_auth_pat_store_deactivate(api->store, r->pool,
-                                                  api->hex, NULL, NULL);
-        (void) ngx_http_auth_pat_store_revoke(api->store, r->pool,
-                                              &api->user, &api->issue.id,
-                                              api->now, NULL, NULL);
+        if (ngx_http_auth_pat_store_deactivate(api->store, r->pool,
+                                               api->hex, NULL, NULL)
+            != NULL)
+        {
+            (void) ngx_http_auth_pat_store_revoke(api->store, r->pool,
+                                                  &api->user, &api->issue.id,
+                                                  api->now, NULL, NULL);
+        }
         api->issued = 0;
     }
 

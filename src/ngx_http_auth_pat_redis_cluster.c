@@ -11,8 +11,8 @@
  * kept until it completes, so that a redirect can send it again: MOVED
  * patches the slot, resends and asks for a refresh; ASK sends ASKING and
  * the command to the target, once; TRYAGAIN and CLUSTERDOWN retry after
- * 50 ms.  At most 5 redirects (MOVED, ASK), all within the command's one
- * deadline, which bounds the retries too.
+ * 50 ms, doubling up to 200 ms.  At most 5 MOVED, all within the
+ * command's one deadline, which bounds ASK and the retries too.
  * Refreshes: one at a time, at most one a second; every 10 s, and every
  * second while a master the table names is down (its replica may be
  * promoted meanwhile).  Nodes are reported by IP address: a hostname is
@@ -30,7 +30,8 @@
 #define NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS         16384
 #define NGX_HTTP_AUTH_PAT_CLUSTER_NODES         64
 #define NGX_HTTP_AUTH_PAT_CLUSTER_REDIRECTS     5
-#define NGX_HTTP_AUTH_PAT_CLUSTER_RETRY         50      /* ms */
+#define NGX_HTTP_AUTH_PAT_CLUSTER_RETRY         50      /* ms, doubling */
+#define NGX_HTTP_AUTH_PAT_CLUSTER_RETRY_MAX     200     /* ms */
 #define NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH_MIN   1000    /* ms */
 #define NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH       10000   /* ms */
 #define NGX_HTTP_AUTH_PAT_CLUSTER_LOG_EVERY     10000   /* ms */
@@ -48,8 +49,13 @@ typedef struct {
     ngx_http_auth_pat_redis_conn_t    **next_slots;
     ngx_http_auth_pat_redis_conn_t    **spare;
 
-    /* the table's question: to the seeds, then the known nodes */
+    /*
+     * the table's question: to the masters of the table that are up,
+     * then the seeds, then the other nodes
+     */
     ngx_http_auth_pat_redis_conn_t     *query;
+    ngx_http_auth_pat_redis_addr_t    **cand;
+    ngx_uint_t                          ncand;
     ngx_uint_t                          tried;
     ngx_event_t                         refresh;   /* the timer */
     ngx_event_t                         asked;     /* posted: go on */
@@ -58,9 +64,12 @@ typedef struct {
 
     /* commands that wait to be sent again (TRYAGAIN, CLUSTERDOWN) */
     ngx_queue_t                         retry;
-    ngx_event_t                         retry_ev;
 
-    ngx_msec_t                          logged;
+    /* each line once per 10 s */
+    ngx_msec_t                          partial_logged;
+    ngx_msec_t                          name_logged;
+    ngx_msec_t                          none_logged;
+    ngx_msec_t                          full_logged;
 
     unsigned                            asking:1;
     unsigned                            again:1;   /* a refresh asked for */
@@ -73,6 +82,7 @@ static uint16_t                            ngx_http_auth_pat_crc16[256];
 
 static void ngx_http_auth_pat_redis_cluster_ask(
     ngx_http_auth_pat_redis_cluster_t *cl);
+static ngx_uint_t ngx_http_auth_pat_redis_cluster_log(ngx_msec_t *logged);
 static ngx_int_t ngx_http_auth_pat_redis_cluster_redirect(
     ngx_http_auth_pat_redis_conn_t *conn, ngx_http_auth_pat_redis_cmd_t *cmd,
     redisReply *reply);
@@ -191,7 +201,30 @@ ngx_http_auth_pat_redis_cluster_node(ngx_http_auth_pat_redis_cluster_t *cl,
         }
     }
 
+    /* one that no table names any more serves the new address */
+    for (i = 0; i < cl->nnodes; i++) {
+        conn = cl->nodes[i];
+
+        if (conn->on_demand && conn->c == NULL
+            && ngx_queue_empty(&conn->sent) && ngx_queue_empty(&conn->held))
+        {
+            conn->on_demand = 0;
+            conn->failures = 0;
+            conn->was_ready = 0;
+            ngx_http_auth_pat_redis_found(conn, sa, len);
+            ngx_http_auth_pat_redis_connect(conn);
+            return conn;
+        }
+    }
+
     if (cl->nnodes == NGX_HTTP_AUTH_PAT_CLUSTER_NODES) {
+        if (ngx_http_auth_pat_redis_cluster_log(&cl->full_logged)) {
+            ngx_log_error(NGX_LOG_ERR, cl->query->log, 0,
+                          "auth_pat: redis cluster: %d nodes in use, "
+                          "no connection for another one",
+                          NGX_HTTP_AUTH_PAT_CLUSTER_NODES);
+        }
+
         return NULL;
     }
 
@@ -220,15 +253,15 @@ ngx_http_auth_pat_redis_cluster_node(ngx_http_auth_pat_redis_cluster_t *cl,
 
 
 static ngx_uint_t
-ngx_http_auth_pat_redis_cluster_log(ngx_http_auth_pat_redis_cluster_t *cl)
+ngx_http_auth_pat_redis_cluster_log(ngx_msec_t *logged)
 {
-    if (cl->logged
-        && ngx_current_msec - cl->logged < NGX_HTTP_AUTH_PAT_CLUSTER_LOG_EVERY)
+    if (*logged
+        && ngx_current_msec - *logged < NGX_HTTP_AUTH_PAT_CLUSTER_LOG_EVERY)
     {
         return 0;
     }
 
-    cl->logged = ngx_current_msec ? ngx_current_msec : 1;
+    *logged = ngx_current_msec ? ngx_current_msec : 1;
 
     return 1;
 }
@@ -240,13 +273,38 @@ static ngx_http_auth_pat_redis_addr_t *
 ngx_http_auth_pat_redis_cluster_candidate(
     ngx_http_auth_pat_redis_cluster_t *cl, ngx_uint_t i)
 {
-    if (i < cl->conf->nseeds) {
-        return &cl->conf->seeds[i];
+    return i < cl->ncand ? cl->cand[i] : NULL;
+}
+
+
+static void
+ngx_http_auth_pat_redis_cluster_candidates(
+    ngx_http_auth_pat_redis_cluster_t *cl)
+{
+    ngx_uint_t                       i;
+    ngx_http_auth_pat_redis_conn_t  *conn;
+
+    cl->ncand = 0;
+
+    for (i = 0; i < cl->nnodes; i++) {
+        conn = cl->nodes[i];
+
+        if (!conn->on_demand && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
+            cl->cand[cl->ncand++] = &conn->found;
+        }
     }
 
-    i -= cl->conf->nseeds;
+    for (i = 0; i < cl->conf->nseeds; i++) {
+        cl->cand[cl->ncand++] = &cl->conf->seeds[i];
+    }
 
-    return i < cl->nnodes ? &cl->nodes[i]->found : NULL;
+    for (i = 0; i < cl->nnodes; i++) {
+        conn = cl->nodes[i];
+
+        if (!conn->on_demand && conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
+            cl->cand[cl->ncand++] = &conn->found;
+        }
+    }
 }
 
 
@@ -284,7 +342,8 @@ ngx_http_auth_pat_redis_cluster_table(ngx_http_auth_pat_redis_cluster_t *cl,
             || e->element[1]->type != REDIS_REPLY_INTEGER
             || e->element[2]->type != REDIS_REPLY_ARRAY
             || e->element[2]->elements < 2
-            || e->element[2]->element[0]->type != REDIS_REPLY_STRING
+            || (e->element[2]->element[0]->type != REDIS_REPLY_STRING
+                && e->element[2]->element[0]->type != REDIS_REPLY_NIL)
             || e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
         {
             return NGX_ERROR;
@@ -301,10 +360,14 @@ ngx_http_auth_pat_redis_cluster_table(ngx_http_auth_pat_redis_cluster_t *cl,
         ip = (u_char *) m->element[0]->str;
         iplen = m->element[0]->len;
 
+        if (m->element[0]->type == REDIS_REPLY_NIL) {
+            iplen = 0;
+        }
+
         if (iplen == 0 && m->element[1]->integer > 0
             && m->element[1]->integer <= 65535)
         {
-            /* "": the node that answered, at this port */
+            /* "" or nil (an unknown endpoint): the node that answered */
             salen = cl->query->addr->socklen;
             ngx_memcpy(&sa, cl->query->addr->sockaddr, salen);
             ngx_inet_set_port(&sa.sockaddr,
@@ -315,7 +378,7 @@ ngx_http_auth_pat_redis_cluster_table(ngx_http_auth_pat_redis_cluster_t *cl,
                                               &sa, &salen)
                    != NGX_OK)
         {
-            if (ngx_http_auth_pat_redis_cluster_log(cl)) {
+            if (ngx_http_auth_pat_redis_cluster_log(&cl->name_logged)) {
                 ngx_log_error(NGX_LOG_ERR, cl->query->log, 0,
                               "auth_pat: redis \"%V\" names \"%*s\" as the "
                               "master of slots %i-%i: refused, a worker "
@@ -341,7 +404,7 @@ ngx_http_auth_pat_redis_cluster_table(ngx_http_auth_pat_redis_cluster_t *cl,
     }
 
     if (covered != NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS) {
-        if (ngx_http_auth_pat_redis_cluster_log(cl)) {
+        if (ngx_http_auth_pat_redis_cluster_log(&cl->partial_logged)) {
             ngx_log_error(NGX_LOG_WARN, cl->query->log, 0,
                           "auth_pat: redis \"%V\" serves %ui of 16384 "
                           "slots: %s", from, covered,
@@ -352,6 +415,52 @@ ngx_http_auth_pat_redis_cluster_table(ngx_http_auth_pat_redis_cluster_t *cl,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Nodes the table does not name, with nothing in flight, are closed and
+ * not connected again: their structs serve the next new addresses
+ */
+
+static void
+ngx_http_auth_pat_redis_cluster_retire(ngx_http_auth_pat_redis_cluster_t *cl)
+{
+    u_char                           named[NGX_HTTP_AUTH_PAT_CLUSTER_NODES];
+    ngx_uint_t                       i, s;
+    ngx_http_auth_pat_redis_conn_t  *conn;
+
+    ngx_memzero(named, sizeof(named));
+
+    for (s = 0; s < NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS; s++) {
+        for (i = 0; i < cl->nnodes; i++) {
+            if (cl->nodes[i] == cl->slots[s]) {
+                named[i] = 1;
+                break;
+            }
+        }
+    }
+
+    for (i = 0; i < cl->nnodes; i++) {
+        conn = cl->nodes[i];
+
+        if (named[i] || conn->on_demand || !ngx_queue_empty(&conn->sent)
+            || !ngx_queue_empty(&conn->held))
+        {
+            continue;
+        }
+
+        conn->on_demand = 1;
+
+        if (conn->reconnect.timer_set) {
+            ngx_del_timer(&conn->reconnect);
+        }
+
+        if (conn->c != NULL) {
+            conn->down_logged = 1;
+            ngx_http_auth_pat_redis_reset(conn);
+        }
+    }
 }
 
 
@@ -380,6 +489,8 @@ ngx_http_auth_pat_redis_cluster_answered(void *data, redisReply *reply,
         cl->slots = cl->next_slots;
         cl->next_slots = t;
         cl->result = NGX_OK;
+
+        ngx_http_auth_pat_redis_cluster_retire(cl);
     }
 
     /* from the event loop: this runs inside the query connection's read */
@@ -445,7 +556,9 @@ ngx_http_auth_pat_redis_cluster_asked(ngx_event_t *ev)
         return;
     }
 
-    if (cl->result != NGX_OK && ngx_http_auth_pat_redis_cluster_log(cl)) {
+    if (cl->result != NGX_OK
+        && ngx_http_auth_pat_redis_cluster_log(&cl->none_logged))
+    {
         ngx_log_error(NGX_LOG_ERR, cl->query->log, 0,
                       "auth_pat: no redis cluster node gave a table of all "
                       "16384 slots");
@@ -456,20 +569,24 @@ ngx_http_auth_pat_redis_cluster_asked(ngx_event_t *ev)
 }
 
 
-static void
+static ngx_uint_t
 ngx_http_auth_pat_redis_cluster_start(ngx_http_auth_pat_redis_cluster_t *cl)
 {
     if (cl->asking) {
-        return;
+        return 0;
     }
 
     cl->asking = 1;
     cl->tried = 0;
+    ngx_http_auth_pat_redis_cluster_candidates(cl);
     ngx_http_auth_pat_redis_cluster_ask(cl);
+
+    return 1;
 }
 
 
-/* a master the table names is not up (a node no slot names is no reason) */
+/* a master the table names is down or demoted (a node no slot names is no
+   reason) */
 
 static ngx_uint_t
 ngx_http_auth_pat_redis_cluster_down(ngx_http_auth_pat_redis_cluster_t *cl)
@@ -477,7 +594,10 @@ ngx_http_auth_pat_redis_cluster_down(ngx_http_auth_pat_redis_cluster_t *cl)
     ngx_uint_t  s;
 
     for (s = 0; s < NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS; s++) {
-        if (cl->slots[s]->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
+        if (cl->slots[s]->state != NGX_HTTP_AUTH_PAT_REDIS_READY
+            || cl->slots[s]->replica)
+        {
+            /* down, or demoted (its writes fail unsent: no MOVED) */
             return 1;
         }
     }
@@ -502,8 +622,10 @@ ngx_http_auth_pat_redis_cluster_refresh_handler(ngx_event_t *ev)
         || ngx_current_msec - cl->refreshed
            >= NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH)
     {
-        cl->again = 0;
-        ngx_http_auth_pat_redis_cluster_start(cl);
+        /* a refresh asked for while one ran waits for the next one */
+        if (ngx_http_auth_pat_redis_cluster_start(cl)) {
+            cl->again = 0;
+        }
     }
 
     ngx_add_timer(ev, NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH_MIN);
@@ -513,87 +635,70 @@ ngx_http_auth_pat_redis_cluster_refresh_handler(ngx_event_t *ev)
 /* ------------------------------------------------------------ redirects */
 
 
+static ngx_int_t ngx_http_auth_pat_redis_cluster_wait(
+    ngx_http_auth_pat_redis_cluster_t *cl, ngx_http_auth_pat_redis_cmd_t *cmd);
+
+
+/* a waiting command's turn: to its slot's master, or wait again */
+
 static void
-ngx_http_auth_pat_redis_cluster_expired(ngx_event_t *ev)
+ngx_http_auth_pat_redis_cluster_retry(ngx_event_t *ev)
 {
-    ngx_http_auth_pat_redis_cmd_t  *cmd = ev->data;
+    ngx_http_auth_pat_redis_cmd_t      *cmd = ev->data;
+    ngx_http_auth_pat_redis_conn_t     *node;
+    ngx_http_auth_pat_redis_cluster_t  *cl;
+
+    cl = cmd->conn->redirect_data;
 
     ngx_queue_remove(&cmd->queue);
 
-    ngx_http_auth_pat_redis_complete(cmd, NULL);
-    ngx_http_auth_pat_redis_cmd_free(cmd);
+    node = cl->slots ? cl->slots[cmd->slot] : NULL;
+
+    if (cmd->handler != NULL && node != NULL
+        && ngx_http_auth_pat_redis_resend(node, cmd, 0) == NGX_OK)
+    {
+        return;
+    }
+
+    if (cmd->handler == NULL
+        || ngx_http_auth_pat_redis_cluster_wait(cl, cmd) != NGX_OK)
+    {
+        ngx_http_auth_pat_redis_complete(cmd, NULL);
+        ngx_http_auth_pat_redis_cmd_free(cmd);
+    }
 }
 
 
-/* cmd waits for the next retry, within its deadline */
+/*
+ * cmd waits to be sent again: 50 ms, doubling up to 200 ms, so that a
+ * cluster that is down is not flooded; never past its deadline
+ */
 
 static ngx_int_t
 ngx_http_auth_pat_redis_cluster_wait(ngx_http_auth_pat_redis_cluster_t *cl,
     ngx_http_auth_pat_redis_cmd_t *cmd)
 {
+    ngx_msec_t      delay;
     ngx_msec_int_t  left;
 
     left = (ngx_msec_int_t) (cmd->deadline - ngx_current_msec);
 
-    if (left <= 0) {
+    if (left <= 1) {
         return NGX_DECLINED;
     }
 
-    cmd->timer.handler = ngx_http_auth_pat_redis_cluster_expired;
+    delay = NGX_HTTP_AUTH_PAT_CLUSTER_RETRY << ngx_min(cmd->retries, 3);
+    delay = ngx_min(delay, NGX_HTTP_AUTH_PAT_CLUSTER_RETRY_MAX);
+    delay = ngx_min(delay, (ngx_msec_t) left - 1);
+    cmd->retries++;
+
+    cmd->timer.handler = ngx_http_auth_pat_redis_cluster_retry;
     cmd->timer.data = cmd;
-    ngx_add_timer(&cmd->timer, (ngx_msec_t) left);
+    ngx_add_timer(&cmd->timer, delay);
 
     ngx_queue_insert_tail(&cl->retry, &cmd->queue);
 
-    if (!cl->retry_ev.timer_set) {
-        ngx_add_timer(&cl->retry_ev, NGX_HTTP_AUTH_PAT_CLUSTER_RETRY);
-    }
-
     return NGX_OK;
-}
-
-
-static void
-ngx_http_auth_pat_redis_cluster_retry_handler(ngx_event_t *ev)
-{
-    ngx_queue_t                         waiting, *q;
-    ngx_http_auth_pat_redis_cmd_t      *cmd;
-    ngx_http_auth_pat_redis_conn_t     *node;
-    ngx_http_auth_pat_redis_cluster_t  *cl = ev->data;
-
-    ngx_queue_init(&waiting);
-
-    /* those that fail to go out wait again; the rest leave the queue */
-    while (!ngx_queue_empty(&cl->retry)) {
-        q = ngx_queue_head(&cl->retry);
-        ngx_queue_remove(q);
-        cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
-
-        if (cmd->timer.timer_set) {
-            ngx_del_timer(&cmd->timer);
-        }
-
-        node = cl->slots ? cl->slots[cmd->slot] : NULL;
-
-        if (node != NULL
-            && ngx_http_auth_pat_redis_resend(node, cmd, 0) == NGX_OK)
-        {
-            continue;
-        }
-
-        ngx_queue_insert_tail(&waiting, q);
-    }
-
-    while (!ngx_queue_empty(&waiting)) {
-        q = ngx_queue_head(&waiting);
-        ngx_queue_remove(q);
-        cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
-
-        if (ngx_http_auth_pat_redis_cluster_wait(cl, cmd) != NGX_OK) {
-            ngx_http_auth_pat_redis_complete(cmd, NULL);
-            ngx_http_auth_pat_redis_cmd_free(cmd);
-        }
-    }
 }
 
 
@@ -601,7 +706,8 @@ ngx_http_auth_pat_redis_cluster_retry_handler(ngx_event_t *ev)
 
 static ngx_http_auth_pat_redis_conn_t *
 ngx_http_auth_pat_redis_cluster_target(ngx_http_auth_pat_redis_cluster_t *cl,
-    redisReply *reply, size_t skip, ngx_uint_t *slot)
+    ngx_http_auth_pat_redis_conn_t *from, redisReply *reply, size_t skip,
+    ngx_uint_t *slot)
 {
     u_char          *p, *last, *colon, *sp;
     ngx_int_t        n, port;
@@ -625,15 +731,21 @@ ngx_http_auth_pat_redis_cluster_target(ngx_http_auth_pat_redis_cluster_t *cl,
 
     for (colon = last; colon > p && colon[-1] != ':'; colon--) { /* void */ }
 
-    if (colon == p) {
+    if (colon == p && (p == last || *p != ':')) {
         return NULL;
     }
 
     port = ngx_atoi(colon, last - colon);
 
-    if (ngx_http_auth_pat_redis_ip(p, colon - 1 - p, port, &sa,
-                                             &salen)
-        != NGX_OK)
+    if (colon - 1 == p && port > 0 && port <= 65535) {
+        /* ":6380", an unknown endpoint: the node that redirected */
+        salen = from->addr->socklen;
+        ngx_memcpy(&sa, from->addr->sockaddr, salen);
+        ngx_inet_set_port(&sa.sockaddr, (in_port_t) port);
+
+    } else if (ngx_http_auth_pat_redis_ip(p, colon - 1 - p, port, &sa,
+                                          &salen)
+               != NGX_OK)
     {
         return NULL;
     }
@@ -660,12 +772,18 @@ ngx_http_auth_pat_redis_cluster_redirect(ngx_http_auth_pat_redis_conn_t *conn,
 
     if (reply->str[0] == 'M' || asking) {
 
-        /* TRYAGAIN and CLUSTERDOWN are bounded by the deadline alone */
-        if (++cmd->redirects > NGX_HTTP_AUTH_PAT_CLUSTER_REDIRECTS) {
+        /*
+         * MOVED: at most 5.  An ASK (a slot being migrated) and TRYAGAIN
+         * may alternate until the migration is done: the deadline alone
+         * bounds them
+         */
+        if (!asking
+            && ++cmd->redirects > NGX_HTTP_AUTH_PAT_CLUSTER_REDIRECTS)
+        {
             return NGX_DECLINED;
         }
 
-        node = ngx_http_auth_pat_redis_cluster_target(cl, reply,
+        node = ngx_http_auth_pat_redis_cluster_target(cl, conn, reply,
                                                       asking ? 4 : 6, &slot);
         if (node == NULL) {
             return NGX_DECLINED;
@@ -724,7 +842,10 @@ ngx_http_auth_pat_redis_cluster_init(ngx_cycle_t *cycle,
                                 * sizeof(ngx_http_auth_pat_redis_conn_t *));
     cl->spare = ngx_palloc(cycle->pool, NGX_HTTP_AUTH_PAT_CLUSTER_SLOTS
                            * sizeof(ngx_http_auth_pat_redis_conn_t *));
-    if (cl->next_slots == NULL || cl->spare == NULL) {
+    cl->cand = ngx_palloc(cycle->pool,
+                          (rcf->nseeds + NGX_HTTP_AUTH_PAT_CLUSTER_NODES)
+                          * sizeof(ngx_http_auth_pat_redis_addr_t *));
+    if (cl->next_slots == NULL || cl->spare == NULL || cl->cand == NULL) {
         return NGX_ERROR;
     }
 
@@ -739,9 +860,6 @@ ngx_http_auth_pat_redis_cluster_init(ngx_cycle_t *cycle,
     cl->refresh.log = cycle->log;
     cl->refresh.cancelable = 1;
 
-    cl->retry_ev.handler = ngx_http_auth_pat_redis_cluster_retry_handler;
-    cl->retry_ev.data = cl;
-    cl->retry_ev.log = cycle->log;
 
     q = ngx_http_auth_pat_redis_conn_create(cycle, rcf, "topology");
     if (q == NULL) {
@@ -754,7 +872,7 @@ ngx_http_auth_pat_redis_cluster_init(ngx_cycle_t *cycle,
 
     ngx_http_auth_pat_cluster = cl;
 
-    ngx_http_auth_pat_redis_cluster_start(cl);
+    (void) ngx_http_auth_pat_redis_cluster_start(cl);
     ngx_add_timer(&cl->refresh, NGX_HTTP_AUTH_PAT_CLUSTER_REFRESH_MIN);
 
     return NGX_OK;
@@ -781,16 +899,13 @@ ngx_http_auth_pat_redis_cluster_exit(void)
         ngx_del_timer(&cl->refresh);
     }
 
-    if (cl->retry_ev.timer_set) {
-        ngx_del_timer(&cl->retry_ev);
-    }
 
     while (!ngx_queue_empty(&cl->retry)) {
         q = ngx_queue_head(&cl->retry);
         ngx_queue_remove(q);
         cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
         cmd->handler = NULL;
-        ngx_http_auth_pat_redis_cmd_free(cmd);
+        ngx_http_auth_pat_redis_cmd_free(cmd);   /* (its timer too) */
     }
 
     for (i = 0; i < cl->nnodes; i++) {

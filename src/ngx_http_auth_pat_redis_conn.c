@@ -330,6 +330,17 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
     ngx_http_auth_pat_redis_cmd_t   *cmd = ev->data;
     ngx_http_auth_pat_redis_conn_t  *conn = cmd->conn;
 
+    if ((ngx_msec_int_t) (cmd->hang_at - ngx_current_msec) > 0) {
+        /*
+         * the deadline of a command sent again elsewhere, not a hung
+         * server: the caller gets its answer now, the reply (when it
+         * comes) is dropped, and the connection has its whole timeout
+         */
+        ngx_http_auth_pat_redis_complete(cmd, NULL);
+        ngx_add_timer(&cmd->timer, cmd->hang_at - ngx_current_msec);
+        return;
+    }
+
     if (conn->bare && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
         /* the query goes on to the next sentinel: a line per 10 s */
         ngx_http_auth_pat_redis_connect_failed(conn, NGX_ETIMEDOUT,
@@ -374,6 +385,7 @@ static void
 ngx_http_auth_pat_redis_sent(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_cmd_t *cmd)
 {
+    ngx_msec_t      hang;
     ngx_msec_int_t  left;
 
     ngx_queue_insert_tail(&conn->sent, &cmd->queue);
@@ -382,16 +394,24 @@ ngx_http_auth_pat_redis_sent(ngx_http_auth_pat_redis_conn_t *conn,
     cmd->timer.data = cmd;
     cmd->timer.log = conn->log;
 
-    if (cmd->deadline == 0) {
-        ngx_add_timer(&cmd->timer, conn->conf->timeout + conn->blocked);
+    /* past this, the server is hung: the connection is reset */
+    hang = conn->conf->timeout + conn->blocked;
+    cmd->hang_at = ngx_current_msec + hang;
 
+    if (cmd->deadline == 0) {
         if (conn->keep_wire) {
-            cmd->deadline = cmd->timer.timer.key;
+            cmd->deadline = cmd->hang_at;
         }
 
+        ngx_add_timer(&cmd->timer, hang);
+
     } else {
-        /* sent again elsewhere: what is left of its one deadline */
+        /*
+         * sent again elsewhere: the caller gets its answer by its one
+         * deadline; the connection is still given the whole timeout
+         */
         left = (ngx_msec_int_t) (cmd->deadline - ngx_current_msec);
+        left = ngx_min(left, (ngx_msec_int_t) hang);
         ngx_add_timer(&cmd->timer, (ngx_msec_t) ngx_max(left, 1));
     }
 
@@ -540,25 +560,21 @@ ngx_http_auth_pat_redis_resend(ngx_http_auth_pat_redis_conn_t *conn,
         return NGX_ERROR;
     }
 
-    cmd->conn = conn;
-
     if (conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY) {
-        if (asking) {
-            /* ASK is one-shot: not behind a handshake */
-            return NGX_ERROR;
-        }
-
-        cmd->held = ngx_alloc(cmd->wire_len, conn->log);
-        if (cmd->held == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(cmd->held, cmd->wire, cmd->wire_len);
-        cmd->held_len = cmd->wire_len;
-        ngx_queue_insert_tail(&conn->held, &cmd->queue);
-
-        return NGX_OK;
+        /* not behind a handshake: the caller retries within the deadline */
+        return NGX_ERROR;
     }
+
+    /* room for both: an ASKING alone would apply to another command */
+    if (ngx_http_auth_pat_redis_reserve(conn, cmd->wire_len
+                                        + (asking ? sizeof("*1\r\n$6\r\n"
+                                                           "ASKING\r\n") : 0))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cmd->conn = conn;
 
     if (asking) {
         ask = ngx_http_auth_pat_redis_cmd_alloc(conn);
@@ -578,10 +594,6 @@ ngx_http_auth_pat_redis_resend(ngx_http_auth_pat_redis_conn_t *conn,
             ngx_http_auth_pat_redis_cmd_free(ask);
             return NGX_ERROR;
         }
-    }
-
-    if (ngx_http_auth_pat_redis_reserve(conn, cmd->wire_len) != NGX_OK) {
-        return NGX_ERROR;
     }
 
     conn->out_len = ngx_cpymem(conn->out + conn->out_len, cmd->wire,
@@ -970,7 +982,8 @@ ngx_http_auth_pat_redis_dispatch(ngx_http_auth_pat_redis_conn_t *conn,
     rc = NGX_OK;
 
     if (reply->type == REDIS_REPLY_ERROR && !cmd->internal
-        && cmd->wire != NULL && conn->redirect != NULL
+        && cmd->handler != NULL && cmd->wire != NULL
+        && conn->redirect != NULL
         && (ngx_http_auth_pat_redis_error_is(reply, "MOVED")
             || ngx_http_auth_pat_redis_error_is(reply, "ASK")
             || ngx_http_auth_pat_redis_error_is(reply, "TRYAGAIN")

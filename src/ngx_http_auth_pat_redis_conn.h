@@ -182,7 +182,9 @@ struct ngx_http_auth_pat_redis_cmd_s {
     u_char                             *wire;
     size_t                              wire_len;
     ngx_msec_t                          deadline;
+    ngx_msec_t                          hang_at;   /* sent + timeout */
     ngx_uint_t                          redirects;
+    ngx_uint_t                          retries;
     ngx_uint_t                          slot;
 
     unsigned                            write:1;
@@ -224,7 +226,7 @@ void ngx_http_auth_pat_redis_connect_failed(
 
 /*
  * cmd (of keep_wire) goes out again on conn, ASKING first if asking:
- * NGX_ERROR when conn cannot take it now (the caller completes it)
+ * NGX_ERROR when conn cannot take it now (not ready, or out of memory)
  */
 ngx_int_t ngx_http_auth_pat_redis_resend(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_cmd_t *cmd, ngx_uint_t asking);

@@ -84,7 +84,7 @@ is(scalar(keys %by_master), 3, 'their keys live on all three masters ('
 
 # --- a slot migrated under traffic: ASK, then MOVED.  As redis-cli
 # --cluster reshard does it: IMPORTING and MIGRATING, MIGRATE of the
-# slot's keys, then SETSLOT NODE on every master, here in about 0.3 s
+# slot's keys, then SETSLOT NODE on every master, here in about 0.6 s
 # while requests for the slot's user keep coming; a script's keys split
 # between the nodes get TRYAGAIN meanwhile, and are sent again within
 # their deadline
@@ -113,7 +113,8 @@ is(scalar(keys %by_master), 3, 'their keys live on all three masters ('
             sleep 0.1;
             $t->redis_cmd_on($from, 'MIGRATE', '127.0.0.1', $to->{port}, '', 0, 5000, 'KEYS',
                              @$keys[1 .. $#$keys]) if @$keys > 1;
-            sleep 0.1;
+            # every key at the target, the slot still migrating: ASK
+            sleep 0.4;
             $t->redis_cmd_on($_, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $id{ $to->{port} })
                 for $to, $from, grep { $_ != $to && $_ != $from } $c->masters;
             1;

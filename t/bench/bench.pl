@@ -15,6 +15,8 @@
 #       per list, and (c)'s p99 beside 87 default lists/s
 #   (j) as (c), the master found through Redis Sentinel (a sentinel that
 #       monitors the same Redis): j/c is the cost of Sentinel
+#   (k) as (c) on a Redis Cluster of 3 masters (and 3 replicas): k/c is
+#       the cost of routing by slot
 #   and how many tokens a 10 MB cache zone holds (with 5 scopes each).
 #
 # The scenarios other than (d) run back to back, in nine short rounds: the
@@ -40,6 +42,7 @@ use Time::HiRes qw(sleep time);
 use IO::Socket::INET;
 use PatTest;
 use PatTLS;
+use PatCluster;
 use PatToken qw(seed_token make_token token_digest);
 
 our $SECS = $ENV{BENCH_SECONDS} || 2;
@@ -116,6 +119,15 @@ $jc->{key} = $t->key;
 $jc->nginx_conf(workers => 1, error_log_level => 'notice',
                 http => server_conf('', "127.0.0.1:$sentinel->{port} sentinel=bench"));
 $jc->start_nginx;
+
+# for (k): a cluster, and an nginx on it
+my $cluster_t = PatTest->new;
+my $cluster = PatCluster->new($cluster_t);
+my $kc = PatTest->new;
+$kc->{key} = $t->key;
+$kc->nginx_conf(workers => 1, error_log_level => 'notice',
+                http => server_conf('', $cluster->seeds . ' cluster'));
+$kc->start_nginx;
 sleep 0.5;
 
 my $tok = seed_token($t, user => 'bench', name => 'bench token');
@@ -130,8 +142,10 @@ my $PIN = ($ENV{BENCH_PIN} // 1) && `nproc` >= 2 && system('taskset -V >/dev/nul
 my $last_cpu = `nproc` - 1;
 if ($PIN) {
     system("taskset -pc 0 $_ >/dev/null")
-        for $nc->worker_pids, $wc->worker_pids, $tc->worker_pids, $jc->worker_pids;
-    system("taskset -pc $last_cpu $redis->{pid} >/dev/null");
+        for $nc->worker_pids, $wc->worker_pids, $tc->worker_pids, $jc->worker_pids,
+            $kc->worker_pids;
+    system("taskset -pc $last_cpu $_ >/dev/null") for $redis->{pid}, map { $_->{pid} } $cluster->nodes;
+    system("renice -n -10 -p $_->{pid} >/dev/null 2>&1") for $cluster->nodes;
     # Redis shares its CPU with wrk; at a higher priority it answers as a
     # Redis host of its own would, not after wrk's time slice
     system("renice -n -10 -p $redis->{pid} >/dev/null 2>&1");
@@ -150,6 +164,17 @@ sub wrk {
 }
 
 my $auth = "-H 'Authorization: Bearer $tok->{token}'";
+# (k)'s token, made through the cluster's nginx
+my $ktok;
+for (1 .. 100) {
+    my $r = $kc->http(POST => '/v1/personal-access-tokens',
+                      { headers => { 'X-User' => 'bench', 'Content-Type' => 'application/json' },
+                        content => '{"name":"bench token"}' });
+    if ($r->{status} == 201) { $ktok = $r->{json}{data}{token}; last }
+    sleep 0.1;
+}
+die "(k): no token from the cluster's nginx\n" unless $ktok;
+my $kauth = "-H 'Authorization: Bearer $ktok'";
 my $sauth = "-H 'Authorization: Bearer $stok->{token}'";
 my $intro = $t->write_file('introspect.lua', <<"EOF2");
 wrk.method = "POST"
@@ -165,8 +190,10 @@ my %scen = (
     g => sub { wrk($nc->port, '/scoped.txt', $sauth) },
     h => sub { wrk($wc->port, '/introspect', "-s $intro") },
     j => sub { wrk($jc->port, '/auth.txt', $auth) },
+    k => sub { wrk($kc->port, '/auth.txt', $kauth) },
 );
-my @SCEN = qw(a b c j e f g h);   # j beside c: j/c is the cost of Sentinel
+# j and k beside c: j/c and k/c are the costs of Sentinel and Cluster
+my @SCEN = qw(a b c j k e f g h);
 
 my $load = `cat /proc/loadavg`;
 say "load average before the run: " . (split ' ', $load)[0] . ' (an otherwise busy machine skews the figures)';
@@ -218,11 +245,12 @@ while ($round < $ROUNDS) {
 sub median { my @v = sort { $a <=> $b } @_; return $v[@v / 2] }
 my %best = map { my $s = $_; $s => { rps => median(map { $_->{rps} } @{ $runs{$s} }),
                                       p99 => median(map { $_->{p99} } @{ $runs{$s} }) } } keys %runs;
-my %ratio = map { my $s = $_; $s => median(map { $runs{$s}[$_]{rps} / $runs{a}[$_]{rps} } 0 .. $ROUNDS - 1) } qw(b c e f g h j);
+my %ratio = map { my $s = $_; $s => median(map { $runs{$s}[$_]{rps} / $runs{a}[$_]{rps} } 0 .. $ROUNDS - 1) } qw(b c e f g h j k);
 # the cost of scopes, within each round too
 my %vs = (f => median(map { $runs{f}[$_]{rps} / $runs{b}[$_]{rps} } 0 .. $ROUNDS - 1),
           g => median(map { $runs{g}[$_]{rps} / $runs{c}[$_]{rps} } 0 .. $ROUNDS - 1),
-          j => median(map { $runs{j}[$_]{rps} / $runs{c}[$_]{rps} } 0 .. $ROUNDS - 1));
+          j => median(map { $runs{j}[$_]{rps} / $runs{c}[$_]{rps} } 0 .. $ROUNDS - 1),
+          k => median(map { $runs{k}[$_]{rps} / $runs{c}[$_]{rps} } 0 .. $ROUNDS - 1));
 
 # (d) create
 my $lua = $t->write_file('post.lua', <<'EOF2');
@@ -353,7 +381,7 @@ my $before = $wc->error_log;
 my ($cap) = substr($wc->error_log, length $before) =~ /cache zone "bench" is full at (\d+) tokens/;
 
 # --- results
-my ($a, $b, $c, $e, $f, $g, $h, $j) = @best{qw(a b c e f g h j)};
+my ($a, $b, $c, $e, $f, $g, $h, $j, $k) = @best{qw(a b c e f g h j k)};
 say '';
 say "auth_pat benchmark: wrk -t1 -c32 -d${SECS}s on loopback, nginx 1 worker, Redis 7 ($^O, "
     . ($PIN ? "nginx pinned to CPU 0, wrk and Redis to CPU $last_cpu, " : 'not pinned, ')
@@ -370,12 +398,14 @@ printf "| (f) as (b), 5 scopes held, 2 required | %.0f | %.3f | %.2f |\n", $f->{
 printf "| (g) as (c), 5 scopes held, 2 required | %.0f | %.3f | %.2f |\n", $g->{rps}, $g->{p99}, $ratio{g};
 printf "| (h) introspection, cache | %.0f | %.3f | %.2f |\n", $h->{rps}, $h->{p99}, $ratio{h};
 printf "| (j) as (c), master found by Sentinel | %.0f | %.3f | %.2f |\n", $j->{rps}, $j->{p99}, $ratio{j};
+printf "| (k) as (c), Redis Cluster of 3 masters | %.0f | %.3f | %.2f |\n", $k->{rps}, $k->{p99}, $ratio{k};
 say '';
 printf "b/a = %.2f   c/a = %.2f   e/a = %.2f   p99(b) - p99(a) = %.3f ms   (ratios: median of the %d rounds' own;"
     . " %d rounds run again for steal above %.0f%%)\n",
     $ratio{b}, $ratio{c}, $ratio{e}, $b->{p99} - $a->{p99}, $ROUNDS, $discarded, 100 * $STEAL;
 printf "f/b = %.2f   g/c = %.2f   (scopes: 1.00 is no cost)   h/a = %.2f\n", $vs{f}, $vs{g}, $ratio{h};
 printf "j/a = %.2f   j/c = %.2f   (Sentinel: 1.00 is no cost)\n", $ratio{j}, $vs{j};
+printf "k/a = %.2f   k/c = %.2f   (Cluster: 1.00 is no cost)\n", $ratio{k}, $vs{k};
 say '10 MB cache zone holds: ' . (defined $cap ? "$cap tokens (user ids of 10 bytes, names of 13, 5 scopes: "
                                                  . length($SCOPES) . ' bytes)'
                                               : "more than $N tokens");
@@ -391,9 +421,10 @@ printf "access (c) p99: %.3f ms alone, %.3f ms beside 87 default lists/s (+%.3f 
 printf "bench took %.0f s\n", time - $t0;
 
 my @p = ($nc->error_log_problems, $wc->error_log_problems, $tc->error_log_problems,
-         $jc->error_log_problems);
+         $jc->error_log_problems, $kc->error_log_problems);
 die "error.log problems:\n@p" if @p;
 # teardown (nginx, then Redis) happens as the PatTest objects go
+$kc->stop_nginx;
 $jc->stop_nginx;
 $tc->stop_nginx;
 $wc->stop_nginx;
