@@ -16,7 +16,7 @@ use lib 't/lib';
 use Test::More;
 use Time::HiRes qw(sleep time);
 use PatTest;
-use PatProxy qw(serve stop);
+use PatProxy qw(serve stop resp_commands);
 use PatApi qw(gateway_conf);
 
 # a scripted sentinel.  answer->($n): [ip, port] for the n-th question on
@@ -44,18 +44,8 @@ sub fake_sentinel {
             next unless select(my $rout = $rin, undef, undef, 0.02);
             my $got = sysread($c, $buf, 65536, length $buf);
             return unless $got;
-            # whole commands: *N then N bulk strings
-            while ($buf =~ /\A\*(\d+)\r\n/) {
-                my ($argc, $pos, @argv) = ($1, length($&));
-                for (1 .. $argc) {
-                    last unless substr($buf, $pos) =~ /\A\$(\d+)\r\n/;
-                    my ($len, $hl) = ($1, length($&));
-                    last if length($buf) < $pos + $hl + $len + 2;
-                    push @argv, substr($buf, $pos + $hl, $len);
-                    $pos += $hl + $len + 2;
-                }
-                last if @argv < $argc;
-                substr($buf, 0, $pos) = '';
+            for my $a (resp_commands(\$buf)) {
+                my @argv = @$a;
                 my $cmd = uc $argv[0];
                 my $out;
                 if ($cmd eq 'SENTINEL') {

@@ -10,7 +10,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use POSIX ();
 use PatTest;
-use PatProxy qw(serve stop);
+use PatProxy qw(serve stop resp_commands);
 use PatToken qw(make_token);
 use PatApi qw(gateway_conf);
 
@@ -35,17 +35,8 @@ my $pid = serve($port, sub {
         vec($rin, fileno($c), 1) = 1;
         next unless select(my $rout = $rin, undef, undef, 0.01);
         sysread($c, $buf, 65536, length $buf) or return;
-        while ($buf =~ /\A\*(\d+)\r\n/) {
-            my ($argc, $pos, @argv) = ($1, length($&));
-            for (1 .. $argc) {
-                last unless substr($buf, $pos) =~ /\A\$(\d+)\r\n/;
-                my ($len, $hl) = ($1, length($&));
-                last if length($buf) < $pos + $hl + $len + 2;
-                push @argv, substr($buf, $pos + $hl, $len);
-                $pos += $hl + $len + 2;
-            }
-            last if @argv < $argc;
-            substr($buf, 0, $pos) = '';
+        for my $a (resp_commands(\$buf)) {
+            my @argv = @$a;
             my $cmd = uc $argv[0];
             my $out;
             if ($cmd eq 'CLUSTER') {

@@ -22,6 +22,7 @@ use strict;
 use warnings;
 
 use Time::HiRes ();
+use PatTest ();
 
 sub new {
     my ($class, $t, %o) = @_;
@@ -84,7 +85,7 @@ sub owner {
 
 sub wait_synced {
     my ($self, $r, $timeout) = @_;
-    return _until($timeout // 30, sub {
+    return PatTest::until_ok($timeout // 30, sub {
         my $info = eval { $self->{t}->redis_cmd_on($r, 'INFO', 'replication') } // '';
         !ref $info && $info =~ /^master_link_status:up\r?$/m;
     });
@@ -92,7 +93,7 @@ sub wait_synced {
 
 sub wait_ok {
     my ($self, $timeout) = @_;
-    return _until($timeout // 30, sub {
+    return PatTest::until_ok($timeout // 30, sub {
         for my $r (grep { $_->{running} && !$_->{stopped} } $self->nodes) {
             my $info = eval { $self->{t}->redis_cmd_on($r, 'CLUSTER', 'INFO') } // '';
             return 0 if ref $info || $info !~ /^cluster_state:ok\r?$/m
@@ -120,16 +121,6 @@ sub slot {
         $k = substr($k, $s + 1, $e - $s - 1) if $e > $s + 1;
     }
     return crc16($k) % 16384;
-}
-
-sub _until {
-    my ($timeout, $cb) = @_;
-    my $end = Time::HiRes::time() + $timeout;
-    while (Time::HiRes::time() < $end) {
-        return 1 if $cb->();
-        Time::HiRes::sleep(0.05);
-    }
-    return 0;
 }
 
 1;

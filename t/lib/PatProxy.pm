@@ -14,7 +14,28 @@ use POSIX ();
 use Time::HiRes qw(time);
 use Exporter 'import';
 
-our @EXPORT_OK = qw(serve delay_proxy silent_proxy stop);
+our @EXPORT_OK = qw(serve delay_proxy silent_proxy stop resp_commands);
+
+# the whole RESP commands at the head of $$buf (arrays of bulk strings),
+# taken out of it: a list of [ARG, ...]; a partial one stays
+sub resp_commands {
+    my ($buf) = @_;
+    my @cmds;
+    while ($$buf =~ /\A\*(\d+)\r\n/) {
+        my ($argc, $pos, @argv) = ($1, length($&));
+        for (1 .. $argc) {
+            last unless substr($$buf, $pos) =~ /\A\$(\d+)\r\n/;
+            my ($len, $hl) = ($1, length($&));
+            last if length($$buf) < $pos + $hl + $len + 2;
+            push @argv, substr($$buf, $pos + $hl, $len);
+            $pos += $hl + $len + 2;
+        }
+        last if @argv < $argc;
+        substr($$buf, 0, $pos) = '';
+        push @cmds, \@argv;
+    }
+    return @cmds;
+}
 
 # listen on 127.0.0.1:port; each connection is handed to $conn in a child
 sub serve {

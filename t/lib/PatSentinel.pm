@@ -28,6 +28,7 @@ use strict;
 use warnings;
 
 use Time::HiRes ();
+use PatTest ();
 
 sub new {
     my ($class, $t, %o) = @_;
@@ -59,7 +60,7 @@ sub new {
     }
 
     # a failover needs sentinels that know each other and the replica
-    my $ok = _until(30, sub {
+    my $ok = PatTest::until_ok(30, sub {
         for my $s (@{ $self->{sentinels} }) {
             my %m = $self->sentinel_master($s);
             return 0 unless ($m{'num-other-sentinels'} // 0) == 2
@@ -111,7 +112,7 @@ sub named {
 
 sub wait_master {
     my ($self, $port, $timeout) = @_;
-    return _until($timeout // 30, sub {
+    return PatTest::until_ok($timeout // 30, sub {
         for my $s (@{ $self->{sentinels} }) {
             next unless $s->{running} && !$s->{stopped};
             my $n = $self->named($s);
@@ -124,7 +125,7 @@ sub wait_master {
 
 sub wait_synced {
     my ($self, $r, $timeout) = @_;
-    my $ok = _until($timeout // 30, sub {
+    my $ok = PatTest::until_ok($timeout // 30, sub {
         my $info = eval { $self->{t}->redis_cmd_on($r, 'INFO', 'replication') } // '';
         return !ref $info && $info =~ /^master_link_status:up\r?$/m;
     });
@@ -146,15 +147,5 @@ sub poll_checks {
 }
 
 sub counts { my ($h) = @_; join ' ', map { "$_: $h->{$_}" } sort keys %$h }
-
-sub _until {
-    my ($timeout, $cb) = @_;
-    my $end = Time::HiRes::time() + $timeout;
-    while (Time::HiRes::time() < $end) {
-        return 1 if $cb->();
-        Time::HiRes::sleep(0.05);
-    }
-    return 0;
-}
 
 1;
