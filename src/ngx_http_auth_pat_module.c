@@ -382,14 +382,6 @@ ngx_http_auth_pat_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (pmcf->redis && pmcf->redis->cluster && pmcf->cache) {
-        /* its subscriber is not homed on the sequence's slot yet */
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"auth_pat_cache\" does not work with a redis "
-                      "\"cluster\" yet");
-        return NGX_CONF_ERROR;
-    }
-
     if (pmcf->redis && pmcf->redis->ssl) {
         pmcf->redis->tls = &pmcf->tls;
 
@@ -655,8 +647,7 @@ ngx_http_auth_pat_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    if (ngx_http_auth_pat_store_init_conf(cf, pmcf->store,
-                                          pmcf->redis->timeout)
+    if (ngx_http_auth_pat_store_init_conf(cf, pmcf->store, pmcf->redis)
         != NGX_OK)
     {
         return NGX_ERROR;

@@ -224,6 +224,10 @@ ngx_http_auth_pat_redis_live(void)
     ngx_http_auth_pat_redis_conn_t  *conn = ngx_http_auth_pat_redis_conn;
     ngx_http_auth_pat_redis_conn_t  *sub = ngx_http_auth_pat_redis_sub;
 
+    if (ngx_http_auth_pat_redis_cluster_on) {
+        return ngx_http_auth_pat_redis_cluster_live();
+    }
+
     if (conn == NULL || conn->replica
         || !ngx_http_auth_pat_redis_alive(conn))
     {
@@ -421,6 +425,10 @@ ngx_http_auth_pat_redis_subscribe(ngx_cycle_t *cycle,
         && ngx_http_auth_pat_redis_sentinel_follow(cycle, conn, 0) != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (rcf->cluster) {
+        ngx_http_auth_pat_redis_cluster_follow(conn);
     }
 
     ngx_http_auth_pat_redis_connect(conn);

@@ -65,6 +65,10 @@ typedef struct {
     /* commands that wait to be sent again (TRYAGAIN, CLUSTERDOWN) */
     ngx_queue_t                         retry;
 
+    /* the subscriber, homed on the master of its channel's slot */
+    ngx_http_auth_pat_redis_conn_t     *sub;
+    ngx_uint_t                          sub_slot;
+
     /* each line once per 10 s */
     ngx_msec_t                          partial_logged;
     ngx_msec_t                          name_logged;
@@ -73,6 +77,7 @@ typedef struct {
 
     unsigned                            asking:1;
     unsigned                            again:1;   /* a refresh asked for */
+    unsigned                            sub_waiting:1;  /* for a table */
 } ngx_http_auth_pat_redis_cluster_t;
 
 
@@ -86,6 +91,8 @@ static ngx_uint_t ngx_http_auth_pat_redis_cluster_log(ngx_msec_t *logged);
 static ngx_int_t ngx_http_auth_pat_redis_cluster_redirect(
     ngx_http_auth_pat_redis_conn_t *conn, ngx_http_auth_pat_redis_cmd_t *cmd,
     redisReply *reply);
+static void ngx_http_auth_pat_redis_cluster_home(
+    ngx_http_auth_pat_redis_cluster_t *cl);
 
 
 /* ---------------------------------------------------------------- slots */
@@ -491,6 +498,7 @@ ngx_http_auth_pat_redis_cluster_answered(void *data, redisReply *reply,
         cl->result = NGX_OK;
 
         ngx_http_auth_pat_redis_cluster_retire(cl);
+        ngx_http_auth_pat_redis_cluster_home(cl);
     }
 
     /* from the event loop: this runs inside the query connection's read */
@@ -798,6 +806,10 @@ ngx_http_auth_pat_redis_cluster_redirect(ngx_http_auth_pat_redis_conn_t *conn,
 
             if (cl->slots != NULL) {
                 cl->slots[slot] = node;
+
+                if (cl->sub != NULL && slot == cl->sub_slot) {
+                    ngx_http_auth_pat_redis_cluster_home(cl);
+                }
             }
 
             /* the rest of the table has probably moved too */
@@ -811,6 +823,135 @@ ngx_http_auth_pat_redis_cluster_redirect(ngx_http_auth_pat_redis_conn_t *conn,
 
     /* TRYAGAIN, CLUSTERDOWN, or a target not up yet: after a short while */
     return ngx_http_auth_pat_redis_cluster_wait(cl, cmd);
+}
+
+
+/* ----------------------------------------------------------- subscriber */
+
+
+/*
+ * The subscriber's locate hook: the master of its channel's slot, where
+ * the script that counts and publishes an invalidation runs, so that
+ * the message is in the subscriber's socket before the revoke's reply
+ * leaves (a PUBLISH reaches the other nodes over the cluster bus, later)
+ */
+
+static ngx_int_t
+ngx_http_auth_pat_redis_cluster_locate(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    ngx_http_auth_pat_redis_conn_t     *owner;
+    ngx_http_auth_pat_redis_cluster_t  *cl = conn->locate_data;
+
+    owner = cl->slots ? cl->slots[cl->sub_slot] : NULL;
+
+    if (owner == NULL) {
+        /* connected once a table names it */
+        cl->sub_waiting = 1;
+        return NGX_AGAIN;
+    }
+
+    ngx_http_auth_pat_redis_found(conn, owner->found.sockaddr,
+                                  owner->found.socklen);
+
+    return NGX_OK;
+}
+
+
+/* after the table changed: the subscriber moves to the slot's master */
+
+static void
+ngx_http_auth_pat_redis_cluster_home(ngx_http_auth_pat_redis_cluster_t *cl)
+{
+    ngx_http_auth_pat_redis_conn_t  *sub = cl->sub, *owner;
+
+    if (sub == NULL || cl->slots == NULL) {
+        return;
+    }
+
+    if (cl->sub_waiting) {
+        cl->sub_waiting = 0;
+        ngx_http_auth_pat_redis_connect(sub);
+        return;
+    }
+
+    owner = cl->slots[cl->sub_slot];
+
+    if (sub->c == NULL || sub->addr != &sub->found
+        || ngx_cmp_sockaddr(sub->found.sockaddr, sub->found.socklen,
+                            owner->found.sockaddr, owner->found.socklen, 1)
+           == NGX_OK)
+    {
+        /* not connected: its next attempt asks where to */
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, sub->log, 0,
+                  "auth_pat: redis cluster: slot %ui of the invalidations "
+                  "is served by \"%V\" now, the subscriber moves there",
+                  cl->sub_slot, &owner->found.text);
+
+    /* the cache is not trusted until it is subscribed and in sync there */
+    ngx_http_auth_pat_redis_restart(sub);
+}
+
+
+void
+ngx_http_auth_pat_redis_cluster_follow(ngx_http_auth_pat_redis_conn_t *sub)
+{
+    ngx_http_auth_pat_redis_cluster_t  *cl = ngx_http_auth_pat_cluster;
+
+    cl->sub = sub;
+    cl->sub_slot = ngx_http_auth_pat_redis_cluster_slot(sub->channel.data,
+                                                        sub->channel.len);
+
+    sub->locate = ngx_http_auth_pat_redis_cluster_locate;
+    sub->locate_data = cl;
+    sub->locator = "the slot table";
+}
+
+
+/*
+ * May a cache be trusted: the subscriber is on the master of its slot,
+ * and every master the worker talks to answers (a check fails closed
+ * when its node is down, even with a cache: bypassed, the checks of the
+ * other nodes' slots still succeed)
+ */
+
+ngx_uint_t
+ngx_http_auth_pat_redis_cluster_live(void)
+{
+    ngx_uint_t                          i;
+    ngx_http_auth_pat_redis_conn_t     *sub, *owner, *node;
+    ngx_http_auth_pat_redis_cluster_t  *cl = ngx_http_auth_pat_cluster;
+
+    if (cl == NULL || cl->slots == NULL) {
+        return 0;
+    }
+
+    for (i = 0; i < cl->nnodes; i++) {
+        node = cl->nodes[i];
+
+        if (!node->on_demand
+            && (node->replica || !ngx_http_auth_pat_redis_alive(node)))
+        {
+            return 0;
+        }
+    }
+
+    sub = cl->sub;
+
+    if (sub == NULL) {
+        return 1;
+    }
+
+    owner = cl->slots[cl->sub_slot];
+
+    return sub->subscribed && ngx_http_auth_pat_redis_alive(sub)
+           && sub->addr == &sub->found
+           && ngx_cmp_sockaddr(sub->found.sockaddr, sub->found.socklen,
+                               owner->found.sockaddr, owner->found.socklen,
+                               1)
+              == NGX_OK;
 }
 
 
@@ -914,5 +1055,6 @@ ngx_http_auth_pat_redis_cluster_exit(void)
 
     ngx_http_auth_pat_redis_conn_free(cl->query);
 
+    cl->sub = NULL;     /* freed by redis.c */
     ngx_http_auth_pat_cluster = NULL;
 }

@@ -30,6 +30,13 @@ ngx_http_auth_pat_redis_conn_t *ngx_http_auth_pat_redis_cluster_route(
 ngx_uint_t ngx_http_auth_pat_redis_cluster_slot(const u_char *key,
     size_t len);
 
+/* the subscriber connects to the master of its channel's slot */
+void ngx_http_auth_pat_redis_cluster_follow(
+    ngx_http_auth_pat_redis_conn_t *sub);
+
+/* the subscriber on its slot's master, and every master answering */
+ngx_uint_t ngx_http_auth_pat_redis_cluster_live(void);
+
 void ngx_http_auth_pat_redis_cluster_exit(void);
 
 

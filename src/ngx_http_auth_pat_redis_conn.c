@@ -785,8 +785,8 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
     {
         ngx_log_error(NGX_LOG_ERR, conn->log, 0,
                       "auth_pat: %s \"%V\" is no longer the master "
-                      "(READONLY), asking the sentinels again",
-                      conn->kind, addr);
+                      "(READONLY), asking %s again",
+                      conn->kind, addr, conn->locator);
         conn->failures++;
         conn->down_logged = 1;
         return NGX_ABORT;
@@ -890,10 +890,10 @@ ngx_http_auth_pat_redis_role(ngx_http_auth_pat_redis_conn_t *conn,
     if (replica && conn->locate != NULL) {
         ngx_log_error(NGX_LOG_ERR, conn->log, 0,
                       "auth_pat: %s \"%V\" is not the master (its role "
-                      "is \"%*s\"), asking the sentinels again",
+                      "is \"%*s\"), asking %s again",
                       conn->kind, &conn->addr->text,
                       ngx_min(reply->element[0]->len, 32),
-                      reply->element[0]->str);
+                      reply->element[0]->str, conn->locator);
         conn->failures++;
         conn->down_logged = 1;
         ngx_http_auth_pat_redis_reset(conn);

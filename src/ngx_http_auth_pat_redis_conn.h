@@ -137,6 +137,7 @@ struct ngx_http_auth_pat_redis_conn_s {
 
     ngx_http_auth_pat_redis_locate_pt   locate;
     void                               *locate_data;
+    const char                         *locator;   /* for the logs */
 
     /*
      * A redirect (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) to a command of

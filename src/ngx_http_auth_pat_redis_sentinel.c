@@ -669,6 +669,7 @@ ngx_http_auth_pat_redis_sentinel_init(ngx_cycle_t *cycle,
     w->sub_data = s;
     w->locate = ngx_http_auth_pat_redis_sentinel_watch_locate;
     w->locate_data = s;
+    w->locator = "the sentinels";
 
     s->query = q;
     s->watch = w;
@@ -708,6 +709,7 @@ ngx_http_auth_pat_redis_sentinel_follow(ngx_cycle_t *cycle,
 
     conn->locate = ngx_http_auth_pat_redis_sentinel_locate;
     conn->locate_data = s;
+    conn->locator = "the sentinels";
 
     return NGX_OK;
 }

@@ -63,6 +63,11 @@
  *                            most 10,000 inactive tokens per user; older
  *                            ones are purged (by create and list).
  *
+ * The invalidation feed (with Cluster, its three names share the hash tag
+ * {inval}: NS {inval}:epoch, NS {inval}:seq, NS {inval}, so that the
+ * script that counts and publishes runs on the one master the
+ * subscribers are homed on):
+ *
  *   NS epoch                 string, a UUID that names this dataset: made
  *                            (SET NX) by the first nginx that finds none.
  *                            A new one means Redis lost its data, or is
@@ -481,6 +486,29 @@ ngx_http_auth_pat_args_key(ngx_http_auth_pat_args_t *a, const char *p1,
 }
 
 
+/* the invalidation feed's names: its channel, counter and epoch */
+
+enum {
+    NGX_HTTP_AUTH_PAT_FEED_CHANNEL = 0,
+    NGX_HTTP_AUTH_PAT_FEED_SEQ,
+    NGX_HTTP_AUTH_PAT_FEED_EPOCH
+};
+
+static const char  *ngx_http_auth_pat_feed_names[2][3] = {
+    { "inval", "inval:seq", "epoch" },
+    { "{inval}", "{inval}:seq", "{inval}:epoch" }      /* Cluster: one slot */
+};
+
+
+static void
+ngx_http_auth_pat_args_feed(ngx_http_auth_pat_args_t *a, ngx_uint_t name)
+{
+    ngx_http_auth_pat_args_key(a,
+        ngx_http_auth_pat_feed_names[a->conf->cluster ? 1 : 0][name],
+        NULL, "");
+}
+
+
 /* NS {u:UID}:SUFFIX */
 static void
 ngx_http_auth_pat_args_ukey(ngx_http_auth_pat_args_t *a, ngx_str_t *user,
@@ -835,8 +863,8 @@ ngx_http_auth_pat_store_invalidate(ngx_http_auth_pat_store_conf_t *scf,
 
     ngx_http_auth_pat_args_init(&a, scf, pool);
     ngx_http_auth_pat_args_add(&a, "1", 1);
-    ngx_http_auth_pat_args_key(&a, "inval:seq", NULL, "");
-    ngx_http_auth_pat_args_key(&a, "inval", NULL, "");
+    ngx_http_auth_pat_args_feed(&a, NGX_HTTP_AUTH_PAT_FEED_SEQ);
+    ngx_http_auth_pat_args_feed(&a, NGX_HTTP_AUTH_PAT_FEED_CHANNEL);
     ngx_http_auth_pat_args_add(&a, hex, PAT_DIGEST_HEX_LEN);
 
     return ngx_http_auth_pat_args_eval(&a,
@@ -871,7 +899,7 @@ ngx_http_auth_pat_store_publish(ngx_http_auth_pat_store_conf_t *scf,
 
     ngx_http_auth_pat_args_init(&a, scf, pool);
     ngx_http_auth_pat_args_add(&a, "PUBLISH", 7);
-    ngx_http_auth_pat_args_key(&a, "inval", NULL, "");
+    ngx_http_auth_pat_args_feed(&a, NGX_HTTP_AUTH_PAT_FEED_CHANNEL);
     ngx_http_auth_pat_args_add(&a, msg, 2 + PAT_DIGEST_HEX_LEN);
 
     return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_READ,
@@ -1061,9 +1089,9 @@ ngx_http_auth_pat_store_inval_names(ngx_pool_t *pool,
     ngx_http_auth_pat_args_t  a;
 
     ngx_http_auth_pat_args_init(&a, scf, pool);
-    ngx_http_auth_pat_args_key(&a, "inval", NULL, "");
-    ngx_http_auth_pat_args_key(&a, "inval:seq", NULL, "");
-    ngx_http_auth_pat_args_key(&a, "epoch", NULL, "");
+    ngx_http_auth_pat_args_feed(&a, NGX_HTTP_AUTH_PAT_FEED_CHANNEL);
+    ngx_http_auth_pat_args_feed(&a, NGX_HTTP_AUTH_PAT_FEED_SEQ);
+    ngx_http_auth_pat_args_feed(&a, NGX_HTTP_AUTH_PAT_FEED_EPOCH);
 
     if (a.failed) {
         return NGX_ERROR;
@@ -1082,7 +1110,7 @@ ngx_http_auth_pat_store_inval_names(ngx_pool_t *pool,
 
 ngx_int_t
 ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
-    ngx_http_auth_pat_store_conf_t *scf, ngx_msec_t timeout)
+    ngx_http_auth_pat_store_conf_t *scf, ngx_http_auth_pat_redis_conf_t *rcf)
 {
     ngx_uint_t  i;
 
@@ -1090,7 +1118,8 @@ ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
      * a claim left by a crash between the steps of a rotation goes
      * stale after all of them could have timed out
      */
-    scf->claim_ttl = 4 * timeout + 1000;
+    scf->claim_ttl = 4 * rcf->timeout + 1000;
+    scf->cluster = rcf->cluster;
 
     for (i = 0; i < NGX_HTTP_AUTH_PAT_NSCRIPTS; i++) {
         if (ngx_http_auth_pat_redis_script_init(cf,

@@ -34,6 +34,7 @@ struct ngx_http_auth_pat_store_conf_s {
     ngx_str_t                      ns;         /* key namespace */
     ngx_msec_t                     claim_ttl;  /* a rotation claim's life */
     ngx_uint_t                     replicas;   /* replicas=: WAIT for N */
+    ngx_uint_t                     cluster;    /* the feed's names tagged */
 };
 
 
@@ -55,7 +56,7 @@ typedef ngx_http_auth_pat_redis_handler_pt  ngx_http_auth_pat_store_pt;
 
 
 ngx_int_t ngx_http_auth_pat_store_init_conf(ngx_conf_t *cf,
-    ngx_http_auth_pat_store_conf_t *scf, ngx_msec_t timeout);
+    ngx_http_auth_pat_store_conf_t *scf, ngx_http_auth_pat_redis_conf_t *rcf);
 ngx_int_t ngx_http_auth_pat_store_init_process(ngx_cycle_t *cycle,
     ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_redis_conf_t *rcf);

@@ -163,7 +163,7 @@ $t->done;
     $covered += $_->[1] - $_->[0] + 1 for @{ $c->slots };
     is($covered, 16384, 'every slot served');
     my ($m) = $c->masters;
-    my @keys = ('pat:{u:ann}:m', 'pat:v:' . ('ab' x 32), 'pat:inval:seq', 'pat:epoch',
+    my @keys = ('pat:{u:ann}:m', 'pat:v:' . ('ab' x 32), 'pat:inval:seq', 'pat:epoch', 'pat:{inval}:seq',
                 'foo{}{bar}', 'foo{{bar}}zap', '{user1000}.following', '123456789');
     is(join(' ', map { $u->redis_cmd_on($m, 'CLUSTER', 'KEYSLOT', $_) } @keys),
        join(' ', map { slot($_) } @keys), 'our slots are the cluster\'s');

@@ -11,8 +11,8 @@
 # - a cluster that serves part of the slots at start: 503, then served
 #   once it is whole;
 # - a node reported by hostname: refused;
-# - nginx -t: db=, a namespace with a brace, replicas=, sentinel= and
-#   auth_pat_cache with cluster.
+# - nginx -t: db=, a namespace with a brace, replicas= and sentinel=
+#   with cluster (the cache with cluster: t/68-cluster-cache.t).
 use strict;
 use warnings;
 use lib 't/lib';
@@ -41,14 +41,10 @@ my $slack = $ENV{PAT_SANITIZE} ? 3 : 1;
         my ($rc, $out) = $u->nginx_test;
         ok($rc != 0 && $out =~ $want, "nginx -t refuses: $args") or diag $out;
     }
-    $u->nginx_conf(http => gateway_conf(redis => '127.0.0.1:1 cluster',
+    $u->nginx_conf(http => gateway_conf(redis => '127.0.0.1:1 127.0.0.2:7000 cluster',
                                         extra => 'auth_pat_cache zone=c:1m;'));
     my ($rc, $out) = $u->nginx_test;
-    ok($rc != 0 && $out =~ /"auth_pat_cache" does not work with a redis "cluster" yet/,
-       'nginx -t refuses auth_pat_cache with cluster, for now') or diag $out;
-    $u->nginx_conf(http => gateway_conf(redis => '127.0.0.1:1 127.0.0.2:7000 cluster'));
-    ($rc, $out) = $u->nginx_test;
-    is($rc, 0, 'nginx -t takes seeds with cluster') or diag $out;
+    is($rc, 0, 'nginx -t takes seeds with cluster, and a cache') or diag $out;
 }
 
 my $t = PatTest->new;

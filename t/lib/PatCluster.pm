@@ -14,6 +14,7 @@ package PatCluster;
 #   $c->owner($slot)           # the record of the master serving it
 #   $c->wait_ok($timeout)      # cluster_state:ok everywhere, all slots
 #   $c->wait_synced($replica)  # master_link_status:up
+#   $c->wait_caught_up($master, $replica)  # it holds every write so far
 #   PatCluster::slot($key)     # the key's slot (CRC16 of its hash tag)
 #
 # Options: conf (more lines for every node), node_timeout (ms).
@@ -88,6 +89,23 @@ sub wait_synced {
     return PatTest::until_ok($timeout // 30, sub {
         my $info = eval { $self->{t}->redis_cmd_on($r, 'INFO', 'replication') } // '';
         !ref $info && $info =~ /^master_link_status:up\r?$/m;
+    });
+}
+
+# The replica has applied everything the master wrote until now.  Its
+# link being up is not enough: after a (diskless) full sync the master
+# streams nothing until the replica's first REPLCONF ACK, up to a second
+# later, and a WAIT on a connection that wrote nothing returns at once.
+sub wait_caught_up {
+    my ($self, $m, $r, $timeout) = @_;
+    my $t = $self->{t};
+    my ($want) = ($t->redis_cmd_on($m, 'INFO', 'replication') // '') =~ /^master_repl_offset:(\d+)/m;
+    return 0 unless defined $want;
+    return PatTest::until_ok($timeout // 10, sub {
+        my $info = eval { $t->redis_cmd_on($r, 'INFO', 'replication') } // '';
+        return 0 if ref $info;
+        my ($have) = $info =~ /^slave_repl_offset:(\d+)/m;
+        defined $have && $have >= $want;
     });
 }
 
