@@ -54,6 +54,9 @@ typedef struct {
      * then the seeds, then the other nodes
      */
     ngx_http_auth_pat_redis_conn_t     *query;
+    /* what it logged of each seed and each node */
+    ngx_http_auth_pat_redis_logged_t   *seed_logged;
+    ngx_http_auth_pat_redis_logged_t    node_logged[NGX_HTTP_AUTH_PAT_CLUSTER_NODES];
     ngx_http_auth_pat_redis_addr_t    **cand;
     ngx_uint_t                          ncand;
     ngx_uint_t                          tried;
@@ -215,6 +218,8 @@ ngx_http_auth_pat_redis_cluster_node(ngx_http_auth_pat_redis_cluster_t *cl,
         if (conn->on_demand && conn->c == NULL
             && ngx_queue_empty(&conn->sent) && ngx_queue_empty(&conn->held))
         {
+            ngx_memzero(&cl->node_logged[i],
+                        sizeof(ngx_http_auth_pat_redis_logged_t));
             conn->on_demand = 0;
             conn->failures = 0;
             conn->was_ready = 0;
@@ -506,6 +511,30 @@ ngx_http_auth_pat_redis_cluster_answered(void *data, redisReply *reply,
 }
 
 
+/* what the table's question logged of a seed or a node */
+
+static ngx_http_auth_pat_redis_logged_t *
+ngx_http_auth_pat_redis_cluster_logged(ngx_http_auth_pat_redis_cluster_t *cl,
+    ngx_http_auth_pat_redis_addr_t *addr)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < cl->conf->nseeds; i++) {
+        if (addr == &cl->conf->seeds[i]) {
+            return &cl->seed_logged[i];
+        }
+    }
+
+    for (i = 0; i < cl->nnodes; i++) {
+        if (addr == &cl->nodes[i]->found) {
+            return &cl->node_logged[i];
+        }
+    }
+
+    return NULL;
+}
+
+
 static void
 ngx_http_auth_pat_redis_cluster_ask(ngx_http_auth_pat_redis_cluster_t *cl)
 {
@@ -527,7 +556,16 @@ ngx_http_auth_pat_redis_cluster_ask(ngx_http_auth_pat_redis_cluster_t *cl)
     }
 
     if (q->c == NULL) {
-        q->addr = addr;
+        if (q->addr != addr) {
+            /* each node's failures logged once per 10 s, not the first */
+            ngx_http_auth_pat_redis_log_move(q,
+                                   ngx_http_auth_pat_redis_cluster_logged(cl,
+                                                                  q->addr),
+                                   ngx_http_auth_pat_redis_cluster_logged(cl,
+                                                                  addr));
+            q->addr = addr;
+        }
+
         ngx_http_auth_pat_redis_connect(q);
     }
 
@@ -986,7 +1024,11 @@ ngx_http_auth_pat_redis_cluster_init(ngx_cycle_t *cycle,
     cl->cand = ngx_palloc(cycle->pool,
                           (rcf->nseeds + NGX_HTTP_AUTH_PAT_CLUSTER_NODES)
                           * sizeof(ngx_http_auth_pat_redis_addr_t *));
-    if (cl->next_slots == NULL || cl->spare == NULL || cl->cand == NULL) {
+    cl->seed_logged = ngx_pcalloc(cycle->pool, rcf->nseeds
+                                  * sizeof(ngx_http_auth_pat_redis_logged_t));
+    if (cl->next_slots == NULL || cl->spare == NULL || cl->cand == NULL
+        || cl->seed_logged == NULL)
+    {
         return NGX_ERROR;
     }
 

@@ -1919,6 +1919,21 @@ ngx_http_auth_pat_redis_found(ngx_http_auth_pat_redis_conn_t *f,
 
 
 void
+ngx_http_auth_pat_redis_log_move(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_logged_t *from,
+    ngx_http_auth_pat_redis_logged_t *to)
+{
+    if (from != NULL) {
+        from->connect_logged = conn->connect_logged;
+        from->refused_logged = conn->refused_logged;
+    }
+
+    conn->connect_logged = to ? to->connect_logged : 0;
+    conn->refused_logged = to ? to->refused_logged : 0;
+}
+
+
+void
 ngx_http_auth_pat_redis_restart(ngx_http_auth_pat_redis_conn_t *conn)
 {
     if (conn->exiting) {

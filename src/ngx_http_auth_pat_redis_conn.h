@@ -52,6 +52,16 @@ typedef enum {
 typedef struct ngx_http_auth_pat_redis_conn_s  ngx_http_auth_pat_redis_conn_t;
 
 /*
+ * What a connection that moves from one node to the next (a sentinel, a
+ * cluster seed) has logged of each: a failed connect once per 10 s, a
+ * refused setup once, per node, not per connection
+ */
+typedef struct {
+    ngx_msec_t                          connect_logged;
+    ngx_uint_t                          refused_logged;
+} ngx_http_auth_pat_redis_logged_t;
+
+/*
  * Asked before each connect for the node's address (Sentinel): NGX_OK,
  * conn->addr is set; NGX_AGAIN, it calls connect() again once known, or
  * schedule() if it cannot be known.
@@ -217,6 +227,11 @@ ngx_int_t ngx_http_auth_pat_redis_ip(u_char *ip, size_t len, ngx_int_t port,
    next connect */
 void ngx_http_auth_pat_redis_found(ngx_http_auth_pat_redis_conn_t *f,
     struct sockaddr *sa, socklen_t len);
+
+/* conn leaves the node of from (NULL: none) for that of to (NULL: new) */
+void ngx_http_auth_pat_redis_log_move(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_http_auth_pat_redis_logged_t *from,
+    ngx_http_auth_pat_redis_logged_t *to);
 
 /* closes the connection (if any) and connects again at once */
 void ngx_http_auth_pat_redis_restart(ngx_http_auth_pat_redis_conn_t *conn);

@@ -26,25 +26,14 @@
 #define NGX_HTTP_AUTH_PAT_SENTINEL_LOG_EVERY  10000   /* ms */
 
 
-/*
- * What a connection that moves from one sentinel to the next has logged
- * of each: a failed connect once per 10 s, a refused setup once, per
- * sentinel, not per connection
- */
-typedef struct {
-    ngx_msec_t                        connect_logged;
-    ngx_uint_t                        refused_logged;
-} ngx_http_auth_pat_redis_sentinel_logged_t;
-
-
 typedef struct {
     ngx_http_auth_pat_redis_conf_t   *conf;      /* the master's */
 
     /* positions in conf->sentinels; the front answered last */
     ngx_uint_t                       *order;
     ngx_msec_t                       *logged;    /* their answers' lines */
-    ngx_http_auth_pat_redis_sentinel_logged_t  *query_logged;
-    ngx_http_auth_pat_redis_sentinel_logged_t  *watch_logged;
+    ngx_http_auth_pat_redis_logged_t  *query_logged;
+    ngx_http_auth_pat_redis_logged_t  *watch_logged;
 
     ngx_http_auth_pat_redis_conn_t   *query;
     ngx_http_auth_pat_redis_conn_t   *watch;
@@ -121,7 +110,7 @@ ngx_http_auth_pat_redis_sentinel_front(ngx_http_auth_pat_redis_sentinel_t *s,
 static void
 ngx_http_auth_pat_redis_sentinel_move(ngx_http_auth_pat_redis_sentinel_t *s,
     ngx_http_auth_pat_redis_conn_t *conn,
-    ngx_http_auth_pat_redis_sentinel_logged_t *logged, ngx_uint_t k)
+    ngx_http_auth_pat_redis_logged_t *logged, ngx_uint_t k)
 {
     ngx_int_t  from;
 
@@ -131,14 +120,11 @@ ngx_http_auth_pat_redis_sentinel_move(ngx_http_auth_pat_redis_sentinel_t *s,
 
     from = ngx_http_auth_pat_redis_sentinel_index(s, conn);
 
-    if (from != NGX_ERROR) {
-        logged[from].connect_logged = conn->connect_logged;
-        logged[from].refused_logged = conn->refused_logged;
-    }
+    ngx_http_auth_pat_redis_log_move(conn,
+                                     from != NGX_ERROR ? &logged[from] : NULL,
+                                     &logged[k]);
 
     conn->addr = &s->conf->sentinels[k];
-    conn->connect_logged = logged[k].connect_logged;
-    conn->refused_logged = logged[k].refused_logged;
 }
 
 
@@ -633,9 +619,9 @@ ngx_http_auth_pat_redis_sentinel_init(ngx_cycle_t *cycle,
     s->order = ngx_palloc(cycle->pool, n * sizeof(ngx_uint_t));
     s->logged = ngx_pcalloc(cycle->pool, n * sizeof(ngx_msec_t));
     s->query_logged = ngx_pcalloc(cycle->pool, n
-                          * sizeof(ngx_http_auth_pat_redis_sentinel_logged_t));
+                          * sizeof(ngx_http_auth_pat_redis_logged_t));
     s->watch_logged = ngx_pcalloc(cycle->pool, n
-                          * sizeof(ngx_http_auth_pat_redis_sentinel_logged_t));
+                          * sizeof(ngx_http_auth_pat_redis_logged_t));
     if (s->order == NULL || s->logged == NULL || s->query_logged == NULL
         || s->watch_logged == NULL)
     {

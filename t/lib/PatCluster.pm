@@ -17,7 +17,9 @@ package PatCluster;
 #   $c->wait_caught_up($master, $replica)  # it holds every write so far
 #   PatCluster::slot($key)     # the key's slot (CRC16 of its hash tag)
 #
-# Options: conf (more lines for every node), node_timeout (ms).
+# Options: conf (more lines for every node), node_timeout (ms), tls (a
+# PatTLS set: every node on TLS only, with tls-cluster and
+# tls-replication; the harness then asks the nodes through redis-cli).
 
 use strict;
 use warnings;
@@ -37,12 +39,18 @@ sub new {
                  . "cluster-node-timeout $timeout\n"
                  . "cluster-require-full-coverage no\n"
                  . "repl-diskless-sync yes\nrepl-diskless-sync-delay 0\n";
+        # the bus's connections between nodes are TLS with a client
+        # certificate (a node asks for one on its bus port)
+        $conf .= "tls-cluster yes\ntls-client-cert-file $o{tls}{client_cert}\n"
+               . "tls-client-key-file $o{tls}{client_key}\n" if $o{tls};
         $conf .= "$o{conf}\n" if defined $o{conf};
-        push @{ $self->{nodes} }, $t->start_redis(name => "node$i", conf => $conf);
+        push @{ $self->{nodes} }, $t->start_redis(name => "node$i", conf => $conf, tls => $o{tls});
     }
 
     my @addrs = map { "127.0.0.1:$_->{port}" } @{ $self->{nodes} };
-    my $out = `timeout 60 redis-cli --cluster create @addrs --cluster-replicas 1 --cluster-yes 2>&1`;
+    my $tls = $o{tls} ? "--tls --insecure --cacert $o{tls}{ca} --cert $o{tls}{client_cert} "
+                        . "--key $o{tls}{client_key} " : '';
+    my $out = `timeout 60 redis-cli $tls--cluster create @addrs --cluster-replicas 1 --cluster-yes 2>&1`;
     die "PatCluster: redis-cli --cluster create failed:\n$out" if $?;
 
     $self->wait_ok(30) or die "PatCluster: the cluster is not ok after 30 s\n";
@@ -57,20 +65,34 @@ sub nodes { @{ $_[0]{nodes} } }
 sub _role {
     my ($self, $r) = @_;
     my $role = eval { $self->{t}->redis_cmd_on($r, 'ROLE') };
-    return ref $role eq 'ARRAY' ? $role->[0] : '';
+    return $role->[0] if ref $role eq 'ARRAY';
+    # redis-cli --raw (TLS): one element a line
+    return defined $role && !ref $role && $role =~ /^(master|slave)$/m ? $1 : '';
 }
 
 sub masters  { my $s = shift; grep { $_->{running} && $s->_role($_) eq 'master' } $s->nodes }
 sub replicas { my $s = shift; grep { $_->{running} && $s->_role($_) eq 'slave' } $s->nodes }
 sub seeds    { my $s = shift; join ' ', map { "127.0.0.1:$_->{port}" } ($s->nodes)[0 .. 2] }
 
-# CLUSTER SLOTS of a live node: [[from, to, port of the master], ...]
+# the slot ranges of a live node's CLUSTER NODES (text, so that it reads
+# the same through redis-cli): [[from, to, port of the master], ...]
 sub slots {
     my ($self) = @_;
     for my $r (grep { $_->{running} && !$_->{stopped} } $self->nodes) {
-        my $rep = eval { $self->{t}->redis_cmd_on($r, 'CLUSTER', 'SLOTS') };
-        next unless ref $rep eq 'ARRAY';
-        return [ map { [ $_->[0], $_->[1], $_->[2][1] ] } @$rep ];
+        my $nodes = eval { $self->{t}->redis_cmd_on($r, 'CLUSTER', 'NODES') };
+        next if !defined $nodes || ref $nodes;
+        my @ranges;
+        for my $line (split /\r?\n/, $nodes) {
+            my ($id, $addr, $flags, $master, $ping, $pong, $epoch, $link, @slots) = split ' ', $line;
+            next unless defined $flags && $flags =~ /\bmaster\b/;
+            my ($port) = $addr =~ /:(\d+)@/ or next;
+            for (@slots) {
+                next if /^\[/;    # a slot being migrated or imported
+                my ($lo, $hi) = /^(\d+)(?:-(\d+))?$/ or next;
+                push @ranges, [ $lo, $hi // $lo, $port ];
+            }
+        }
+        return [ sort { $a->[0] <=> $b->[0] } @ranges ];
     }
     return [];
 }
