@@ -36,6 +36,11 @@ struct ngx_http_auth_pat_api_s {
     ngx_http_auth_pat_api_step_pt    step;       /* what its reply goes to */
     ngx_http_auth_pat_api_step_pt    withdrawn;  /* after a withdrawal */
     ngx_http_auth_pat_api_step_pt    replicated; /* after the WAIT */
+
+    /* replicas=: where the validation records' writes were answered */
+    ngx_http_auth_pat_store_route_t  route_old;
+    ngx_http_auth_pat_store_route_t  route_new;
+    ngx_http_auth_pat_store_route_t *replicate_next;  /* a second WAIT */
     ngx_http_auth_pat_route_e        route;
     ngx_int_t                        route_rc;   /* of the route parse */
     unsigned                         self:1;     /* /self, /self/rotate */

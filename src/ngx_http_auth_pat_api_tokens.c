@@ -220,6 +220,10 @@ static void
 ngx_http_auth_pat_api_withdraw_deleted(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
+    /* replicas=: the deletion is what a WAIT must confirm */
+    ngx_http_auth_pat_store_answered_on(api->withdrawing == api->old_hex
+                                        ? &api->route_old : &api->route_new);
+
     ngx_http_auth_pat_api_wait(r, api,
         ngx_http_auth_pat_store_invalidate(api->store, r->pool,
                                            api->withdrawing,
@@ -249,13 +253,27 @@ ngx_http_auth_pat_api_withdraw(ngx_http_request_t *r,
 }
 
 
+static void ngx_http_auth_pat_api_replicate_on(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, ngx_http_auth_pat_store_route_t *route);
+
+
 static void
 ngx_http_auth_pat_api_replicas_counted(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
+    ngx_http_auth_pat_store_route_t  *next;
+
     if (reply->type == REDIS_REPLY_INTEGER
         && reply->integer >= (long long) api->store->replicas)
     {
+        next = api->replicate_next;
+
+        if (next != NULL) {
+            api->replicate_next = NULL;
+            ngx_http_auth_pat_api_replicate_on(r, api, next);
+            return;
+        }
+
         api->replicated(r, api, reply);
         return;
     }
@@ -272,12 +290,33 @@ ngx_http_auth_pat_api_replicas_counted(ngx_http_request_t *r,
 }
 
 
-/* replicas=N: the writes so far reach N replicas; then, then */
+static void
+ngx_http_auth_pat_api_replicate_on(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, ngx_http_auth_pat_store_route_t *route)
+{
+    ngx_http_auth_pat_api_wait(r, api,
+        ngx_http_auth_pat_store_replicate(api->store, route,
+                                          ngx_http_auth_pat_api_replied,
+                                          api),
+        ngx_http_auth_pat_api_replicas_counted,
+        "replicate: WAIT for the replicas");
+}
+
+
+/*
+ * replicas=N: the writes so far reach N replicas; then, then.  A WAIT
+ * goes on the connection that answered the old token's deletion (with
+ * Cluster, one shard's; after a redirect, the node that took it), and,
+ * for a rotation whose new record was written on another, a second one
+ * there.  A connection closed since then cannot confirm: 503.
+ */
 
 static void
 ngx_http_auth_pat_api_replicate(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, ngx_http_auth_pat_api_step_pt then)
 {
+    ngx_http_auth_pat_store_route_t  *o, *n;
+
     if (api->store->replicas == 0) {
         then(r, api, NULL);
         return;
@@ -285,12 +324,14 @@ ngx_http_auth_pat_api_replicate(ngx_http_request_t *r,
 
     api->replicated = then;
 
-    ngx_http_auth_pat_api_wait(r, api,
-        ngx_http_auth_pat_store_replicate(api->store, r->pool,
-                                          ngx_http_auth_pat_api_replied,
-                                          api),
-        ngx_http_auth_pat_api_replicas_counted,
-        "replicate: WAIT for the replicas");
+    o = &api->route_old;
+    n = &api->route_new;
+
+    api->replicate_next = (api->issue.rotated_from
+                           && (n->conn != o->conn || n->serial != o->serial))
+                          ? n : NULL;
+
+    ngx_http_auth_pat_api_replicate_on(r, api, o);
 }
 
 
@@ -711,6 +752,8 @@ static void
 ngx_http_auth_pat_api_issue_activated(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
+    ngx_http_auth_pat_store_answered_on(&api->route_new);
+
     ngx_http_auth_pat_api_wait(r, api,
         ngx_http_auth_pat_store_get(api->store, r->pool, &api->user,
                                     &api->issue.id,

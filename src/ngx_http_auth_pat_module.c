@@ -1081,10 +1081,6 @@ ngx_http_auth_pat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return "refuses a namespace with \"{\" or \"}\" with "
                    "\"cluster\" (it would change the keys' slots)";
         }
-
-        if (rcf->replicas) {
-            return "does not take \"replicas=\" with \"cluster\" yet";
-        }
     }
 
     if (naddrs > 1 && rcf->sentinel_name.len == 0 && !rcf->cluster) {

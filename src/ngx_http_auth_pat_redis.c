@@ -49,9 +49,20 @@ ngx_http_auth_pat_redis_lane(ngx_uint_t flags, int argc, const char **argv,
 {
     ngx_http_auth_pat_redis_conn_t  *api = ngx_http_auth_pat_redis_api;
 
+    ngx_http_auth_pat_redis_conn_t  *node;
+
     if (ngx_http_auth_pat_redis_cluster_on) {
-        return ngx_http_auth_pat_redis_cluster_route(argc, argv, argvlen,
+        node = ngx_http_auth_pat_redis_cluster_route(argc, argv, argvlen,
                                                      slot);
+
+        /* replicas=: the API's writes and WAIT on a connection apart */
+        if (node != NULL && (flags & NGX_HTTP_AUTH_PAT_REDIS_API)
+            && node->twin != NULL)
+        {
+            return node->twin;
+        }
+
+        return node;
     }
 
     if ((flags & NGX_HTTP_AUTH_PAT_REDIS_API) && api != NULL) {
@@ -70,17 +81,35 @@ ngx_http_auth_pat_redis_lane(ngx_uint_t flags, int argc, const char **argv,
 }
 
 
+static ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_command_on(
+    ngx_http_auth_pat_redis_conn_t *conn, ngx_uint_t slot, ngx_uint_t flags,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen);
+
+
 ngx_http_auth_pat_redis_cmd_t *
 ngx_http_auth_pat_redis_command(ngx_uint_t flags,
     ngx_http_auth_pat_redis_handler_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen)
 {
     ngx_uint_t                       slot;
-    ngx_http_auth_pat_redis_cmd_t   *cmd;
     ngx_http_auth_pat_redis_conn_t  *conn;
 
     slot = 0;
     conn = ngx_http_auth_pat_redis_lane(flags, argc, argv, argvlen, &slot);
+
+    return ngx_http_auth_pat_redis_command_on(conn, slot, flags, handler,
+                                              data, argc, argv, argvlen);
+}
+
+
+static ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_redis_command_on(ngx_http_auth_pat_redis_conn_t *conn,
+    ngx_uint_t slot, ngx_uint_t flags,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    ngx_http_auth_pat_redis_cmd_t   *cmd;
 
     if (conn == NULL || conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN) {
         return NULL;
@@ -103,6 +132,9 @@ ngx_http_auth_pat_redis_command(ngx_uint_t flags,
                                        argv, argvlen);
     if (cmd != NULL) {
         cmd->slot = slot;
+        /* redirected, it stays on the API's connections */
+        cmd->api = (ngx_http_auth_pat_redis_cluster_on
+                    && (flags & NGX_HTTP_AUTH_PAT_REDIS_API)) ? 1 : 0;
     }
 
     return cmd;
@@ -177,6 +209,7 @@ ngx_http_auth_pat_redis_eval(ngx_uint_t flags,
 
 ngx_http_auth_pat_redis_cmd_t *
 ngx_http_auth_pat_redis_wait(ngx_uint_t flags, ngx_uint_t replicas,
+    ngx_http_auth_pat_redis_route_t *route,
     ngx_http_auth_pat_redis_handler_pt handler, void *data)
 {
     u_char                           n[NGX_INT_T_LEN], t[NGX_INT_T_LEN];
@@ -184,14 +217,27 @@ ngx_http_auth_pat_redis_wait(ngx_uint_t flags, ngx_uint_t replicas,
     const char                      *argv[3];
     ngx_http_auth_pat_redis_conn_t  *conn;
 
-    if (ngx_http_auth_pat_redis_cluster_on) {
-        /* (replicas= is refused with cluster) */
-        return NULL;
-    }
+    conn = route ? route->conn : NULL;
 
-    conn = ngx_http_auth_pat_redis_lane(flags, 0, NULL, NULL, NULL);
-    if (conn == NULL) {
+    if (conn != NULL) {
+        /*
+         * a WAIT on another connection, or on this one reconnected,
+         * counts the replicas of other writes: it would confirm nothing
+         */
+        if (conn->serial != route->serial
+            || conn->state != NGX_HTTP_AUTH_PAT_REDIS_READY)
+        {
+            return NULL;
+        }
+
+    } else if (ngx_http_auth_pat_redis_cluster_on) {
         return NULL;
+
+    } else {
+        conn = ngx_http_auth_pat_redis_lane(flags, 0, NULL, NULL, NULL);
+        if (conn == NULL) {
+            return NULL;
+        }
     }
 
     argv[0] = "WAIT";
@@ -202,8 +248,21 @@ ngx_http_auth_pat_redis_wait(ngx_uint_t flags, ngx_uint_t replicas,
     argvlen[2] = ngx_sprintf(t, "%M", ngx_http_auth_pat_redis_block_time(conn))
                  - t;
 
-    return ngx_http_auth_pat_redis_command(flags|NGX_HTTP_AUTH_PAT_REDIS_BLOCKS,
-                                           handler, data, 3, argv, argvlen);
+    return ngx_http_auth_pat_redis_command_on(conn, 0,
+                                        flags|NGX_HTTP_AUTH_PAT_REDIS_BLOCKS,
+                                        handler, data, 3, argv, argvlen);
+}
+
+
+void
+ngx_http_auth_pat_redis_answered_on(ngx_http_auth_pat_redis_route_t *route)
+{
+    ngx_http_auth_pat_redis_cmd_t  *cmd;
+
+    cmd = ngx_http_auth_pat_redis_completing();
+
+    route->conn = cmd ? cmd->conn : NULL;
+    route->serial = cmd ? cmd->conn->serial : 0;
 }
 
 

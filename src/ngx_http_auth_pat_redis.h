@@ -136,15 +136,27 @@ ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_eval(ngx_uint_t flags,
     ngx_http_auth_pat_redis_handler_pt handler, void *data,
     ngx_uint_t script, int argc, const char **argv, const size_t *argvlen);
 
+/* the connection a command was answered on, as it was then */
+typedef struct {
+    void                          *conn;
+    ngx_uint_t                     serial;     /* its connection's */
+} ngx_http_auth_pat_redis_route_t;
+
+/* called by a command's handler: where that command was answered */
+void ngx_http_auth_pat_redis_answered_on(
+    ngx_http_auth_pat_redis_route_t *route);
+
 /*
  * WAIT replicas T: the count of replicas that have every write sent so
- * far on the connection of flags (the API's, with replicas=).  T is three
- * quarters of the timeout; the commands queued behind it get that long
- * more.
+ * far on the connection of route (a write's, with Cluster after its
+ * redirects), or, with no route, on the connection of flags (the API's,
+ * with replicas=).  NULL when that connection has closed since: its
+ * writes can no longer be waited for.  T is three quarters of the
+ * timeout; the commands queued behind it get that long more.
  */
 ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_wait(ngx_uint_t flags,
-    ngx_uint_t replicas, ngx_http_auth_pat_redis_handler_pt handler,
-    void *data);
+    ngx_uint_t replicas, ngx_http_auth_pat_redis_route_t *route,
+    ngx_http_auth_pat_redis_handler_pt handler, void *data);
 
 /* the handler will not be called; the command may still complete */
 void ngx_http_auth_pat_redis_cancel(ngx_http_auth_pat_redis_cmd_t *cmd);

@@ -71,6 +71,7 @@ typedef struct {
     /* the subscriber, homed on the master of its channel's slot */
     ngx_http_auth_pat_redis_conn_t     *sub;
     ngx_uint_t                          sub_slot;
+    ngx_msec_t                          feed_asked;  /* an ASK for it */
 
     /* each line once per 10 s */
     ngx_msec_t                          partial_logged;
@@ -96,6 +97,8 @@ static ngx_int_t ngx_http_auth_pat_redis_cluster_redirect(
     redisReply *reply);
 static void ngx_http_auth_pat_redis_cluster_home(
     ngx_http_auth_pat_redis_cluster_t *cl);
+static void ngx_http_auth_pat_redis_cluster_close(
+    ngx_http_auth_pat_redis_conn_t *conn);
 
 
 /* ---------------------------------------------------------------- slots */
@@ -191,6 +194,62 @@ ngx_http_auth_pat_redis_cluster_route(int argc, const char **argv,
 /* ---------------------------------------------------------------- nodes */
 
 
+static ngx_http_auth_pat_redis_conn_t *
+ngx_http_auth_pat_redis_cluster_conn(ngx_http_auth_pat_redis_cluster_t *cl,
+    const char *role, struct sockaddr *sa, socklen_t len)
+{
+    ngx_http_auth_pat_redis_conn_t  *conn;
+
+    conn = ngx_http_auth_pat_redis_conn_create(cl->cycle, cl->conf, role);
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    conn->scripts = cl->scripts;
+    conn->nscripts = cl->nscripts;
+    conn->keep_wire = 1;
+    conn->redirect = ngx_http_auth_pat_redis_cluster_redirect;
+    conn->redirect_data = cl;
+
+    ngx_http_auth_pat_redis_found(conn, sa, len);
+
+    return conn;
+}
+
+
+/* a node's connections, retired (twin: the API's too) */
+
+static ngx_uint_t
+ngx_http_auth_pat_redis_cluster_idle(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    return ngx_queue_empty(&conn->sent) && ngx_queue_empty(&conn->held)
+           && (conn->twin == NULL
+               || (ngx_queue_empty(&conn->twin->sent)
+                   && ngx_queue_empty(&conn->twin->held)));
+}
+
+
+static void
+ngx_http_auth_pat_redis_cluster_reuse(ngx_http_auth_pat_redis_conn_t *conn,
+    struct sockaddr *sa, socklen_t len)
+{
+    if (conn == NULL) {
+        return;
+    }
+
+    conn->on_demand = 0;
+
+    if (conn->c != NULL) {
+        return;
+    }
+
+    conn->failures = 0;
+    conn->was_ready = 0;
+    ngx_http_auth_pat_redis_found(conn, sa, len);
+    ngx_http_auth_pat_redis_connect(conn);
+}
+
+
 /* the connection to the node at sa, made when first named */
 
 static ngx_http_auth_pat_redis_conn_t *
@@ -207,6 +266,12 @@ ngx_http_auth_pat_redis_cluster_node(ngx_http_auth_pat_redis_cluster_t *cl,
                              sa, len, 1)
             == NGX_OK)
         {
+            if (conn->on_demand) {
+                /* retired, and named again (a failover back, say) */
+                ngx_http_auth_pat_redis_cluster_reuse(conn, sa, len);
+                ngx_http_auth_pat_redis_cluster_reuse(conn->twin, sa, len);
+            }
+
             return conn;
         }
     }
@@ -216,15 +281,14 @@ ngx_http_auth_pat_redis_cluster_node(ngx_http_auth_pat_redis_cluster_t *cl,
         conn = cl->nodes[i];
 
         if (conn->on_demand && conn->c == NULL
-            && ngx_queue_empty(&conn->sent) && ngx_queue_empty(&conn->held))
+            && (conn->twin == NULL || conn->twin->c == NULL)
+            && ngx_http_auth_pat_redis_cluster_idle(conn)
+            && cl->query->addr != &conn->found)
         {
             ngx_memzero(&cl->node_logged[i],
                         sizeof(ngx_http_auth_pat_redis_logged_t));
-            conn->on_demand = 0;
-            conn->failures = 0;
-            conn->was_ready = 0;
-            ngx_http_auth_pat_redis_found(conn, sa, len);
-            ngx_http_auth_pat_redis_connect(conn);
+            ngx_http_auth_pat_redis_cluster_reuse(conn, sa, len);
+            ngx_http_auth_pat_redis_cluster_reuse(conn->twin, sa, len);
             return conn;
         }
     }
@@ -240,22 +304,27 @@ ngx_http_auth_pat_redis_cluster_node(ngx_http_auth_pat_redis_cluster_t *cl,
         return NULL;
     }
 
-    conn = ngx_http_auth_pat_redis_conn_create(cl->cycle, cl->conf, "cmd");
+    conn = ngx_http_auth_pat_redis_cluster_conn(cl, "cmd", sa, len);
     if (conn == NULL) {
         return NULL;
     }
 
-    conn->scripts = cl->scripts;
-    conn->nscripts = cl->nscripts;
-    conn->keep_wire = 1;
-    conn->redirect = ngx_http_auth_pat_redis_cluster_redirect;
-    conn->redirect_data = cl;
-
-    ngx_http_auth_pat_redis_found(conn, sa, len);
+    if (cl->conf->replicas) {
+        /* the API's writes and their WAIT, away from the checks */
+        conn->twin = ngx_http_auth_pat_redis_cluster_conn(cl, "api", sa, len);
+        if (conn->twin == NULL) {
+            ngx_http_auth_pat_redis_conn_free(conn);
+            return NULL;
+        }
+    }
 
     cl->nodes[cl->nnodes++] = conn;
 
     ngx_http_auth_pat_redis_connect(conn);
+
+    if (conn->twin) {
+        ngx_http_auth_pat_redis_connect(conn->twin);
+    }
 
     return conn;
 }
@@ -456,22 +525,33 @@ ngx_http_auth_pat_redis_cluster_retire(ngx_http_auth_pat_redis_cluster_t *cl)
     for (i = 0; i < cl->nnodes; i++) {
         conn = cl->nodes[i];
 
-        if (named[i] || conn->on_demand || !ngx_queue_empty(&conn->sent)
-            || !ngx_queue_empty(&conn->held))
+        if (named[i] || conn->on_demand
+            || !ngx_http_auth_pat_redis_cluster_idle(conn))
         {
             continue;
         }
 
-        conn->on_demand = 1;
+        ngx_http_auth_pat_redis_cluster_close(conn);
 
-        if (conn->reconnect.timer_set) {
-            ngx_del_timer(&conn->reconnect);
+        if (conn->twin) {
+            ngx_http_auth_pat_redis_cluster_close(conn->twin);
         }
+    }
+}
 
-        if (conn->c != NULL) {
-            conn->down_logged = 1;
-            ngx_http_auth_pat_redis_reset(conn);
-        }
+
+static void
+ngx_http_auth_pat_redis_cluster_close(ngx_http_auth_pat_redis_conn_t *conn)
+{
+    conn->on_demand = 1;
+
+    if (conn->reconnect.timer_set) {
+        ngx_del_timer(&conn->reconnect);
+    }
+
+    if (conn->c != NULL) {
+        conn->down_logged = 1;
+        ngx_http_auth_pat_redis_reset(conn);
     }
 }
 
@@ -700,6 +780,10 @@ ngx_http_auth_pat_redis_cluster_retry(ngx_event_t *ev)
 
     node = cl->slots ? cl->slots[cmd->slot] : NULL;
 
+    if (node != NULL && cmd->api && node->twin != NULL) {
+        node = node->twin;
+    }
+
     if (cmd->handler != NULL && node != NULL
         && ngx_http_auth_pat_redis_resend(node, cmd, 0) == NGX_OK)
     {
@@ -839,11 +923,21 @@ ngx_http_auth_pat_redis_cluster_redirect(ngx_http_auth_pat_redis_conn_t *conn,
                        "auth_pat redis cluster: slot %ui %s \"%V\"", slot,
                        asking ? "asks" : "moved to", &node->found.text);
 
+        if (asking && cl->sub != NULL && slot == cl->sub_slot) {
+            /*
+             * the feed's slot is being migrated: its invalidations may
+             * be published on the target, which this subscriber hears
+             * over the bus only, late
+             */
+            cl->feed_asked = ngx_current_msec ? ngx_current_msec : 1;
+            cl->again = 1;
+        }
+
         if (!asking) {
             cmd->slot = slot;
 
             if (cl->slots != NULL) {
-                cl->slots[slot] = node;
+                cl->slots[slot] = node;   /* (the checks' connection) */
 
                 if (cl->sub != NULL && slot == cl->sub_slot) {
                     ngx_http_auth_pat_redis_cluster_home(cl);
@@ -852,6 +946,10 @@ ngx_http_auth_pat_redis_cluster_redirect(ngx_http_auth_pat_redis_conn_t *conn,
 
             /* the rest of the table has probably moved too */
             cl->again = 1;
+        }
+
+        if (cmd->api && node->twin != NULL) {
+            node = node->twin;
         }
 
         if (ngx_http_auth_pat_redis_resend(node, cmd, asking) == NGX_OK) {
@@ -886,6 +984,11 @@ ngx_http_auth_pat_redis_cluster_locate(ngx_http_auth_pat_redis_conn_t *conn)
         /* connected once a table names it */
         cl->sub_waiting = 1;
         return NGX_AGAIN;
+    }
+
+    if (conn->failures) {
+        /* the owner named was not the master (or not there): ask again */
+        cl->again = 1;
     }
 
     ngx_http_auth_pat_redis_found(conn, owner->found.sockaddr,
@@ -964,6 +1067,17 @@ ngx_http_auth_pat_redis_cluster_live(void)
 
     if (cl == NULL || cl->slots == NULL) {
         return 0;
+    }
+
+    if (cl->feed_asked) {
+        /* until the probes (every keepalive) have met no ASK for a while */
+        if (ngx_current_msec - cl->feed_asked
+            < cl->conf->keepalive + cl->conf->timeout)
+        {
+            return 0;
+        }
+
+        cl->feed_asked = 0;
     }
 
     for (i = 0; i < cl->nnodes; i++) {
@@ -1092,6 +1206,10 @@ ngx_http_auth_pat_redis_cluster_exit(void)
     }
 
     for (i = 0; i < cl->nnodes; i++) {
+        if (cl->nodes[i]->twin) {
+            ngx_http_auth_pat_redis_conn_free(cl->nodes[i]->twin);
+        }
+
         ngx_http_auth_pat_redis_conn_free(cl->nodes[i]);
     }
 

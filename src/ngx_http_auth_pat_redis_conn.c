@@ -294,6 +294,10 @@ ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd)
 }
 
 
+/* the command whose handler runs, answered (for where it was) */
+static ngx_http_auth_pat_redis_cmd_t  *ngx_http_auth_pat_redis_current;
+
+
 /* the command's one completion; its reply, if any, is freed after it */
 
 void
@@ -319,8 +323,17 @@ ngx_http_auth_pat_redis_complete(ngx_http_auth_pat_redis_cmd_t *cmd,
                    cmd, cmd->verb_len, cmd->verb);
 
     if (handler != NULL && !cmd->conn->exiting) {
+        ngx_http_auth_pat_redis_current = reply ? cmd : NULL;
         handler(cmd->data, reply, reply ? NGX_OK : NGX_ERROR);
+        ngx_http_auth_pat_redis_current = NULL;
     }
+}
+
+
+ngx_http_auth_pat_redis_cmd_t *
+ngx_http_auth_pat_redis_completing(void)
+{
+    return ngx_http_auth_pat_redis_current;
 }
 
 
@@ -1987,6 +2000,7 @@ ngx_http_auth_pat_redis_reset(ngx_http_auth_pat_redis_conn_t *conn)
     subscribed = conn->subscribed;
 
     conn->c = NULL;
+    conn->serial++;     /* a WAIT cannot confirm its writes any more */
     conn->state = NGX_HTTP_AUTH_PAT_REDIS_DOWN;
     conn->subscribed = 0;
     conn->replica = 0;

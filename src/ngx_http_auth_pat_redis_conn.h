@@ -80,6 +80,7 @@ struct ngx_http_auth_pat_redis_conn_s {
     ngx_log_t                          *log;
 
     ngx_http_auth_pat_redis_state_e     state;
+    ngx_uint_t                          serial;    /* one per connection */
     ngx_uint_t                          failures;
     ngx_uint_t                          handshake_pending;
     ngx_msec_t                          last_reply;
@@ -159,6 +160,9 @@ struct ngx_http_auth_pat_redis_conn_s {
         ngx_http_auth_pat_redis_cmd_t *cmd, redisReply *reply);
     void                               *redirect_data;
 
+    /* Cluster with replicas=: the node's connection for the token API */
+    ngx_http_auth_pat_redis_conn_t     *twin;
+
     /* an address Sentinel reported, and its storage */
     ngx_http_auth_pat_redis_addr_t      found;
     ngx_sockaddr_t                      found_sockaddr;
@@ -202,6 +206,7 @@ struct ngx_http_auth_pat_redis_cmd_s {
     unsigned                            internal:1;  /* ours, not a caller's */
     unsigned                            counted:1;   /* block in blocked */
     unsigned                            retried:1;
+    unsigned                            api:1;       /* on a twin */
 };
 
 
@@ -250,6 +255,9 @@ ngx_int_t ngx_http_auth_pat_redis_resend(ngx_http_auth_pat_redis_conn_t *conn,
 /* the command's one completion (reply NULL: it failed) */
 void ngx_http_auth_pat_redis_complete(ngx_http_auth_pat_redis_cmd_t *cmd,
     redisReply *reply);
+
+/* the command whose handler runs now, if any */
+ngx_http_auth_pat_redis_cmd_t *ngx_http_auth_pat_redis_completing(void);
 void ngx_http_auth_pat_redis_cmd_free(ngx_http_auth_pat_redis_cmd_t *cmd);
 
 /* NULL when not connected (or out of memory) */

@@ -1061,14 +1061,25 @@ ngx_http_auth_pat_store_get_many(ngx_http_auth_pat_store_conf_t *scf,
 }
 
 
-/* replicas=N: WAIT on the API's connection, for every write sent on it */
+/*
+ * replicas=N: WAIT on the connection that answered the writes to wait
+ * for (the API's; with Cluster, the shard's)
+ */
 
 ngx_http_auth_pat_store_cmd_t *
 ngx_http_auth_pat_store_replicate(ngx_http_auth_pat_store_conf_t *scf,
-    ngx_pool_t *pool, ngx_http_auth_pat_store_pt handler, void *data)
+    ngx_http_auth_pat_store_route_t *route, ngx_http_auth_pat_store_pt handler,
+    void *data)
 {
     return ngx_http_auth_pat_redis_wait(NGX_HTTP_AUTH_PAT_REDIS_API,
-                                        scf->replicas, handler, data);
+                                        scf->replicas, route, handler, data);
+}
+
+
+void
+ngx_http_auth_pat_store_answered_on(ngx_http_auth_pat_store_route_t *route)
+{
+    ngx_http_auth_pat_redis_answered_on(route);
 }
 
 

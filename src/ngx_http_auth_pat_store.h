@@ -164,9 +164,20 @@ ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_get_many(
     ngx_str_t *ids, ngx_uint_t n, ngx_http_auth_pat_store_pt handler,
     void *data);
 
-/* replicas=N: "WAIT N", answered with the count that confirmed it */
+/* where a write was answered: what a WAIT must be sent after */
+typedef ngx_http_auth_pat_redis_route_t  ngx_http_auth_pat_store_route_t;
+
+/* called by a command's handler: where it was answered */
+void ngx_http_auth_pat_store_answered_on(
+    ngx_http_auth_pat_store_route_t *route);
+
+/*
+ * replicas=N: "WAIT N", answered with the count that confirmed it, for
+ * the writes of the API so far on the connection of route (with Cluster,
+ * one shard's); NULL when that connection is gone
+ */
 ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_replicate(
-    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool,
+    ngx_http_auth_pat_store_conf_t *scf, ngx_http_auth_pat_store_route_t *route,
     ngx_http_auth_pat_store_pt handler, void *data);
 
 /* the handler will not be called; the command may still complete */

@@ -11,8 +11,8 @@
 # - a cluster that serves part of the slots at start: 503, then served
 #   once it is whole;
 # - a node reported by hostname: refused;
-# - nginx -t: db=, a namespace with a brace, replicas= and sentinel=
-#   with cluster (the cache with cluster: t/68-cluster-cache.t).
+# - nginx -t: db=, a namespace with a brace and sentinel= with cluster
+#   (the cache with cluster: t/68-cluster-cache.t; replicas=: t/70).
 use strict;
 use warnings;
 use lib 't/lib';
@@ -32,7 +32,6 @@ my $slack = $ENV{PAT_SANITIZE} ? 3 : 1;
     for my $c (
         [ '127.0.0.1:1 cluster db=1', qr/refuses "db=" with "cluster"/ ],
         [ '127.0.0.1:1 cluster "namespace=a{b}:"', qr/refuses a namespace with "\{" or "\}" with "cluster"/ ],
-        [ '127.0.0.1:1 cluster replicas=1', qr/does not take "replicas=" with "cluster" yet/ ],
         [ '127.0.0.1:1 127.0.0.1:2 cluster sentinel=m', qr/takes "cluster" or "sentinel=", not both/ ],
         [ 'unix:/tmp/x.sock cluster', qr/needs "host:port" seeds with "cluster"/ ],
     ) {

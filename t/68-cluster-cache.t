@@ -11,8 +11,10 @@
 #    once the replica is promoted every subscriber moves there, the
 #    caches are in sync and trusted again, and a revoke through B is
 #    refused by A's warm cache on the very next request, 200 of 200;
-# 3. the feed's slot migrated to another master: every subscriber
-#    follows it there, and revocation is immediate again.
+# 3. the feed's slot migrated to another master: while it migrates (an
+#    ASK for it) the caches are not trusted and a revoke through B is
+#    refused by A at once; then every subscriber follows the slot there,
+#    and revocation through the cache is immediate again.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -192,6 +194,16 @@ ok(until_ok(5 * $slack, sub { cached_after_delete('cachetest' . int(rand 1e9)) =
     $t->redis_cmd_on($from, 'CLUSTER', 'SETSLOT', $FEED, 'MIGRATING', $id{ $to->{port} });
     my $keys = $t->redis_cmd_on($from, 'CLUSTER', 'GETKEYSINSLOT', $FEED, 100);
     $t->redis_cmd_on($from, 'MIGRATE', '127.0.0.1', $to->{port}, '', 0, 5000, 'KEYS', @$keys) if @$keys;
+    # the keys at the target, the slot still migrating: a revoke's script
+    # runs there (ASK), and the subscribers on the source would hear of it
+    # over the bus only, late.  Each worker's epoch probe (every
+    # keepalive) meets the ASK too: the caches are not trusted meanwhile
+    ok(until_ok(3 * $slack, sub { cached_after_delete('mig' . int(rand 1e9)) == 401 }),
+       'the feed\'s slot migrating: A\'s cache is not trusted');
+    my ($mfirst, $mbad) = revoke_rounds(20, 'migrating');
+    is_deeply($mfirst, { 401 => 20 }, 'a revoke through B meanwhile: A refuses at once, 20 of 20')
+        or diag explain $mfirst;
+    is(scalar @$mbad, 0, 'no other failure') or diag join "\n", @$mbad;
     $t->redis_cmd_on($_, 'CLUSTER', 'SETSLOT', $FEED, 'NODE', $id{ $to->{port} })
         for $to, $from, grep { $_ != $to && $_ != $from } $c->masters;
     is($c->owner($FEED)->{port}, $to->{port}, 'the feed\'s slot migrated to another master');
