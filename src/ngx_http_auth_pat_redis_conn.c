@@ -1012,7 +1012,14 @@ ngx_http_auth_pat_redis_dispatch(ngx_http_auth_pat_redis_conn_t *conn,
         }
     }
 
-    if (reply->type == REDIS_REPLY_ERROR && !cmd->internal) {
+    /*
+     * an internal command with a handler (the handshake's) judges its own
+     * error; an ASKING has none, and a refused one (an ACL without
+     * +asking) is named here, not only as the MOVED that follows it
+     */
+    if (reply->type == REDIS_REPLY_ERROR
+        && (!cmd->internal || cmd->handler == NULL))
+    {
         rc = ngx_http_auth_pat_redis_error(conn, cmd, reply);
 
         if (rc == NGX_AGAIN) {

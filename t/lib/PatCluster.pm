@@ -5,8 +5,9 @@ package PatCluster;
 # --cluster-replicas 1`, each with an explicit --cluster-port,
 # cluster-node-timeout 2000, cluster-require-full-coverage no and
 # diskless replication without delay.  new() returns once every node
-# says cluster_state:ok, every slot is served and every replica's link
-# is up.  Every node is a PatTest Redis, torn down by pid with the rest.
+# says cluster_state:ok, every slot is served, every replica's link is
+# up and every master has heard from its replica.  Every node is a
+# PatTest Redis, torn down by pid with the rest.
 #
 #   my $c = PatCluster->new($t);
 #   $c->nodes / $c->masters / $c->replicas   # PatTest Redis records
@@ -56,6 +57,15 @@ sub new {
     $self->wait_ok(30) or die "PatCluster: the cluster is not ok after 30 s\n";
     for my $r ($self->replicas) {
         $self->wait_synced($r) or die "PatCluster: replica $r->{name} not in sync after 30 s\n";
+    }
+    # and every master has heard its replica's first REPLCONF ACK (up to
+    # a second after the sync): until then a master streams nothing to
+    # it, and a WAIT there times out
+    for my $m ($self->masters) {
+        PatTest::until_ok(10, sub {
+            my $info = eval { $t->redis_cmd_on($m, 'INFO', 'replication') } // '';
+            !ref $info && $info =~ /^slave0:.*,offset=[1-9]/m;
+        }) or die "PatCluster: master $m->{name} has no acknowledgement from its replica after 10 s\n";
     }
     return $self;
 }
