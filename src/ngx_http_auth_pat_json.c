@@ -52,6 +52,15 @@ static const ngx_http_auth_pat_refusal_t  ngx_http_auth_pat_refusals[] = {
 };
 
 
+/*
+ * The 401 of "satisfy any" with other credentials (auth_basic's Basic):
+ * they were refused too, which "a bearer token is required" would hide
+ */
+static const ngx_http_auth_pat_refusal_t  ngx_http_auth_pat_other_refused =
+    { NGX_HTTP_UNAUTHORIZED, "unauthorized", "the credentials were refused",
+      0 };
+
+
 /* the JSON of nginx's own error pages in an API location */
 static const ngx_http_auth_pat_refusal_t  ngx_http_auth_pat_statuses[] = {
     { NGX_HTTP_BAD_REQUEST, "invalid_request", "bad request", 0 },
@@ -634,6 +643,7 @@ ngx_http_auth_pat_error_header_filter(ngx_http_request_t *r)
 {
     ngx_buf_t                          *b;
     ngx_http_auth_pat_ctx_t            *ctx;
+    ngx_http_core_loc_conf_t           *clcf;
     ngx_http_auth_pat_loc_conf_t       *plcf;
     const ngx_http_auth_pat_refusal_t  *e;
 
@@ -651,6 +661,16 @@ ngx_http_auth_pat_error_header_filter(ngx_http_request_t *r)
     if (ctx && ctx->refused == r->headers_out.status) {
         /* the check's own refusal (see ngx_http_auth_pat_let_in_handler) */
         e = ngx_http_auth_pat_refusal(ctx->refusal);
+
+        if (ctx->refusal == NGX_HTTP_AUTH_PAT_NO_CREDENTIALS
+            && r->headers_in.authorization != NULL)
+        {
+            clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+            if (clcf->satisfy == NGX_HTTP_SATISFY_ANY) {
+                e = &ngx_http_auth_pat_other_refused;
+            }
+        }
 
     } else if (plcf->api || plcf->introspect) {
         e = ngx_http_auth_pat_status_error(r->headers_out.status);

@@ -63,6 +63,19 @@ my $bad = $t->http(POST => '/boot/tokens', { headers => {
     Authorization => 'Basic ' . MIME::Base64::encode_base64('admin:wrong', ''),
     'Content-Type' => 'application/json' }, content => '{"name":"x"}' });
 err_is($bad, 401, 'unauthorized', 'bootstrap: wrong password');
+is($bad->{json}{message}, 'the credentials were refused',
+   'bootstrap: a wrong password is told so, not "a bearer token is required"');
+my $wa = $bad->{headers}{'www-authenticate'} // '';
+like(ref $wa ? "@$wa" : $wa, qr/Basic realm="admin"/,
+     'bootstrap: wrong password: the Basic challenge stays');
+my $none = $t->http(POST => '/boot/tokens', { headers => {
+    'Content-Type' => 'application/json' }, content => '{"name":"x"}' });
+is($none->{json}{message}, 'a bearer token is required',
+   'bootstrap: no credentials at all: "a bearer token is required"');
+my $basic = $t->get('/static/x', { Authorization => 'Basic '
+    . MIME::Base64::encode_base64('admin:s3cret', '') });
+is($basic->{json}{message}, 'a bearer token is required',
+   'without satisfy any, Basic credentials are no bearer token');
 
 # the token owner is "admin" everywhere
 my $r = api($t, GET => '/v1/personal-access-tokens', bearer => $tok);
