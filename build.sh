@@ -42,7 +42,7 @@ PKGS_BUILD=(gcc make nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev)
 PKGS_RUN=(redis-server openssl curl)
 # libnginx-mod-nchan: t/16-redis-transport.t loads Debian's nchan, which
 # exports a hiredis of its own, beside the module
-PKGS_TEST=(perl python3 redis-server openssl libnginx-mod-nchan binutils)
+PKGS_TEST=(perl python3 redis-server openssl libnginx-mod-nchan binutils curl jq)
 PKGS_BENCH=(wrk redis-server)
 PKGS_PROFILE=(wrk redis-server valgrind)
 # asan: clang 14 with its sanitizer runtimes (libclang-rt-14-dev is only
@@ -50,7 +50,7 @@ PKGS_PROFILE=(wrk redis-server valgrind)
 # dpkg-dev for `apt-get source`; the libraries of Debian's configure flags.
 PKGS_ASAN=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev make libpcre2-dev zlib1g-dev
            libssl-dev libhiredis-dev libjansson-dev perl redis-server curl
-           python3 openssl libnginx-mod-nchan binutils)
+           python3 openssl libnginx-mod-nchan binutils jq)
 
 PKGS_FUZZ=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev libssl-dev libhiredis-dev libjansson-dev)
 

@@ -1,7 +1,7 @@
 # `./build.sh run`: Redis and nginx from nginx.conf.example on 127.0.0.1,
 # on free ports (PAT_PORT and PAT_PORT+1) and a private PAT_RUN_DIR; the
-# curl lines it prints work as printed; Ctrl-C (and SIGTERM, and nginx
-# quitting by itself) stops both; tokens survive a restart; a busy port
+# curl lines it prints work as printed, and so does README's API block;
+# Ctrl-C (and SIGTERM, and nginx quitting by itself) stops both; tokens survive a restart; a busy port
 # makes it fail and leaves no Redis behind.
 use strict;
 use warnings;
@@ -168,6 +168,24 @@ is($code->($plain, '/api/admin/x'), '403', 'example: /api/admin/ without it: 403
 is($code->($plain, '/api/x'), '200', 'example: /api/ without it: 200');
 like(`curl -s -d token=$admin http://127.0.0.1:$port/oauth/introspect`,
      qr/"active":true.*"scope":"admin"/, 'example: /oauth/introspect answers');
+
+# README's API block, as printed (the port and the run dir moved)
+{
+    my $readme = $t->read_file("$root/README.md");
+    my ($block) = $readme =~ /^```sh\n(API=http:\/\/127\.0\.0\.1:8080\/.*?)^```$/ms;
+    ok($block, "README's API block found");
+    $block =~ s/127\.0\.0\.1:8080/127.0.0.1:$port/g;
+    $block =~ s/\.run\/password/$rd\/password/g;
+    $t->write_file('readme-api.sh', "set -eu\n$block");
+    my @got = split /\n/, `bash @{[ $t->path('readme-api.sh') ]} 2>&1`;
+    is($?, 0, "README's API block runs") or diag join "\n", @got;
+    is(scalar @got, 5, "README's API block: five answers") or diag join "\n", @got;
+    like($got[0] // '', qr/"hello":"alice","token":"ci deploy"/, "README's API block: the upstream sees alice");
+    like($got[1] // '', qr/"name":"ci deploy".*"totalCount":1,/, "README's API block: the list");
+    is($got[2], '401', "README's API block: the rotated-out token fails");
+    like($got[3] // '', qr/"status":"revoked"/, "README's API block: revoke");
+    is($got[4], '401', "README's API block: the revoked token fails");
+}
 stop_run($pid, 'INT', 130);
 
 # SIGTERM to build.sh alone: it stops both
