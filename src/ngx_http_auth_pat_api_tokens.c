@@ -40,6 +40,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_auth_pat_api.h"
+#include "ngx_http_auth_pat_audit.h"
 #include "ngx_http_auth_pat_json.h"
 
 
@@ -102,6 +103,49 @@ ngx_http_auth_pat_api_fail(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
 
     rf = ngx_http_auth_pat_refusal(NGX_HTTP_AUTH_PAT_UNAVAILABLE);
     ngx_http_auth_pat_finalize_error(r, rf->status, rf->code, rf->message);
+}
+
+
+/* the audit trail: who (api->user, by api_user or by which token) did what */
+
+static void
+ngx_http_auth_pat_api_audit(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
+    ngx_http_auth_pat_audit_event_t *ev)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf;
+
+    pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
+
+    ev->user = &api->user;
+    ev->caller = api->bearer ? &api->caller->token_id : NULL;
+
+    ngx_http_auth_pat_audit(r, pmcf->audit, api->store, ev);
+}
+
+
+/* a record's "prefix", or NULL */
+
+static ngx_str_t *
+ngx_http_auth_pat_api_prefix_of(ngx_http_request_t *r, json_t *rec)
+{
+    json_t     *v;
+    ngx_str_t  *s;
+
+    v = rec ? json_object_get(rec, "prefix") : NULL;
+
+    if (!json_is_string(v)) {
+        return NULL;
+    }
+
+    s = ngx_palloc(r->pool, sizeof(ngx_str_t));
+    if (s == NULL) {
+        return NULL;
+    }
+
+    s->data = (u_char *) json_string_value(v);
+    s->len = json_string_length(v);
+
+    return s;
 }
 
 
@@ -450,11 +494,17 @@ ngx_http_auth_pat_api_scope_allowed(ngx_http_auth_pat_loc_conf_t *plcf,
 
 static void
 ngx_http_auth_pat_api_refuse_scope(ngx_http_request_t *r,
-    const char *message)
+    ngx_http_auth_pat_api_t *api, const char *reason, const char *message)
 {
-    ngx_http_auth_pat_loc_conf_t  *plcf;
+    ngx_http_auth_pat_loc_conf_t     *plcf;
+    ngx_http_auth_pat_audit_event_t   ev = { 0 };
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    ev.event = "refused";
+    ev.token = api->id.len ? &api->id : NULL;
+    ev.reason = reason;
+    ngx_http_auth_pat_api_audit(r, api, &ev);
 
     ngx_http_finalize_request(r,
         ngx_http_auth_pat_send_error(r, NGX_HTTP_FORBIDDEN,
@@ -481,7 +531,7 @@ ngx_http_auth_pat_api_scopes_held(ngx_http_request_t *r,
                                         (u_char *) json_string_value(e),
                                         json_string_length(e)))
         {
-            ngx_http_auth_pat_api_refuse_scope(r,
+            ngx_http_auth_pat_api_refuse_scope(r, api, "scope not held",
                 "a token may grant only scopes it holds itself");
             return NGX_DECLINED;
         }
@@ -495,17 +545,19 @@ ngx_int_t
 ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, ngx_uint_t rotation)
 {
-    u_char                        *msg, *p;
-    size_t                         i;
-    json_t                        *v, *e, *held, *none;
-    ngx_uint_t                     status;
-    const char                    *err, *bad;
-    ngx_http_auth_pat_loc_conf_t  *plcf;
+    u_char                           *msg, *p;
+    size_t                            i;
+    json_t                           *v, *e, *held, *none;
+    ngx_uint_t                        status, widened;
+    const char                       *err, *bad;
+    ngx_http_auth_pat_loc_conf_t     *plcf;
+    ngx_http_auth_pat_audit_event_t   ev = { 0 };
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
 
     held = NULL;
     none = NULL;
+    widened = 0;
 
     if (rotation) {
         held = json_object_get(api->old, "s");
@@ -541,6 +593,7 @@ ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
                 if (!ngx_http_auth_pat_scope_held(e, held)) {
                     err = "a rotation keeps the scopes or narrows them";
                     status = NGX_HTTP_UNPROCESSABLE_ENTITY;
+                    widened = 1;
                     break;
                 }
 
@@ -567,6 +620,13 @@ ngx_http_auth_pat_api_scopes(ngx_http_request_t *r,
 
     if (status == NGX_HTTP_INTERNAL_SERVER_ERROR) {
         goto failed;
+    }
+
+    if (widened) {
+        ev.event = "refused";
+        ev.token = &api->id;
+        ev.reason = "rotation widens the scopes";
+        ngx_http_auth_pat_api_audit(r, api, &ev);
     }
 
     if (bad == NULL) {
@@ -634,7 +694,7 @@ ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_http_auth_pat_api_refuse_scope(r,
+    ngx_http_auth_pat_api_refuse_scope(r, api, "expiry beyond the caller's",
         "a token may not issue one that expires later than itself, or, "
         "rotating itself, with a longer lifetime");
     return NGX_DECLINED;
@@ -711,7 +771,8 @@ static void
 ngx_http_auth_pat_api_issue_confirmed(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
-    json_t  *rec;
+    json_t                           *rec;
+    ngx_http_auth_pat_audit_event_t   ev = { 0 };
 
     rec = (reply->type == REDIS_REPLY_STRING)
           ? ngx_http_auth_pat_parse_record((u_char *) reply->str, reply->len)
@@ -726,6 +787,11 @@ ngx_http_auth_pat_api_issue_confirmed(ngx_http_request_t *r,
         api->old = rec;
 
         if (api->issue.rotated_from == NULL) {
+            ev.event = "create";
+            ev.token = &api->issue.id;
+            ev.prefix = &api->issue.prefix;
+            ngx_http_auth_pat_api_audit(r, api, &ev);
+
             /* a create is not waited for: lost, it is only unknown */
             ngx_http_auth_pat_api_issue_answer(r, api, reply);
             return;
@@ -832,10 +898,6 @@ static void
 ngx_http_auth_pat_api_revoke_done(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "auth_pat: token %V of user \"%V\" revoked",
-                  &api->id, &api->user);
-
     ngx_http_auth_pat_api_send_token(r, api, NGX_HTTP_OK, api->old, 0);
 }
 
@@ -852,7 +914,8 @@ static void
 ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
-    json_t  *rec;
+    json_t                           *rec;
+    ngx_http_auth_pat_audit_event_t   ev = { 0 };
 
     if (reply->type == REDIS_REPLY_NIL) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_NOT_FOUND, "not_found",
@@ -872,6 +935,11 @@ ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
     /* the record as marked is the answer */
     json_decref(api->old);
     api->old = rec;
+
+    ev.event = "revoke";
+    ev.token = &api->id;
+    ev.prefix = ngx_http_auth_pat_api_prefix_of(r, rec);
+    ngx_http_auth_pat_api_audit(r, api, &ev);
 
     /* an activation may have landed since the first withdrawal */
     ngx_http_auth_pat_api_withdraw(r, api, api->old_hex,
@@ -945,6 +1013,8 @@ static void
 ngx_http_auth_pat_api_rotate_swapped(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
+    ngx_http_auth_pat_audit_event_t  ev = { 0 };
+
     if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
                                          "the token was revoked or rotated "
@@ -952,9 +1022,12 @@ ngx_http_auth_pat_api_rotate_swapped(ngx_http_request_t *r,
         return;
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "auth_pat: token %V of user \"%V\" rotated to %V",
-                  &api->id, &api->user, &api->issue.id);
+    ev.event = "rotate";
+    ev.token = &api->id;
+    ev.prefix = ngx_http_auth_pat_api_prefix_of(r, api->old);
+    ev.new_token = &api->issue.id;
+    ev.new_prefix = &api->issue.prefix;
+    ngx_http_auth_pat_api_audit(r, api, &ev);
 
     api->issued = 1;
 

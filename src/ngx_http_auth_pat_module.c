@@ -13,6 +13,7 @@
 #include "ngx_http_auth_pat_module.h"
 #include "ngx_http_auth_pat_access.h"
 #include "ngx_http_auth_pat_api.h"
+#include "ngx_http_auth_pat_audit.h"
 #include "ngx_http_auth_pat_cache.h"
 #include "ngx_http_auth_pat_inval.h"
 #include "ngx_http_auth_pat_introspect.h"
@@ -53,6 +54,8 @@ static char *ngx_http_auth_pat(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_auth_pat_audit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_auth_pat_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_auth_pat_scopes_allowed(ngx_conf_t *cf,
@@ -134,6 +137,13 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
     { ngx_string("auth_pat_token_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_auth_pat_token_prefix,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat_audit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_auth_pat_audit_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -1600,4 +1610,14 @@ ngx_http_auth_pat_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     pmcf->cache_set = 1;
 
     return ngx_http_auth_pat_cache_conf(cf, &pmcf->cache);
+}
+
+
+static char *
+ngx_http_auth_pat_audit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_auth_pat_main_conf_t  *pmcf = conf;
+
+    return ngx_http_auth_pat_audit_conf(cf, &pmcf->audit);
 }

@@ -31,6 +31,7 @@ typedef struct {
     /* declared in ngx_http_auth_pat_redis.h and _store.h */
     struct ngx_http_auth_pat_redis_conf_s  *redis;
     struct ngx_http_auth_pat_store_conf_s  *store;
+    struct ngx_http_auth_pat_audit_conf_s  *audit;     /* NULL: off */
     ngx_http_auth_pat_cache_t              *cache;
     ngx_flag_t                              cache_set;
     ngx_str_t                               key;       /* HMAC key */

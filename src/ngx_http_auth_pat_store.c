@@ -78,6 +78,15 @@
  *                            script that increments NS inval:seq.  Every
  *                            nginx with a cache applies it to its zone.
  *
+ * The audit trail (auth_pat_audit on):
+ *
+ *   NS {audit}               stream, one entry per create, revoke, rotate
+ *                            and refused escalation: event, user, caller
+ *                            (api_user or a token's id), client, time,
+ *                            and token, prefix, newToken, newPrefix or
+ *                            reason as the event has them.  XADD ...
+ *                            MAXLEN ~ N trims it.  No secret is in it.
+ *
  * The {u:UID} hash tag keeps a user's keys in one Cluster slot, so each
  * Lua script touches keys of a single slot.  The validation record and
  * the user's keys are changed by separate commands, in an order that no
@@ -1058,6 +1067,35 @@ ngx_http_auth_pat_store_get_many(ngx_http_auth_pat_store_conf_t *scf,
     return ngx_http_auth_pat_redis_command(NGX_HTTP_AUTH_PAT_REDIS_API,
                                            handler, data, (int) n + 2, argv,
                                            argvlen);
+}
+
+
+/* ------------------------------------------------------------- audit */
+
+
+ngx_http_auth_pat_store_cmd_t *
+ngx_http_auth_pat_store_audit(ngx_http_auth_pat_store_conf_t *scf,
+    ngx_pool_t *pool, ngx_uint_t maxlen, ngx_str_t *fields, ngx_uint_t n,
+    ngx_http_auth_pat_store_pt handler, void *data)
+{
+    ngx_uint_t                i;
+    ngx_http_auth_pat_args_t  a;
+
+    ngx_http_auth_pat_args_init(&a, scf, pool);
+    a.lane = 0;
+    ngx_http_auth_pat_args_add(&a, "XADD", 4);
+    ngx_http_auth_pat_args_key(&a, "{audit}", NULL, "");
+    ngx_http_auth_pat_args_add(&a, "MAXLEN", 6);
+    ngx_http_auth_pat_args_add(&a, "~", 1);
+    ngx_http_auth_pat_args_num(&a, (int64_t) maxlen);
+    ngx_http_auth_pat_args_add(&a, "*", 1);
+
+    for (i = 0; i < 2 * n; i++) {
+        ngx_http_auth_pat_args_str(&a, &fields[i]);
+    }
+
+    return ngx_http_auth_pat_args_command(&a, NGX_HTTP_AUTH_PAT_REDIS_WRITE,
+                                          handler, data);
 }
 
 

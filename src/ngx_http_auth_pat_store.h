@@ -164,6 +164,16 @@ ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_get_many(
     ngx_str_t *ids, ngx_uint_t n, ngx_http_auth_pat_store_pt handler,
     void *data);
 
+/*
+ * appends an event, n field-value pairs, to the stream NS{audit},
+ * trimmed to about maxlen entries; on the checks' connection, never
+ * behind a WAIT
+ */
+ngx_http_auth_pat_store_cmd_t *ngx_http_auth_pat_store_audit(
+    ngx_http_auth_pat_store_conf_t *scf, ngx_pool_t *pool, ngx_uint_t maxlen,
+    ngx_str_t *fields, ngx_uint_t n, ngx_http_auth_pat_store_pt handler,
+    void *data);
+
 /* where a write was answered: what a WAIT must be sent after */
 typedef ngx_http_auth_pat_redis_route_t  ngx_http_auth_pat_store_route_t;
 
