@@ -41,8 +41,11 @@ die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 PKGS_BUILD=(gcc make nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev)
 PKGS_RUN=(redis-server openssl curl)
 # libnginx-mod-nchan: t/16-redis-transport.t loads Debian's nchan, which
-# exports a hiredis of its own, beside the module
-PKGS_TEST=(perl python3 redis-server openssl libnginx-mod-nchan binutils curl jq)
+# exports a hiredis of its own, beside the module; jq: t/30 runs README's
+# API block; prometheus (for promtool) and python3-prometheus-client:
+# t/39-status.t lints and parses the metrics
+PKGS_TEST=(perl python3 redis-server openssl libnginx-mod-nchan binutils curl jq
+            prometheus python3-prometheus-client)
 PKGS_BENCH=(wrk redis-server)
 PKGS_PROFILE=(wrk redis-server valgrind)
 # asan: clang 14 with its sanitizer runtimes (libclang-rt-14-dev is only
@@ -50,7 +53,8 @@ PKGS_PROFILE=(wrk redis-server valgrind)
 # dpkg-dev for `apt-get source`; the libraries of Debian's configure flags.
 PKGS_ASAN=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev make libpcre2-dev zlib1g-dev
            libssl-dev libhiredis-dev libjansson-dev perl redis-server curl
-           python3 openssl libnginx-mod-nchan binutils jq)
+           python3 openssl libnginx-mod-nchan binutils jq prometheus
+           python3-prometheus-client)
 
 PKGS_FUZZ=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev libssl-dev libhiredis-dev libjansson-dev)
 

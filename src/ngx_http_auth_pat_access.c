@@ -19,6 +19,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_auth_pat_metrics.h"
 #include "ngx_http_auth_pat_ctx.h"
 #include "ngx_http_auth_pat_access.h"
 #include "ngx_http_auth_pat_check.h"
@@ -143,6 +144,10 @@ ngx_http_auth_pat_access_verdict(ngx_http_request_t *r,
                                            plcf->scopes_required))
     {
         verdict = NGX_HTTP_AUTH_PAT_INSUFFICIENT_SCOPE;
+    }
+
+    if ((ngx_uint_t) verdict < NGX_HTTP_AUTH_PAT_METRICS_VERDICTS) {
+        ngx_http_auth_pat_metric_add(checks[verdict]);
     }
 
     if (verdict == NGX_HTTP_AUTH_PAT_VALID) {

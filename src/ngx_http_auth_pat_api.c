@@ -30,6 +30,7 @@
 
 #include "ngx_http_auth_pat_ctx.h"
 #include "ngx_http_auth_pat_api.h"
+#include "ngx_http_auth_pat_metrics.h"
 #include "ngx_http_auth_pat_check.h"
 #include "ngx_http_auth_pat_json.h"
 
@@ -882,4 +883,73 @@ ngx_http_auth_pat_api_handler(ngx_http_request_t *r)
     ngx_http_auth_pat_api_start(r);
 
     return NGX_DONE;
+}
+
+
+/*
+ * The log phase: the request counted by its route (by method, for the
+ * collection and an item) and its final status.  A request the route
+ * did not name (404, a malformed id) is "other".
+ */
+
+ngx_int_t
+ngx_http_auth_pat_api_log_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                     route;
+    ngx_http_auth_pat_api_t       *api;
+    ngx_http_auth_pat_ctx_t       *ctx;
+    ngx_http_auth_pat_loc_conf_t  *plcf;
+
+    if (ngx_http_auth_pat_metrics == NULL) {
+        return NGX_OK;
+    }
+
+    plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
+
+    if (plcf->introspect) {
+        ngx_http_auth_pat_metrics_api(NGX_HTTP_AUTH_PAT_M_INTROSPECT,
+                                      r->headers_out.status);
+        return NGX_OK;
+    }
+
+    if (!plcf->api) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_auth_pat_find_ctx(r);
+    api = ctx ? ctx->api : NULL;
+    route = NGX_HTTP_AUTH_PAT_M_OTHER;
+
+    if (api != NULL && api->route_rc == NGX_OK) {
+
+        switch (api->route) {
+
+        case NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION:
+            route = (r->method == NGX_HTTP_POST) ? NGX_HTTP_AUTH_PAT_M_CREATE
+                                                 : NGX_HTTP_AUTH_PAT_M_LIST;
+            break;
+
+        case NGX_HTTP_AUTH_PAT_ROUTE_ITEM:
+            route = (r->method == NGX_HTTP_DELETE)
+                    ? NGX_HTTP_AUTH_PAT_M_REVOKE : NGX_HTTP_AUTH_PAT_M_GET;
+            break;
+
+        case NGX_HTTP_AUTH_PAT_ROUTE_ROTATE:
+            route = NGX_HTTP_AUTH_PAT_M_ROTATE;
+            break;
+
+        case NGX_HTTP_AUTH_PAT_ROUTE_SELF:
+        case NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE:
+            route = NGX_HTTP_AUTH_PAT_M_SELF;
+            break;
+
+        case NGX_HTTP_AUTH_PAT_ROUTE_CONFIG:
+            route = NGX_HTTP_AUTH_PAT_M_CONFIG;
+            break;
+        }
+    }
+
+    ngx_http_auth_pat_metrics_api(route, r->headers_out.status);
+
+    return NGX_OK;
 }

@@ -78,6 +78,9 @@ struct ngx_http_auth_pat_api_s {
 
 ngx_int_t ngx_http_auth_pat_api_handler(ngx_http_request_t *r);
 
+/* the log phase: the metrics of the API's and introspection's requests */
+ngx_int_t ngx_http_auth_pat_api_log_handler(ngx_http_request_t *r);
+
 
 /* the flows, in ngx_http_auth_pat_api_tokens.c */
 

@@ -19,6 +19,7 @@
 
 #include "ngx_http_auth_pat_module.h"
 #include "ngx_http_auth_pat_audit.h"
+#include "ngx_http_auth_pat_metrics.h"
 
 
 #define NGX_HTTP_AUTH_PAT_AUDIT_FIELDS   9
@@ -140,6 +141,7 @@ static void
 ngx_http_auth_pat_audit_lost(ngx_log_t *log, const char *why)
 {
     ngx_http_auth_pat_audit_failed++;
+    ngx_http_auth_pat_metric_add(audit_failures);
 
     if (ngx_http_auth_pat_audit_logged
         && ngx_current_msec - ngx_http_auth_pat_audit_logged
@@ -197,6 +199,16 @@ ngx_http_auth_pat_audit(ngx_http_request_t *r,
     ngx_uint_t   n;
 
     ngx_str_set(&none, "-");
+
+    if (ngx_strcmp(ev->event, "create") == 0) {
+        ngx_http_auth_pat_metric_add(tokens_created);
+
+    } else if (ngx_strcmp(ev->event, "revoke") == 0) {
+        ngx_http_auth_pat_metric_add(tokens_revoked);
+
+    } else if (ngx_strcmp(ev->event, "rotate") == 0) {
+        ngx_http_auth_pat_metric_add(tokens_rotated);
+    }
 
     if (ev->caller) {
         caller = *ev->caller;

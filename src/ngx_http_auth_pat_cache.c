@@ -598,6 +598,21 @@ ngx_http_auth_pat_cache_sync(ngx_http_auth_pat_cache_t *cache, int64_t seq,
 /* ---------------------------------------------------------- the zone */
 
 
+void
+ngx_http_auth_pat_cache_usage(ngx_http_auth_pat_cache_t *cache,
+    ngx_uint_t *entries, size_t *bytes)
+{
+    ngx_slab_pool_t  *sp = cache->shpool;
+
+    ngx_shmtx_lock(&sp->mutex);
+
+    *entries = cache->sh->entries;
+    *bytes = (size_t) (sp->end - (u_char *) sp) - sp->pfree * ngx_pagesize;
+
+    ngx_shmtx_unlock(&sp->mutex);
+}
+
+
 static ngx_int_t
 ngx_http_auth_pat_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {

@@ -31,6 +31,10 @@ ngx_int_t ngx_http_auth_pat_cache_get(ngx_http_auth_pat_cache_t *cache,
     u_char *digest, int64_t now, ngx_pool_t *pool,
     ngx_http_auth_pat_identity_t *id, ngx_uint_t *touch);
 
+/* its entries, and the bytes of the zone in use (for the metrics) */
+void ngx_http_auth_pat_cache_usage(ngx_http_auth_pat_cache_t *cache,
+    ngx_uint_t *entries, size_t *bytes);
+
 /* the version to pass to put(): it changes with every invalidation */
 uint64_t ngx_http_auth_pat_cache_version(ngx_http_auth_pat_cache_t *cache);
 

@@ -13,6 +13,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_auth_pat_metrics.h"
 #include "ngx_http_auth_pat_check.h"
 #include "ngx_http_auth_pat_cache.h"
 #include "ngx_http_auth_pat_inval.h"
@@ -276,11 +277,14 @@ ngx_http_auth_pat_check_cached(ngx_http_request_t *r,
     if (rc == NGX_DECLINED) {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "auth_pat cache miss");
+        ngx_http_auth_pat_metric_add(cache_misses);
     }
 
     if (rc != NGX_OK) {
         return rc;
     }
+
+    ngx_http_auth_pat_metric_add(cache_hits);
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "auth_pat cache hit");
@@ -396,6 +400,7 @@ ngx_http_auth_pat_check_token(ngx_http_request_t *r,
         } else {
             ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "auth_pat cache not trusted now");
+            ngx_http_auth_pat_metric_add(cache_untrusted);
         }
     }
 

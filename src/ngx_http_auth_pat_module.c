@@ -14,6 +14,8 @@
 #include "ngx_http_auth_pat_access.h"
 #include "ngx_http_auth_pat_api.h"
 #include "ngx_http_auth_pat_audit.h"
+#include "ngx_http_auth_pat_metrics.h"
+#include "ngx_http_auth_pat_status.h"
 #include "ngx_http_auth_pat_cache.h"
 #include "ngx_http_auth_pat_inval.h"
 #include "ngx_http_auth_pat_introspect.h"
@@ -54,6 +56,8 @@ static char *ngx_http_auth_pat(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_auth_pat_status_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_auth_pat_audit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_auth_pat_cache(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -138,6 +142,13 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_auth_pat_token_prefix,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_auth_pat_status_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -691,6 +702,13 @@ ngx_http_auth_pat_init(ngx_conf_t *cf)
 
     *h = ngx_http_auth_pat_let_in_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_auth_pat_api_log_handler;
+
     return NGX_OK;
 }
 
@@ -705,6 +723,8 @@ ngx_http_auth_pat_init_process(ngx_cycle_t *cycle)
     {
         return NGX_OK;
     }
+
+    ngx_http_auth_pat_metrics_init_process(cycle);
 
     pmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_auth_pat_module);
@@ -1620,4 +1640,20 @@ ngx_http_auth_pat_audit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_auth_pat_main_conf_t  *pmcf = conf;
 
     return ngx_http_auth_pat_audit_conf(cf, &pmcf->audit);
+}
+
+
+static char *
+ngx_http_auth_pat_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf = conf;
+
+    if (plcf->status) {
+        return "is duplicate";
+    }
+
+    plcf->status = 1;
+
+    return ngx_http_auth_pat_status_conf(cf);
 }

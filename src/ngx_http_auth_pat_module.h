@@ -49,6 +49,7 @@ typedef struct {
     ngx_flag_t                       hide_credentials;
     ngx_array_t                     *scopes_required; /* auth_pat_scope */
     ngx_flag_t                       introspect;
+    ngx_flag_t                       status;     /* auth_pat_status */
 
     /* auth_pat_api */
     ngx_flag_t                       api;

@@ -111,18 +111,22 @@ ngx_http_auth_pat_redis_command_on(ngx_http_auth_pat_redis_conn_t *conn,
 {
     ngx_http_auth_pat_redis_cmd_t   *cmd;
 
-    if (conn == NULL || conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN) {
+    if (conn == NULL) {
         return NULL;
+    }
+
+    if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN) {
+        goto down;
     }
 
     if ((flags & NGX_HTTP_AUTH_PAT_REDIS_WRITE) && conn->replica) {
         /* a replica refuses it anyway: fail fast, send nothing */
-        return NULL;
+        goto down;
     }
 
     if (conn->busy_until != 0) {
         if ((ngx_msec_int_t) (conn->busy_until - ngx_current_msec) > 0) {
-            return NULL;
+            goto down;
         }
 
         conn->busy_until = 0;
@@ -138,6 +142,13 @@ ngx_http_auth_pat_redis_command_on(ngx_http_auth_pat_redis_conn_t *conn,
     }
 
     return cmd;
+
+down:
+
+    /* failed unsent */
+    ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_DOWN]);
+    return NULL;
 }
 
 

@@ -354,6 +354,9 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
         return;
     }
 
+    ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_TIMEOUT]);
+
     if (conn->bare && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
         /* the query goes on to the next sentinel: a line per 10 s */
         ngx_http_auth_pat_redis_connect_failed(conn, NGX_ETIMEDOUT,
@@ -406,6 +409,9 @@ ngx_http_auth_pat_redis_sent(ngx_http_auth_pat_redis_conn_t *conn,
     cmd->timer.handler = ngx_http_auth_pat_redis_timeout;
     cmd->timer.data = cmd;
     cmd->timer.log = conn->log;
+
+    cmd->sent_at = ngx_current_msec;
+    ngx_http_auth_pat_redis_stats_add(conn->stats, commands);
 
     /* past this, the server is hung: the connection is reset */
     hang = conn->conf->timeout + conn->blocked;
@@ -629,6 +635,8 @@ ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_http_auth_pat_redis_cmd_t  *cmd;
 
     if (conn->c == NULL) {
+        ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_DOWN]);
         return NULL;
     }
 
@@ -773,6 +781,9 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_uint_t   class;
 
     addr = &conn->addr->text;
+
+    ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_ERROR]);
 
     if (cmd->script != NGX_CONF_UNSET_UINT && !cmd->retried
         && ngx_http_auth_pat_redis_error_is(reply, "NOSCRIPT"))
@@ -991,6 +1002,8 @@ ngx_http_auth_pat_redis_dispatch(ngx_http_auth_pat_redis_conn_t *conn,
     q = ngx_queue_head(&conn->sent);
     ngx_queue_remove(q);
     cmd = ngx_queue_data(q, ngx_http_auth_pat_redis_cmd_t, queue);
+
+    ngx_http_auth_pat_redis_stats_reply(conn->stats, cmd->sent_at);
 
     rc = NGX_OK;
 
@@ -1527,6 +1540,9 @@ ngx_http_auth_pat_redis_connect_failed(ngx_http_auth_pat_redis_conn_t *conn,
 {
     conn->failures++;
 
+    ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_REFUSED]);
+
     if (conn->connect_logged
         && ngx_current_msec - conn->connect_logged
            < NGX_HTTP_AUTH_PAT_REDIS_LOG_EVERY)
@@ -1735,6 +1751,14 @@ ngx_http_auth_pat_redis_connect(ngx_http_auth_pat_redis_conn_t *conn)
 
     /* a located address serves this attempt only: the next one asks */
     conn->located = 0;
+
+    conn->stats = ngx_http_auth_pat_redis_stats_find(&conn->addr->text,
+                                                     conn->conf->keepalive
+                                                     + conn->conf->timeout);
+
+    if (conn->attempts++) {
+        ngx_http_auth_pat_redis_stats_add(conn->stats, reconnects);
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_EVENT, conn->log, 0,
                    "auth_pat redis %*s: connecting to \"%V\"",

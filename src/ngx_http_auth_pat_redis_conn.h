@@ -17,6 +17,7 @@
 #include <ngx_event_connect.h>
 
 #include "ngx_http_auth_pat_redis.h"
+#include "ngx_http_auth_pat_redis_stats.h"
 
 
 #define NGX_HTTP_AUTH_PAT_REDIS_ARGC          64
@@ -85,6 +86,8 @@ struct ngx_http_auth_pat_redis_conn_s {
     ngx_uint_t                          handshake_pending;
     ngx_msec_t                          last_reply;
     ngx_msec_t                          connect_logged;   /* when */
+    ngx_http_auth_pat_redis_stats_t    *stats;     /* of the address */
+    ngx_uint_t                          attempts;  /* connects so far */
     ngx_msec_t        error_logged[NGX_HTTP_AUTH_PAT_REDIS_NCLASSES];
 
     /* the output not yet written */
@@ -198,6 +201,7 @@ struct ngx_http_auth_pat_redis_cmd_s {
     size_t                              wire_len;
     ngx_msec_t                          deadline;
     ngx_msec_t                          hang_at;   /* sent + timeout */
+    ngx_msec_t                          sent_at;
     ngx_uint_t                          redirects;
     ngx_uint_t                          retries;
     ngx_uint_t                          slot;

@@ -14,7 +14,8 @@
 # functions with the most instructions of their own in (c) follow.
 # Note: valgrind runs OpenSSL's generic SHA-256, not the SHA-NI code the
 # CPU would use, so HMAC weighs more here than it does natively.
-# Environment: PROFILE_SECONDS per scenario (default 5).
+# Environment: PROFILE_SECONDS per scenario (default 5); PROFILE_NO_STATUS=1
+# leaves out the auth_pat_status location (metrics not counted).
 
 use strict;
 use warnings;
@@ -44,6 +45,9 @@ my $out = $t->path('callgrind.out');
 # with the cache, (c) on the same nginx configured without it
 sub with_nginx {
     my ($cache, $body) = @_;
+    # the metrics counted, as in production (PROFILE_NO_STATUS=1: a build
+    # without auth_pat_status, for a before/after ratio)
+    my $status = $ENV{PROFILE_NO_STATUS} ? '' : 'location = /metrics { auth_pat_status; }';
     $t->nginx_conf(workers => 1, error_log_level => 'notice', http => <<"EOF");
 access_log off;
 auth_pat_redis 127.0.0.1:$redis->{port} timeout=5s;
@@ -53,6 +57,7 @@ server {
     listen 127.0.0.1:%%PORT%% backlog=4096;
     location = /static.txt { alias %%HTML%%/protected.txt; }
     location = /auth.txt { auth_pat "profile"; alias %%HTML%%/protected.txt; }
+    $status
     location = /scoped.txt {
         auth_pat "profile";
         auth_pat_scope repo:read tokens:write;

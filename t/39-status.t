@@ -1,0 +1,190 @@
+# auth_pat_status: the metrics in the Prometheus text format, summed
+# over both workers.  Each scrape is checked by `promtool check metrics`
+# (Debian's prometheus) and parsed by Debian's python3-prometheus-client;
+# the counters move by exactly what the test did between two scrapes:
+# - checks by result, cache hits, misses and untrusted, entries;
+# - API requests by route and status, tokens created, revoked, rotated;
+# - the Redis endpoint: up, commands, errors by kind, reconnects, the
+#   latency histogram; Redis stopped: up 0, the errors counted;
+# - a reload keeps the counters; a POST is 405.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use JSON::PP ();
+use Time::HiRes qw(sleep time);
+use PatTest;
+use PatApi qw(api);
+
+my $py = '/usr/bin/python3';
+# (./build.sh test installs both: their absence is a failure, not a skip)
+BAIL_OUT('t/39 needs /usr/bin/promtool (prometheus) and python3-prometheus-client')
+    unless -x '/usr/bin/promtool' && system("$py -c 'import prometheus_client' 2>/dev/null") == 0;
+
+my $slack = $ENV{PAT_SANITIZE} ? 3 : 1;
+my $t = PatTest->new;
+my $redis = $t->start_redis;
+$t->nginx_conf(workers => 2, http => <<'EOF');
+auth_pat_redis %%REDIS%% timeout=1s keepalive=200ms;
+auth_pat_key_file %%KEY%%;
+auth_pat_cache zone=m:1m ttl=10s;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location /v1/personal-access-tokens {
+        auth_pat_api;
+        auth_pat_api_user $http_x_user;
+    }
+    location /static/ { auth_pat "t"; alias %%HTML%%/; }
+    location /scoped/ { auth_pat "t"; auth_pat_scope admin; alias %%HTML%%/; }
+    location = /metrics { auth_pat_status; }
+}
+EOF
+$t->start_nginx;
+
+my $parse = <<'PY';
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        key = s.name + json.dumps(s.labels, sort_keys=True, separators=(",", ":"))
+        out[key] = s.value
+print(json.dumps(out))
+PY
+$t->write_file('parse.py', $parse);
+
+# a scrape: promtool's verdict and the samples, "name{labels}" => value
+sub scrape {
+    my $r = $t->get('/metrics');
+    die "scrape: $r->{status}" unless $r->{status} == 200;
+    $t->write_file('scrape.txt', $r->{content});
+    my $f = $t->path('scrape.txt');
+    my $lint = `promtool check metrics < $f 2>&1`;
+    my $lint_ok = $? == 0;
+    my $json = `$py @{[ $t->path('parse.py') ]} < $f`;
+    return { ok => $lint_ok, lint => $lint, res => $r, s => JSON::PP->new->decode($json) };
+}
+sub v {
+    my ($sc, $name, %l) = @_;
+    my $key = $name . JSON::PP->new->canonical->encode(\%l);
+    return $sc->{s}{$key} // 0;
+}
+sub delta { my ($a, $b, @k) = @_; v($b, @k) - v($a, @k) }
+sub check {
+    my ($tok, $path) = @_;
+    return $t->get($path // '/static/protected.txt',
+                   defined $tok ? { Authorization => $tok } : {})->{status};
+}
+
+my $s0 = scrape();
+ok($s0->{ok}, 'promtool check metrics: clean') or diag $s0->{lint};
+is($s0->{res}{headers}{'content-type'}, 'text/plain; version=0.0.4; charset=utf-8', 'the Prometheus text format 0.0.4');
+is($s0->{res}{headers}{'cache-control'}, 'no-store', 'Cache-Control: no-store');
+
+# --- the API: by route and status
+my $addr = "127.0.0.1:$redis->{port}";
+my $c1 = api($t, POST => '', user => 'mia', body => { name => 'one', scopes => ['admin'] });
+my $c2 = api($t, POST => '', user => 'mia', body => { name => 'two' });
+my @st = ($c1->{status}, $c2->{status},
+          api($t, GET => '', user => 'mia')->{status},
+          api($t, GET => "/$c2->{json}{data}{id}", user => 'mia')->{status},
+          api($t, GET => '/config', user => 'mia')->{status},
+          api($t, GET => '/self', bearer => $c1->{json}{data}{token})->{status},
+          api($t, GET => '/nope/nope', user => 'mia')->{status},
+          api($t, POST => '', user => 'mia', body => { name => '' })->{status});
+my $rot = api($t, POST => "/$c2->{json}{data}{id}/rotate", user => 'mia');
+push @st, $rot->{status}, api($t, DELETE => "/$rot->{json}{data}{id}", user => 'mia')->{status};
+is("@st", '201 201 200 200 200 200 404 422 201 200', 'the API calls answer as expected');
+my $s1 = scrape();
+ok($s1->{ok}, 'promtool: clean after the API calls') or diag $s1->{lint};
+my %want = (
+    'create 201' => 2, 'create 422' => 1, 'list 200' => 1, 'get 200' => 1, 'config 200' => 1,
+    'self 200' => 1, 'other 404' => 1, 'rotate 201' => 1, 'revoke 200' => 1,
+);
+my %got;
+for my $k (keys %{ $s1->{s} }) {
+    next unless $k =~ /^auth_pat_api_requests_total\{"route":"(\w+)","status":"(\w+)"\}$/;
+    my $d = $s1->{s}{$k} - ($s0->{s}{$k} // 0);
+    $got{"$1 $2"} = $d if $d;
+}
+is_deeply(\%got, \%want, 'auth_pat_api_requests_total moved by exactly the calls made') or diag explain \%got;
+is(delta($s0, $s1, 'auth_pat_tokens_created_total'), 2, 'tokens created: 2');
+is(delta($s0, $s1, 'auth_pat_tokens_rotated_total'), 1, 'tokens rotated: 1');
+is(delta($s0, $s1, 'auth_pat_tokens_revoked_total'), 1, 'tokens revoked: 1');
+
+# --- the checks, by result, and the cache
+my $tok = $c1->{json}{data}{token};
+my $plain = $c2->{json}{data}{token};
+my @c = (check("Bearer $tok"), check("Bearer $tok"), check("Bearer $tok"),
+         check(undef), check('Basic eDp5'),
+         check('Bearer'),
+         check('Bearer pat_0000000000000000000000000000000000000'),
+         check("Bearer $plain"),
+         check("Bearer $tok", '/scoped/protected.txt'));
+my $s2 = scrape();
+ok($s2->{ok}, 'promtool: clean after the checks') or diag $s2->{lint};
+is("@c", '200 200 200 401 401 400 401 401 200', 'the checks answer as expected');
+my %res = (ok => 4, no_credentials => 2, invalid_request => 1, invalid_token => 2,
+           unavailable => 0, insufficient_scope => 0);
+is_deeply({ map { $_ => delta($s1, $s2, 'auth_pat_checks_total', result => $_) } keys %res }, \%res,
+          'auth_pat_checks_total moved by exactly the checks made');
+# the token was checked by /self already (in the cache since): 4 hits;
+# the rotated-out token is not in Redis: a miss
+is(delta($s1, $s2, 'auth_pat_cache_hits_total'), 4, 'cache hits: 4');
+is(delta($s1, $s2, 'auth_pat_cache_misses_total'), 1, 'cache misses: 1 (the revoked token)');
+cmp_ok(v($s2, 'auth_pat_cache_entries'), '>=', 1, 'cache entries: at least the token');
+cmp_ok(v($s2, 'auth_pat_cache_bytes'), '>', 0, 'cache bytes');
+
+# a scope missing: insufficient_scope
+is(check("Bearer $c2->{json}{data}{token}", '/scoped/protected.txt'), 401, '(the rotated-out token: 401)');
+my $n = api($t, POST => '', user => 'mia', body => { name => 'plain' })->{json}{data}{token};
+is(check("Bearer $n", '/scoped/protected.txt'), 403, 'a token without the scope: 403');
+my $s3 = scrape();
+is(delta($s2, $s3, 'auth_pat_checks_total', result => 'insufficient_scope'), 1, 'insufficient_scope: 1');
+
+# --- the Redis endpoint
+is(v($s3, 'auth_pat_redis_up', addr => $addr), 1, "redis $addr: up");
+cmp_ok(delta($s0, $s3, 'auth_pat_redis_commands_total', addr => $addr), '>=', 20, 'commands counted');
+my $count = v($s3, 'auth_pat_redis_latency_seconds_count', addr => $addr);
+cmp_ok($count, '>=', 20, 'latency: observed');
+is(v($s3, 'auth_pat_redis_latency_seconds_bucket', addr => $addr, le => '+Inf'), $count,
+   'latency: the +Inf bucket is the count');
+cmp_ok(v($s3, 'auth_pat_redis_latency_seconds_bucket', addr => $addr, le => '0.005'), '>', 0,
+       'latency: loopback answers within 5 ms');
+is(v($s3, 'auth_pat_redis_errors_total', addr => $addr, kind => $_), 0, "errors ($_): 0")
+    for qw(timeout refused error down);
+
+# --- a reload keeps them
+$t->reload;
+my $s4 = scrape();
+cmp_ok(v($s4, 'auth_pat_tokens_created_total'), '>=', v($s3, 'auth_pat_tokens_created_total'),
+       'a reload keeps the counters');
+cmp_ok(v($s4, 'auth_pat_checks_total', result => 'ok'), '>=', v($s3, 'auth_pat_checks_total', result => 'ok'),
+       'a reload keeps the checks');
+
+# --- Redis stopped: up 0, errors counted, checks unavailable
+$t->stop_redis;
+my ($s5, $down);
+my $end = time + 5 * $slack;
+while (time < $end) {
+    $s5 = scrape();
+    $down = v($s5, 'auth_pat_redis_up', addr => $addr) == 0;
+    last if $down;
+    sleep 0.1;
+}
+ok($down, 'Redis stopped: auth_pat_redis_up 0 within keepalive + timeout');
+my $uncached = api($t, POST => '', user => 'x', body => { name => 'y' })->{status};
+is($uncached, 503, 'an API call: 503');
+is(check('Bearer pat_1111111111111111111111111111111111111'), 401, '(a malformed token is still 401)');
+my $s6 = scrape();
+ok($s6->{ok}, 'promtool: clean while Redis is down') or diag $s6->{lint};
+cmp_ok(v($s6, 'auth_pat_redis_errors_total', addr => $addr, kind => 'refused')
+       + v($s6, 'auth_pat_redis_errors_total', addr => $addr, kind => 'down'), '>', 0,
+       'Redis stopped: refused/down errors counted');
+cmp_ok(v($s6, 'auth_pat_redis_reconnects_total', addr => $addr), '>', 0, 'reconnects counted');
+is(delta($s5, $s6, 'auth_pat_api_requests_total', route => 'create', status => '503'), 1, 'create 503 counted');
+
+# --- the method
+is($t->http(POST => '/metrics', { content => 'x' })->{status}, 405, 'POST /metrics: 405');
+
+done_testing;
