@@ -86,7 +86,9 @@ sub asking_calls {
 }
 
 # --- README's rules: every flow, the cache, WAIT, an ASK
-start('nginx', replicas => 1, extra => 'auth_pat_cache zone=acl:1m ttl=10s;');
+my $mport = $t->free_port;
+start('nginx', replicas => 1, extra => "auth_pat_cache zone=acl:1m ttl=10s;\n"
+      . "server { listen 127.0.0.1:$mport; location = /metrics { auth_pat_status; } }");
 my %tok;
 for my $m (sort keys %on) {
     my $u = $on{$m};
@@ -115,6 +117,14 @@ for my $m (sort keys %on) {
     cmp_ok(asking_calls($mig[2]), '>', $before, "README's cluster ACL: ASK followed with ASKING");
     migrated(@mig);
     is(api($t, GET => '', user => $u)->{json}{totalCount}, 3, "README's cluster ACL: the list (a, b and b's successor) once moved");
+}
+# the metrics: a series per node
+{
+    my $m = $t->http(GET => '/metrics', { port => $mport })->{content} // '';
+    my @up = grep { $m =~ /^auth_pat_redis_up\{addr="127\.0\.0\.1:$_->{port}"\} 1$/m } $c->masters;
+    is(scalar @up, 3, 'metrics: every master up, by address');
+    my $seeds_only = () = $m =~ /^auth_pat_redis_commands_total\{addr="127\.0\.0\.1:\d+"\} [1-9]/mg;
+    cmp_ok($seeds_only, '>=', 3, 'metrics: commands counted per node');
 }
 unlike($t->error_log, qr/NOPERM|refused/, "README's cluster ACL: nothing refused")
     or diag $t->error_log;
