@@ -12,6 +12,10 @@
 #                       (build/asan/), then run every test against them
 #   ./build.sh fuzz     libFuzzer on the pure parsers: RESP, bodies, the list
 #                       query, Authorization and tokens, records (FUZZ_SECONDS, 60)
+#   ./build.sh deb      build, then build/libnginx-mod-http-auth-pat_VERSION_ARCH.deb
+#                       (the version from the file VERSION), checked by lintian
+#   ./build.sh install  as root: `deb`, then dpkg -i it; nginx must then be
+#                       restarted (a reload keeps the module already loaded)
 #
 # Environment:
 #   NGINX_SRC    nginx source tree to configure against
@@ -22,6 +26,12 @@
 #   PAT_PORT     port of `run`'s gateway on 127.0.0.1 (default 8080); its
 #                stand-in upstream listens on PAT_PORT+1 (default 8081)
 #   PAT_MODULE   module loaded by run/test (default build/ngx_http_auth_pat_module.so)
+#   PAT_DEB_SO   deb/install: package this .so as it is, without building
+#                (t/80-deb.t packages the module under test)
+#   PAT_DEB_DIR  deb/install: where the .deb is written (default build/)
+#   PAT_DEB_LINTIAN  0: deb does not run lintian (default 1: errors fail)
+#   PAT_DEB_MAINTAINER  "Name <address>" of the package (default: the
+#                author of the last commit)
 
 set -euo pipefail
 
@@ -43,9 +53,11 @@ PKGS_RUN=(redis-server openssl curl)
 # libnginx-mod-nchan: t/16-redis-transport.t loads Debian's nchan, which
 # exports a hiredis of its own, beside the module; jq: t/30 runs README's
 # API block; prometheus (for promtool) and python3-prometheus-client:
-# t/39-status.t lints and parses the metrics
+# t/39-status.t lints and parses the metrics; python3-jsonschema: for the
+# OpenAPI checks being written;
+# dpkg-dev and lintian: t/80-deb.t builds the package and lints it
 PKGS_TEST=(perl python3 redis-server openssl libnginx-mod-nchan binutils curl jq
-            prometheus python3-prometheus-client)
+            prometheus python3-prometheus-client python3-jsonschema dpkg-dev lintian)
 PKGS_BENCH=(wrk redis-server)
 PKGS_PROFILE=(wrk redis-server valgrind)
 # asan: clang 14 with its sanitizer runtimes (libclang-rt-14-dev is only
@@ -54,7 +66,11 @@ PKGS_PROFILE=(wrk redis-server valgrind)
 PKGS_ASAN=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev make libpcre2-dev zlib1g-dev
            libssl-dev libhiredis-dev libjansson-dev perl redis-server curl
            python3 openssl libnginx-mod-nchan binutils jq prometheus
-           python3-prometheus-client)
+           python3-prometheus-client python3-jsonschema lintian)
+
+# deb: dpkg-dev for dpkg-shlibdeps, binutils for strip, nm and readelf,
+# lintian to check the package
+PKGS_DEB=(dpkg-dev binutils lintian)
 
 PKGS_FUZZ=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev libssl-dev libhiredis-dev libjansson-dev)
 
@@ -301,6 +317,234 @@ EOF
     log "nginx exited (status $rc)"
     stop_all
     exit "$rc"
+}
+
+# ---------------------------------------------------------------- deb
+#
+# build/libnginx-mod-http-auth-pat_VERSION_ARCH.deb, laid out as Debian's
+# own dynamic modules (libnginx-mod-nchan, made by dh_nginx):
+#   /usr/lib/nginx/modules/ngx_http_auth_pat_module.so    stripped
+#   /usr/share/nginx/modules-available/mod-http-auth-pat.conf
+#                        load_module, linked into /etc/nginx/modules-enabled/
+#                        as 50-mod-http-auth-pat.conf by pkg/postinst
+#   /usr/share/doc/libnginx-mod-http-auth-pat/   copyright, changelog.Debian.gz,
+#                        README.md.gz, examples/pat.conf (pkg/pat.conf.example)
+# The maintainer scripts (pkg/postinst, prerm, postrm) keep dh_nginx's
+# handling of the link but trigger no nginx reload: a reload keeps the
+# module the running nginx loaded, so they say that nginx must be
+# restarted (DESIGN.md, "Upgrades").
+# Depends: the nginx ABI that the installed nginx provides (nginx-abi-*),
+# and the libraries the .so links, from dpkg-shlibdeps.  The version is
+# VERSION's, with the packaging revision DEB_REVISION.  dpkg-deb runs with
+# --root-owner-group, so no fakeroot; the times in the package are those of
+# the last commit (SOURCE_DATE_EPOCH), so the same tree gives the same .deb.
+
+DEB_PKG=libnginx-mod-http-auth-pat
+DEB_REVISION=1
+DEB_SO_NAME=ngx_http_auth_pat_module.so
+DEB_FILE=        # set by build_deb: the package it wrote
+DEB_STAGE=       # build_deb's staging directory, removed on exit
+
+deb_cleanup() {
+    if [ -n "$DEB_STAGE" ]; then
+        rm -rf "$DEB_STAGE"
+    fi
+    DEB_STAGE=
+}
+
+# VERSION: the one place the version is written
+deb_version() {
+    local v
+    v=$(tr -d ' \t\r\n' < "$ROOT/VERSION" 2>/dev/null) || die "no VERSION file"
+    [[ $v =~ ^[0-9][0-9A-Za-z.+~]*$ ]] \
+        || die "VERSION holds \"$v\": not an upstream version (digits first, then [0-9A-Za-z.+~])"
+    printf '%s-%s\n' "$v" "$DEB_REVISION"
+}
+
+# The nginx-abi-* that the installed nginx provides: what Debian's modules
+# depend on, so that an nginx with another ABI refuses the package rather
+# than the module (dlopen: "module is not binary compatible").
+deb_nginx_abi() {
+    local abi
+    abi=$(dpkg-query -W -f='${Provides}\n' nginx nginx-common 2>/dev/null \
+          | tr ',' '\n' | sed -n 's/^ *\(nginx-abi-[^ (]*\).*$/\1/p' | sort -u || true)
+    [ -n "$abi" ] || die "no installed package provides nginx-abi-* (install nginx)"
+    [ "$(printf '%s\n' "$abi" | wc -l)" -eq 1 ] \
+        || die "the installed packages provide several nginx ABIs: $(tr '\n' ' ' <<< "$abi")"
+    printf '%s\n' "$abi"
+}
+
+# Who the package names as its maintainer (and the changelog's signer):
+# PAT_DEB_MAINTAINER, else the author of the last commit.
+deb_maintainer() {
+    local m=${PAT_DEB_MAINTAINER:-}
+    [ -n "$m" ] || m=$(git -C "$ROOT" log -1 --format='%an <%ae>' 2>/dev/null || true)
+    [[ $m =~ ^[^\<\>]+\ \<[^\<\>@\ ]+@[^\<\>@\ ]+\>$ ]] \
+        || die "set PAT_DEB_MAINTAINER='Name <address>' (got \"$m\")"
+    printf '%s\n' "$m"
+}
+
+# build_deb: packages PAT_DEB_SO (default build/ngx_http_auth_pat_module.so,
+# which the caller has built) into PAT_DEB_DIR (default build/).
+build_deb() {
+    local lint=${PAT_DEB_LINTIAN:-1} p pkgs=()
+    for p in "${PKGS_DEB[@]}"; do
+        [ "$p" = lintian ] && [ "$lint" = 0 ] && continue
+        pkgs+=("$p")
+    done
+    ensure_pkgs "${pkgs[@]}"
+
+    local so=${PAT_DEB_SO:-$MODULE} out=${PAT_DEB_DIR:-$BUILD}
+    [ -f "$so" ] || die "$so: no such module (run ./build.sh, or set PAT_DEB_SO)"
+    mkdir -p "$out"
+    out=$(cd "$out" && pwd)
+
+    local version abi arch maint epoch
+    version=$(deb_version)
+    abi=$(deb_nginx_abi)
+    arch=$(dpkg --print-architecture)
+    maint=$(deb_maintainer)
+    # with the .so just built against NGINX_SRC: is that the installed nginx?
+    if [ -z "${PAT_DEB_SO:-}" ] && [ -f "$NGINX_SRC/src/core/nginx.h" ]; then
+        local src_v
+        src_v=$(sed -n 's/^#define NGINX_VERSION *"\(.*\)"$/\1/p' "$NGINX_SRC/src/core/nginx.h")
+        [[ $abi == "nginx-abi-$src_v-"* ]] \
+            || die "the module was built against nginx $src_v ($NGINX_SRC), the installed nginx provides $abi"
+    fi
+    epoch=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)}
+    export SOURCE_DATE_EPOCH=$epoch    # dpkg-deb's timestamps too
+
+    # dpkg-shlibdeps wants debian/control and the files in debian/PACKAGE/;
+    # the staging tree goes however the script ends (a signal exits, which
+    # runs the EXIT trap)
+    trap deb_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    DEB_STAGE=$(mktemp -d "$out/.deb-stage.XXXXXX")
+    local root=$DEB_STAGE/debian/$DEB_PKG
+    local doc=$root/usr/share/doc/$DEB_PKG
+    local lib=$root/usr/lib/nginx/modules/$DEB_SO_NAME
+    install -d -m 0755 "$root/DEBIAN" "${lib%/*}" "$root/usr/share/nginx/modules-available" \
+        "$doc/examples"
+
+    install -m 0644 "$so" "$lib"
+    # as dh_strip does for a shared object: the debug info goes, .dynsym
+    # (what nginx resolves) stays
+    strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib" \
+        || die "strip failed on $so"
+    # (whole outputs first: grep -q leaving a pipe early fails it under pipefail)
+    local sections dynsyms leak
+    sections=$(readelf -S "$lib") || die "readelf failed on $lib"
+    ! grep -q '\.debug_' <<< "$sections" || die "$lib still has debug sections"
+    dynsyms=$(nm -D "$lib") || die "nm -D failed on $lib"
+    grep -qE '^[0-9a-f]+ [A-Z] ngx_http_auth_pat_module$' <<< "$dynsyms" \
+        || die "$so does not define ngx_http_auth_pat_module: not the module"
+    # the static hiredis must stay hidden (DESIGN.md: nchan exports its own)
+    leak=$(awk '{ print $NF }' <<< "$dynsyms" | grep -E '^(redis|sds|hi_)' || true)
+    [ -z "$leak" ] || die "$so exports hiredis symbols: $(tr '\n' ' ' <<< "$leak" | cut -c1-200)"
+
+    install -m 0644 "$ROOT/pkg/mod-http-auth-pat.conf" "$root/usr/share/nginx/modules-available/"
+    install -m 0644 "$ROOT/pkg/copyright" "$doc/copyright"
+    install -m 0644 "$ROOT/pkg/pat.conf.example" "$doc/examples/pat.conf"
+    gzip -9n < "$ROOT/README.md" > "$doc/README.md.gz"
+    chmod 0644 "$doc/README.md.gz"
+    {
+        printf '%s (%s) unstable; urgency=medium\n\n' "$DEB_PKG" "$version"
+        printf '  * ngx_http_auth_pat_module %s, packaged by ./build.sh deb' "${version%-*}"
+        local head
+        head=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || true)
+        [ -n "$head" ] && printf '\n    (commit %s)' "$head"
+        printf '.\n\n -- %s  %s\n' "$maint" "$(date -u -R -d "@$epoch")"
+    } | gzip -9n > "$doc/changelog.Debian.gz"
+    chmod 0644 "$doc/changelog.Debian.gz"
+    for p in postinst prerm postrm; do
+        install -m 0755 "$ROOT/pkg/$p" "$root/DEBIAN/$p"
+    done
+
+    # Depends: the libraries, as dpkg-shlibdeps finds them (shlibs and
+    # symbols files of the packages that own the NEEDED libraries)
+    printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$DEB_PKG" "$DEB_PKG" \
+        > "$DEB_STAGE/debian/control"
+    local shlibs
+    shlibs=$(cd "$DEB_STAGE" && dpkg-shlibdeps -O -e"$lib" 2> "$DEB_STAGE/shlibdeps.log") \
+        || { cat "$DEB_STAGE/shlibdeps.log" >&2; die "dpkg-shlibdeps failed"; }
+    shlibs=${shlibs#shlibs:Depends=}
+    # hiredis is inside the .so (libhiredis.a): named, as Debian names the
+    # sources of what it links statically
+    local hiredis
+    hiredis=$(dpkg-query -W -f='${source:Package} (= ${source:Version})' libhiredis-dev 2>/dev/null || true)
+
+    # Installed-Size in KiB, as dpkg-gencontrol counts: each file rounded up
+    # to a KiB, one for every directory or link
+    local size
+    size=$(find "$root" -path "$root/DEBIAN" -prune -o -printf '%y %s\n' \
+           | awk '$1 == "f" { n += int(($2 + 1023) / 1024); next } { n += 1 } END { print n }')
+
+    (cd "$root" && find usr -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
+    chmod 0644 "$root/DEBIAN/md5sums"
+
+    {
+        printf 'Package: %s\n' "$DEB_PKG"
+        printf 'Version: %s\n' "$version"
+        printf 'Architecture: %s\n' "$arch"
+        printf 'Maintainer: %s\n' "$maint"
+        printf 'Installed-Size: %s\n' "$size"
+        printf 'Depends: %s%s\n' "$abi" "${shlibs:+, $shlibs}"
+        [ -n "$hiredis" ] && printf 'Static-Built-Using: %s\n' "$hiredis"
+        printf 'Section: httpd\nPriority: optional\nMulti-Arch: foreign\n'
+        cat <<'EOF'
+Description: personal access tokens for nginx, checked against Redis
+ ngx_http_auth_pat_module makes nginx both the issuer and the checker of
+ personal access tokens.  The auth_pat directive checks
+ "Authorization: Bearer <token>" in the access phase of any location,
+ against Redis and without blocking a worker; upstream services receive
+ the verified identity in variables and never see a bad token.
+ auth_pat_api serves a JSON token API: create (the token is shown once),
+ list, revoke and rotate.  Redis holds only HMAC-SHA256 digests of the
+ tokens.
+ .
+ The module is loaded by the snippet that this package links into
+ /etc/nginx/modules-enabled/.  After an install or an upgrade nginx must
+ be restarted: a reload keeps the module already loaded.
+EOF
+    } > "$root/DEBIAN/control"
+
+    find "$root" -exec touch -h -d "@$epoch" {} +
+    local name=${DEB_PKG}_${version}_${arch}.deb
+    dpkg-deb --root-owner-group --build "$root" "$DEB_STAGE/$name" > /dev/null \
+        || die "dpkg-deb --build failed"
+    # one package in the directory, so that dpkg -i DIR/libnginx-mod-http-auth-pat_*.deb
+    # installs this one and no older version beside it
+    rm -f "$out/${DEB_PKG}_"*.deb
+    mv -f "$DEB_STAGE/$name" "$out/$name"
+    DEB_FILE=$out/$name
+    deb_cleanup
+    trap - EXIT INT TERM
+    log "built $DEB_FILE"
+
+    # lintian: errors fail the build, warnings are shown (PAT_DEB_LINTIAN=0:
+    # not run; t/80-deb.t runs it itself)
+    if [ "$lint" != 0 ]; then
+        local report
+        report=$(lintian --tag-display-limit 0 "$DEB_FILE" 2>&1 | grep -v 'running with root privileges' || true)
+        [ -z "$report" ] || printf '%s\n' "$report" >&2
+        ! grep -q '^E:' <<< "$report" || die "lintian reports errors in $DEB_FILE"
+    fi
+}
+
+# dpkg -i the package build_deb wrote: as Debian's modules, its postinst
+# links the load_module snippet into /etc/nginx/modules-enabled/
+install_deb() {
+    log "dpkg -i $DEB_FILE"
+    dpkg -i "$DEB_FILE" >&2 || die "dpkg -i $DEB_FILE failed"
+    cat >&2 <<'EOF'
+
+The module is installed, and enabled by /etc/nginx/modules-enabled/50-mod-http-auth-pat.conf.
+nginx must be RESTARTED to load it (a reload keeps the module it loaded at start):
+
+    nginx -t && systemctl restart nginx
+
+EOF
 }
 
 # ---------------------------------------------------------------- asan
@@ -651,5 +895,11 @@ case "${1:-build}" in
         exec perl "$ROOT/t/bench/profile.pl" ;;
     asan)  build; build_asan; run_asan_tests ;;
     fuzz)  run_fuzz ;;
-    *)     die "usage: $0 [build|test|run|bench|profile|asan|fuzz]" ;;
+    deb)   [ -n "${PAT_DEB_SO:-}" ] || build; build_deb ;;
+    install)
+        # before any build: dpkg -i needs root
+        [ "$(id -u)" -eq 0 ] || die "install needs root: it runs dpkg -i (./build.sh deb builds the package as any user)"
+        [ -n "${PAT_DEB_SO:-}" ] || build
+        build_deb; install_deb ;;
+    *)     die "usage: $0 [build|test|run|bench|profile|asan|fuzz|deb|install]" ;;
 esac

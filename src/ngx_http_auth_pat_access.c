@@ -146,7 +146,11 @@ ngx_http_auth_pat_access_verdict(ngx_http_request_t *r,
         verdict = NGX_HTTP_AUTH_PAT_INSUFFICIENT_SCOPE;
     }
 
-    if ((ngx_uint_t) verdict < NGX_HTTP_AUTH_PAT_METRICS_VERDICTS) {
+    /* once per request: the ctx, and its verdict, outlive a redirect */
+    if (!ctx->counted
+        && (ngx_uint_t) verdict < NGX_HTTP_AUTH_PAT_METRICS_VERDICTS)
+    {
+        ctx->counted = 1;
         ngx_http_auth_pat_metric_add(checks[verdict]);
     }
 

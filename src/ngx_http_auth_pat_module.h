@@ -114,6 +114,7 @@ typedef struct {
     ngx_http_auth_pat_verdict_e      refusal;
 
     unsigned                         identified:1;
+    unsigned                         counted:1;  /* in the metrics */
     unsigned                         responded:1; /* our own JSON answer */
     unsigned                         error_body_sent:1;
 } ngx_http_auth_pat_ctx_t;

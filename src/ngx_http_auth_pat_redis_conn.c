@@ -354,9 +354,6 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_auth_pat_redis_stats_add(conn->stats,
-                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_TIMEOUT]);
-
     if (conn->bare && conn->state == NGX_HTTP_AUTH_PAT_REDIS_READY) {
         /* the query goes on to the next sentinel: a line per 10 s */
         ngx_http_auth_pat_redis_connect_failed(conn, NGX_ETIMEDOUT,
@@ -377,6 +374,10 @@ ngx_http_auth_pat_redis_timeout(ngx_event_t *ev)
         ngx_http_auth_pat_redis_reset(conn);
         return;
     }
+
+    /* (a setup that timed out is counted as refused, above) */
+    ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_TIMEOUT]);
 
     ngx_log_error(NGX_LOG_ERR, conn->log, 0,
                   "auth_pat: %s \"%V\" did not answer within %M ms, "

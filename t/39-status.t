@@ -36,6 +36,7 @@ server {
     }
     location /static/ { auth_pat "t"; alias %%HTML%%/; }
     location /scoped/ { auth_pat "t"; auth_pat_scope admin; alias %%HTML%%/; }
+    location /d/ { auth_pat "t"; alias %%HTML%%/; index protected.txt; }
     location = /metrics { auth_pat_status; }
 }
 EOF
@@ -134,6 +135,13 @@ is(delta($s1, $s2, 'auth_pat_cache_hits_total'), 4, 'cache hits: 4');
 is(delta($s1, $s2, 'auth_pat_cache_misses_total'), 1, 'cache misses: 1 (the revoked token)');
 cmp_ok(v($s2, 'auth_pat_cache_entries'), '>=', 1, 'cache entries: at least the token');
 cmp_ok(v($s2, 'auth_pat_cache_bytes'), '>', 0, 'cache bytes');
+
+# an internal redirect (index) runs the access phase again: one check
+is(check("Bearer $tok", '/d/'), 200, 'an index redirect: 200');
+my $s2b = scrape();
+is(delta($s2, $s2b, 'auth_pat_checks_total', result => 'ok'), 1,
+   'a request redirected internally is one check');
+$s2 = $s2b;
 
 # a scope missing: insufficient_scope
 is(check("Bearer $c2->{json}{data}{token}", '/scoped/protected.txt'), 401, '(the rotated-out token: 401)');
