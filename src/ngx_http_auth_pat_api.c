@@ -608,6 +608,9 @@ ngx_http_auth_pat_api_proceed(ngx_http_request_t *r,
                                        plcf->api_scope.data,
                                        plcf->api_scope.len))
     {
+        ngx_http_auth_pat_api_audit_refused(r, api,
+                                            "auth_pat_api_scope not held");
+
         ngx_http_finalize_request(r,
             ngx_http_auth_pat_send_error(r, NGX_HTTP_FORBIDDEN,
                 "insufficient_scope",
@@ -889,7 +892,8 @@ ngx_http_auth_pat_api_handler(ngx_http_request_t *r)
 /*
  * The log phase: the request counted by its route (by method, for the
  * collection and an item) and its final status.  A request the route
- * did not name (404, a malformed id) is "other".
+ * did not name (404, a malformed id, a method neither route has) is
+ * "other".
  */
 
 ngx_int_t
@@ -925,13 +929,23 @@ ngx_http_auth_pat_api_log_handler(ngx_http_request_t *r)
         switch (api->route) {
 
         case NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION:
-            route = (r->method == NGX_HTTP_POST) ? NGX_HTTP_AUTH_PAT_M_CREATE
-                                                 : NGX_HTTP_AUTH_PAT_M_LIST;
+            if (r->method == NGX_HTTP_POST) {
+                route = NGX_HTTP_AUTH_PAT_M_CREATE;
+
+            } else if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+                route = NGX_HTTP_AUTH_PAT_M_LIST;
+            }
+
             break;
 
         case NGX_HTTP_AUTH_PAT_ROUTE_ITEM:
-            route = (r->method == NGX_HTTP_DELETE)
-                    ? NGX_HTTP_AUTH_PAT_M_REVOKE : NGX_HTTP_AUTH_PAT_M_GET;
+            if (r->method == NGX_HTTP_DELETE) {
+                route = NGX_HTTP_AUTH_PAT_M_REVOKE;
+
+            } else if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+                route = NGX_HTTP_AUTH_PAT_M_GET;
+            }
+
             break;
 
         case NGX_HTTP_AUTH_PAT_ROUTE_ROTATE:

@@ -58,6 +58,7 @@ struct ngx_http_auth_pat_api_s {
     /* revoke and rotate: the token named by the route */
     json_t                          *old;
     u_char                           old_hex[PAT_DIGEST_HEX_LEN];
+    ngx_str_t                       *old_prefix; /* a rotation's, audited */
     u_char                          *withdrawing;  /* the hex in hand */
 
     /* create and rotate: the token being issued */
@@ -105,6 +106,10 @@ ngx_uint_t ngx_http_auth_pat_api_scope_allowed(
  */
 ngx_int_t ngx_http_auth_pat_api_expires(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, int64_t dflt, int64_t limit);
+
+/* the audit trail's "refused": an escalation attempt, and why */
+void ngx_http_auth_pat_api_audit_refused(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, const char *reason);
 
 void ngx_http_auth_pat_api_create(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api);

@@ -60,6 +60,8 @@ typedef struct {
 
 static void ngx_http_auth_pat_api_issue_activate(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply);
+static void ngx_http_auth_pat_api_audit_rotation(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, const char *event, const char *reason);
 
 
 /* ------------------------------------------------------------ plumbing */
@@ -84,6 +86,12 @@ ngx_http_auth_pat_api_fail(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "auth_pat: token %V of user \"%V\" was not handed "
                       "out; revoking it", &api->issue.id, &api->user);
+
+        if (api->issue.rotated_from) {
+            /* the swap revoked the old token: that much happened */
+            ngx_http_auth_pat_api_audit_rotation(r, api, "revoke",
+                "the rotation failed after the old token was revoked");
+        }
 
         if (ngx_http_auth_pat_store_deactivate(api->store, r->pool,
                                                api->hex, NULL, NULL)
@@ -123,13 +131,18 @@ ngx_http_auth_pat_api_audit(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
 }
 
 
-/* a record's "prefix", or NULL */
+/*
+ * A record's "prefix", or NULL: Redis may hold anything, and only a
+ * prefix as issued (letters, digits and '_') goes into the audit trail.
+ */
 
 static ngx_str_t *
 ngx_http_auth_pat_api_prefix_of(ngx_http_request_t *r, json_t *rec)
 {
-    json_t     *v;
-    ngx_str_t  *s;
+    size_t       i, len;
+    json_t      *v;
+    ngx_str_t   *s;
+    const char  *p;
 
     v = rec ? json_object_get(rec, "prefix") : NULL;
 
@@ -137,15 +150,70 @@ ngx_http_auth_pat_api_prefix_of(ngx_http_request_t *r, json_t *rec)
         return NULL;
     }
 
+    p = json_string_value(v);
+    len = json_string_length(v);
+
+    if (len == 0 || len > 64) {
+        return NULL;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!(isalnum((unsigned char) p[i]) || p[i] == '_')) {
+            return NULL;
+        }
+    }
+
     s = ngx_palloc(r->pool, sizeof(ngx_str_t));
     if (s == NULL) {
         return NULL;
     }
 
-    s->data = (u_char *) json_string_value(v);
-    s->len = json_string_length(v);
+    /* a copy: the record may be released before the event is written */
+    s->len = len;
+    s->data = ngx_pnalloc(r->pool, len);
+    if (s->data == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(s->data, p, len);
 
     return s;
+}
+
+
+void
+ngx_http_auth_pat_api_audit_refused(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, const char *reason)
+{
+    ngx_http_auth_pat_audit_event_t  ev = { 0 };
+
+    ev.event = "refused";
+    ev.token = api->id.len ? &api->id : NULL;
+    ev.reason = reason;
+
+    ngx_http_auth_pat_api_audit(r, api, &ev);
+}
+
+
+/*
+ * A rotation: the old token (its prefix kept at the swap) and the new
+ * one; reason says what went wrong after the swap, if anything did.
+ */
+
+static void
+ngx_http_auth_pat_api_audit_rotation(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api, const char *event, const char *reason)
+{
+    ngx_http_auth_pat_audit_event_t  ev = { 0 };
+
+    ev.event = event;
+    ev.token = &api->id;
+    ev.prefix = api->old_prefix;
+    ev.new_token = &api->issue.id;
+    ev.new_prefix = &api->issue.prefix;
+    ev.reason = reason;
+
+    ngx_http_auth_pat_api_audit(r, api, &ev);
 }
 
 
@@ -496,15 +564,11 @@ static void
 ngx_http_auth_pat_api_refuse_scope(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, const char *reason, const char *message)
 {
-    ngx_http_auth_pat_loc_conf_t     *plcf;
-    ngx_http_auth_pat_audit_event_t   ev = { 0 };
+    ngx_http_auth_pat_loc_conf_t  *plcf;
 
     plcf = ngx_http_get_module_loc_conf(r, ngx_http_auth_pat_module);
 
-    ev.event = "refused";
-    ev.token = api->id.len ? &api->id : NULL;
-    ev.reason = reason;
-    ngx_http_auth_pat_api_audit(r, api, &ev);
+    ngx_http_auth_pat_api_audit_refused(r, api, reason);
 
     ngx_http_finalize_request(r,
         ngx_http_auth_pat_send_error(r, NGX_HTTP_FORBIDDEN,
@@ -750,6 +814,12 @@ ngx_http_auth_pat_api_issue_withdrawn(ngx_http_request_t *r,
                   "auth_pat: token %V of user \"%V\" was revoked while it "
                   "was issued", &api->issue.id, &api->user);
 
+    if (api->issue.rotated_from) {
+        ngx_http_auth_pat_api_audit_rotation(r, api, "rotate",
+                                             "the new token was revoked "
+                                             "meanwhile");
+    }
+
     api->issued = 0;
 
     ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
@@ -763,6 +833,10 @@ static void
 ngx_http_auth_pat_api_issue_answer(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
+    if (api->issue.rotated_from) {
+        ngx_http_auth_pat_api_audit_rotation(r, api, "rotate", NULL);
+    }
+
     ngx_http_auth_pat_api_send_token(r, api, NGX_HTTP_CREATED, api->old, 1);
 }
 
@@ -936,10 +1010,16 @@ ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
     json_decref(api->old);
     api->old = rec;
 
-    ev.event = "revoke";
-    ev.token = &api->id;
-    ev.prefix = ngx_http_auth_pat_api_prefix_of(r, rec);
-    ngx_http_auth_pat_api_audit(r, api, &ev);
+    /*
+     * revoked by this request, not before it (a repeated DELETE answers
+     * the same, but revokes nothing)
+     */
+    if (ngx_http_auth_pat_json_ms(rec, "r") == api->now) {
+        ev.event = "revoke";
+        ev.token = &api->id;
+        ev.prefix = ngx_http_auth_pat_api_prefix_of(r, rec);
+        ngx_http_auth_pat_api_audit(r, api, &ev);
+    }
 
     /* an activation may have landed since the first withdrawal */
     ngx_http_auth_pat_api_withdraw(r, api, api->old_hex,
@@ -1013,8 +1093,6 @@ static void
 ngx_http_auth_pat_api_rotate_swapped(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
-    ngx_http_auth_pat_audit_event_t  ev = { 0 };
-
     if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
         ngx_http_auth_pat_finalize_error(r, NGX_HTTP_CONFLICT, "conflict",
                                          "the token was revoked or rotated "
@@ -1022,13 +1100,8 @@ ngx_http_auth_pat_api_rotate_swapped(ngx_http_request_t *r,
         return;
     }
 
-    ev.event = "rotate";
-    ev.token = &api->id;
-    ev.prefix = ngx_http_auth_pat_api_prefix_of(r, api->old);
-    ev.new_token = &api->issue.id;
-    ev.new_prefix = &api->issue.prefix;
-    ngx_http_auth_pat_api_audit(r, api, &ev);
-
+    /* audited once the new token is confirmed, or once it is undone */
+    api->old_prefix = ngx_http_auth_pat_api_prefix_of(r, api->old);
     api->issued = 1;
 
     /* the old token is marked: an activation may have landed meanwhile */

@@ -70,6 +70,7 @@ static const ngx_http_auth_pat_refusal_t  ngx_http_auth_pat_statuses[] = {
     { NGX_HTTP_NOT_FOUND, "not_found", "not found", 0 },
     { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
       "the body is larger than client_max_body_size", 0 },
+    { NGX_HTTP_TOO_MANY_REQUESTS, "rate_limited", "too many requests", 0 },
     { NGX_HTTP_SERVICE_UNAVAILABLE, "unavailable", "service unavailable", 0 },
     { 0, "invalid_request", "bad request", 0 },
     { 0, "internal", "internal error", 0 }

@@ -20,10 +20,19 @@ $t->start_redis;
 $t->nginx_conf(http => <<'EOF2');
 auth_pat_redis %%REDIS%% timeout=1s;
 auth_pat_key_file %%KEY%%;
+limit_req_zone $http_x_user zone=api:1m rate=1r/m;
 
 server {
     listen 127.0.0.1:%%PORT%%;
     client_max_body_size 1k;
+
+    # limit_req before the API: its 429 is the API's JSON error
+    location /v4/tokens {
+        limit_req zone=api;
+        limit_req_status 429;
+        auth_pat_api;
+        auth_pat_api_user $http_x_user;
+    }
 
     # callers by bearer token only
     location /v1/tokens {
@@ -100,6 +109,16 @@ like(chunked('/v1/tokens', "Authorization: Bearer $tok->{token}\r\n"), qr{^HTTP/
 # module runs: the one exception (README)
 is(req(POST => '/v1/tokens', body => 'x' x 2000)->{status}, 413,
    'anonymous, Content-Length over the limit: 413 from nginx core');
+
+# limit_req_status 429 in an API location: the JSON error rate_limited
+{
+    my $first = api($t, GET => '', user => 'lim', base => '/v4/tokens');
+    is($first->{status}, 200, 'limit_req: the first request passes');
+    my $r = api($t, GET => '', user => 'lim', base => '/v4/tokens');
+    is($r->{status}, 429, 'limit_req: the second answers 429');
+    is($r->{json}{error}, 'rate_limited', '... with the JSON error rate_limited');
+    ok(length($r->{json}{message} // ''), '... and a message');
+}
 
 # Expect: 100-continue: an anonymous client is refused without being asked
 # for its body

@@ -171,4 +171,39 @@ is(scalar @warn, 1, 'a failing append: one warn line (once a minute), naming the
 is(scalar @{ audit_lines() }, 3, 'a failing append: the notice lines are still written');
 $t->stop_nginx;
 
+# --- a repeated DELETE revokes nothing, and is not audited again; a
+# refusal by auth_pat_api_scope is audited; a rotation whose WAIT fails
+# after the swap is audited as what it did: the old token revoked
+$t->redis_cmd('DEL', 'pat:{audit}');
+$t->nginx_conf(http => gateway_conf(redis => '%%REDIS%% replicas=1', extra => 'auth_pat_api_scope tokens;'));
+$t->start_nginx;
+{
+    # no replica: a create is not waited for, a revoke's WAIT fails
+    my $d = api($t, POST => '', user => 'erin', body => { name => 'e', scopes => ['read'] })->{json}{data};
+    my $again = api($t, DELETE => "/$d->{id}", user => 'erin');
+    is($again->{status}, 503, 'replicas=1, no replica: the revoke is not confirmed (503)');
+    my $st = api($t, DELETE => "/$d->{id}", user => 'erin')->{status};
+    is($st, 503, '... nor the repeated one');
+    my @rev = grep { /audit: revoke user="erin" token=\Q$d->{id}\E/ } @{ audit_lines() };
+    is(scalar @rev, 1, 'two DELETEs of one token: one revoke audited (the first revoked it)')
+        or diag join "\n", @rev;
+
+    my $f = api($t, POST => '', user => 'erin', body => { name => 'f', scopes => ['read'] })->{json}{data};
+    my $rot = api($t, POST => "/$f->{id}/rotate", user => 'erin');
+    is($rot->{status}, 503, 'a rotation whose WAIT fails: 503');
+    my @l = grep { !/audit: create/ && /user="erin" token=\Q$f->{id}\E/ } @{ audit_lines() };
+    is(scalar @l, 1, '... one audit line for it (besides its create)') or diag join "\n", @l;
+    like($l[0] // '', qr/audit: revoke user="erin" token=\Q$f->{id}\E prefix=\Q$f->{prefix}\E new_token=\S+ new_prefix=\S+ reason="the rotation failed after the old token was revoked" caller=api_user/,
+         '... a revoke of the old token, saying the rotation failed after it');
+    is($t->get('/static/protected.txt', { Authorization => "Bearer $f->{token}" })->{status}, 401,
+       '... and the old token is indeed revoked');
+
+    my $g = api($t, POST => '', user => 'erin', body => { name => 'g', scopes => ['read'] })->{json}{data};
+    my $no = api($t, POST => '', bearer => $g->{token}, body => { name => 'h' });
+    is($no->{status}, 403, 'auth_pat_api_scope: a token without it may not create');
+    like(audit_lines()->[-1], qr/audit: refused user="erin" token=- prefix=- reason="auth_pat_api_scope not held" caller=\Q$g->{id}\E/,
+         '... and the refusal is audited');
+}
+$t->stop_nginx;
+
 done_testing;
