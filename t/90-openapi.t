@@ -295,7 +295,7 @@ accepted = [
     ("Token", dict(tok, rotatedFrom="5d2e8f41-7a93-4c0b-b6e2-91f0c4a7d3e8"),
      "rotatedFrom"),
     ("Error", {"error": "invalid_request", "message": "bad request"},
-     "the body of a 429 today"),
+     "a code and a message"),
     ("CreateTokenRequest", {"name": "x", "expiresAt": "2026-12-31T23:59:59+01:00",
                             "unknown": True}, "an offset and an unknown field"),
 ]
