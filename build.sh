@@ -53,8 +53,9 @@ PKGS_RUN=(redis-server openssl curl)
 # libnginx-mod-nchan: t/16-redis-transport.t loads Debian's nchan, which
 # exports a hiredis of its own, beside the module; jq: t/30 runs README's
 # API block; prometheus (for promtool) and python3-prometheus-client:
-# t/39-status.t lints and parses the metrics; python3-jsonschema: for the
-# OpenAPI checks being written;
+# t/39-status.t lints and parses the metrics; python3-jsonschema: t/90
+# checks the OpenAPI document's schemas, and every test validates the API's
+# JSON answers against them (t/lib/openapi_check.py);
 # dpkg-dev and lintian: t/80-deb.t builds the package and lints it
 PKGS_TEST=(perl python3 redis-server openssl libnginx-mod-nchan binutils curl jq
             prometheus python3-prometheus-client python3-jsonschema dpkg-dev lintian)
@@ -96,7 +97,8 @@ ensure_pkgs() {
 }
 
 # The configure step takes ~20 s; it runs again only when its inputs change:
-# the module's `config`, the nginx source tree, or the flags.
+# the module's `config`, openapi/openapi.json (which `config` embeds), the
+# nginx source tree, or the flags.
 build() {
     ensure_pkgs "${PKGS_BUILD[@]}"
 
@@ -116,7 +118,7 @@ build() {
     local ldopt="-Wl,-z,relro -Wl,-z,now -fPIC"
     local stamp_want
     stamp_want=$(printf '%s\n' "$NGINX_SRC" "${flags[@]}" "$ccopt" "$ldopt" \
-                 | cat - "$ROOT/config" | sha256sum | cut -d' ' -f1)
+                 | cat - "$ROOT/config" "$ROOT/openapi/openapi.json" | sha256sum | cut -d' ' -f1)
 
     local tree=$BUILD/nginx
     if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$BUILD/.configured" 2>/dev/null)" != "$stamp_want" ]; then
@@ -139,8 +141,31 @@ build() {
     log "built $MODULE"
 }
 
+# @redocly/cli, pinned in openapi/package-lock.json, lints the OpenAPI
+# document in t/90: npm ci installs exactly that tree, again only when
+# the lock file changed.  It needs Node.js 20.19 or later (Debian 12's
+# own nodejs is 18): the node on PATH, else Debian's, which then fails
+# with a clear message.
+ensure_openapi_tools() {
+    local dir=$ROOT/openapi
+    if ! command -v npm >/dev/null 2>&1; then
+        ensure_pkgs nodejs npm
+    fi
+    node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+             process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+        || die "the OpenAPI lint (@redocly/cli) needs Node.js 20.19 or later; found $(node --version)"
+    if [ ! -x "$dir/node_modules/.bin/redocly" ] \
+       || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.ci" 2>/dev/null; then
+        log "installing the OpenAPI lint (npm ci in openapi/)"
+        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2 \
+            || die "npm ci in openapi/ failed"
+        cp -f "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.ci"
+    fi
+}
+
 run_tests() {
     ensure_pkgs "${PKGS_TEST[@]}"
+    ensure_openapi_tools
     # the harness reads PAT_NGINX and PAT_MODULE; `run` (t/30-run.t) too
     export NGINX_BIN PAT_NGINX=${PAT_NGINX:-$NGINX_BIN}
     export PAT_MODULE=${PAT_MODULE:-$MODULE}
@@ -679,7 +704,8 @@ build_asan() {
     local stamp_want
     stamp_want=$(printf '%s\n' "$ASAN_ORIG_SHA256" "$("$ASAN_CC" --version | head -1)" \
                  "${flags[@]}" "$ccopt" "$ldopt" "$ROOT" \
-                 | cat - "$ROOT/config" "$ASAN_DIR/ubsan.ignorelist" | sha256sum | cut -d' ' -f1)
+                 | cat - "$ROOT/config" "$ROOT/openapi/openapi.json" "$ASAN_DIR/ubsan.ignorelist" \
+                 | sha256sum | cut -d' ' -f1)
 
     local tree=$ASAN_DIR/nginx-$ASAN_NGINX_VERSION
     if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$ASAN_DIR/.configured" 2>/dev/null)" != "$stamp_want" ]; then
@@ -723,6 +749,7 @@ asan_write_lsan_supp() {
 
 run_asan_tests() {
     ensure_pkgs "${PKGS_TEST[@]}"
+    ensure_openapi_tools
     asan_write_lsan_supp
     # The sanitizer runtime reads its options once, when a process starts:
     # nginx empties its workers' environment, but they are forked from the

@@ -241,17 +241,29 @@ ngx_http_auth_pat_access_check(ngx_http_request_t *r,
 
 
 /*
- * An API location where auth_pat_api_user names the caller: a bearer
- * token sent along is not the caller, and is neither looked up nor
- * counted as used; but for /self, which is that token.
+ * An API request whose caller is not the bearer token sent along, which
+ * is then neither looked up nor counted as used: where auth_pat_api_user
+ * names the caller (but for /self, which is that token), and for the
+ * OpenAPI document, which identifies no caller.
  */
 
 static ngx_uint_t
-ngx_http_auth_pat_api_by_user(ngx_http_request_t *r,
+ngx_http_auth_pat_api_not_bearer(ngx_http_request_t *r,
     ngx_http_auth_pat_loc_conf_t *plcf)
 {
     ngx_str_t                   user, id;
     ngx_http_auth_pat_route_e   route;
+
+    if (ngx_http_auth_pat_parse_route(&r->uri, &plcf->api_prefix, &route,
+                                      &id)
+        != NGX_OK)
+    {
+        route = NGX_HTTP_AUTH_PAT_ROUTE_COLLECTION;
+    }
+
+    if (route == NGX_HTTP_AUTH_PAT_ROUTE_OPENAPI) {
+        return 1;
+    }
 
     if (plcf->api_user == NULL
         || ngx_http_complex_value(r, plcf->api_user, &user) != NGX_OK
@@ -260,11 +272,8 @@ ngx_http_auth_pat_api_by_user(ngx_http_request_t *r,
         return 0;
     }
 
-    return ngx_http_auth_pat_parse_route(&r->uri, &plcf->api_prefix, &route,
-                                         &id)
-           != NGX_OK
-           || (route != NGX_HTTP_AUTH_PAT_ROUTE_SELF
-               && route != NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE);
+    return route != NGX_HTTP_AUTH_PAT_ROUTE_SELF
+           && route != NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE;
 }
 
 
@@ -286,7 +295,7 @@ ngx_http_auth_pat_identify_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (!plcf->enabled && ngx_http_auth_pat_api_by_user(r, plcf)) {
+    if (!plcf->enabled && ngx_http_auth_pat_api_not_bearer(r, plcf)) {
         return NGX_DECLINED;
     }
 

@@ -33,6 +33,7 @@
 #include "ngx_http_auth_pat_metrics.h"
 #include "ngx_http_auth_pat_check.h"
 #include "ngx_http_auth_pat_json.h"
+#include "ngx_http_auth_pat_openapi.h"
 
 
 #define NGX_HTTP_AUTH_PAT_ARGS_LEN_MAX   4096
@@ -817,6 +818,7 @@ ngx_http_auth_pat_api_allow(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_AUTH_PAT_ROUTE_CONFIG:
+    case NGX_HTTP_AUTH_PAT_ROUTE_OPENAPI:
         allowed = NGX_HTTP_GET|NGX_HTTP_HEAD;
         ngx_str_set(&allow, "GET, HEAD");
         break;
@@ -835,6 +837,38 @@ ngx_http_auth_pat_api_allow(ngx_http_request_t *r,
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * The document describes the API to anyone the location's own nginx auth
+ * lets in: no caller is identified, so Redis is not asked.
+ */
+
+static ngx_int_t
+ngx_http_auth_pat_api_openapi(ngx_http_request_t *r,
+    ngx_http_auth_pat_api_t *api)
+{
+    switch (ngx_http_auth_pat_api_allow(r, api)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        return ngx_http_auth_pat_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                            "method_not_allowed",
+                                            "method not allowed here", NULL);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "auth_pat api openapi document, %uz bytes",
+                   ngx_http_auth_pat_openapi_json_len);
+
+    return ngx_http_auth_pat_send_static(r, ngx_http_auth_pat_openapi_json,
+                                         ngx_http_auth_pat_openapi_json_len);
 }
 
 
@@ -879,6 +913,12 @@ ngx_http_auth_pat_api_handler(ngx_http_request_t *r)
 
     if (api->route_rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (api->route_rc == NGX_OK
+        && api->route == NGX_HTTP_AUTH_PAT_ROUTE_OPENAPI)
+    {
+        return ngx_http_auth_pat_api_openapi(r, api);
     }
 
     r->main->count++;
@@ -959,6 +999,10 @@ ngx_http_auth_pat_api_log_handler(ngx_http_request_t *r)
 
         case NGX_HTTP_AUTH_PAT_ROUTE_CONFIG:
             route = NGX_HTTP_AUTH_PAT_M_CONFIG;
+            break;
+
+        case NGX_HTTP_AUTH_PAT_ROUTE_OPENAPI:
+            route = NGX_HTTP_AUTH_PAT_M_OPENAPI;
             break;
         }
     }

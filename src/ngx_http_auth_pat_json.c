@@ -386,6 +386,25 @@ ngx_http_auth_pat_send_json(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+ngx_int_t
+ngx_http_auth_pat_send_static(ngx_http_request_t *r, const u_char *data,
+    size_t len)
+{
+    ngx_buf_t  *b;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = (u_char *) data;
+    b->last = b->pos + len;
+    b->memory = 1;
+
+    return ngx_http_auth_pat_send_buf(r, NGX_HTTP_OK, b, NULL);
+}
+
+
 void
 ngx_http_auth_pat_finalize_data(ngx_http_request_t *r, ngx_uint_t status,
                                 json_t *t, ngx_str_t *token)

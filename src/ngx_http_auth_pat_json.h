@@ -59,6 +59,10 @@ ngx_table_elt_t *ngx_http_auth_pat_push_header(ngx_http_request_t *r,
 ngx_int_t ngx_http_auth_pat_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *obj, ngx_str_t *www_authenticate);
 
+/* a 200 whose JSON body is len bytes at data, which outlive the request */
+ngx_int_t ngx_http_auth_pat_send_static(ngx_http_request_t *r,
+    const u_char *data, size_t len);
+
 /* {"error": code, "message": text} */
 ngx_int_t ngx_http_auth_pat_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message,

@@ -164,6 +164,15 @@ ngx_http_auth_pat_parse_route(ngx_str_t *uri, ngx_str_t *prefix,
         return NGX_OK;
     }
 
+    if (p - start == 12 && ngx_strncmp(start, "openapi.json", 12) == 0) {
+        if (*route != NGX_HTTP_AUTH_PAT_ROUTE_ITEM) {
+            return NGX_DECLINED;
+        }
+
+        *route = NGX_HTTP_AUTH_PAT_ROUTE_OPENAPI;
+        return NGX_OK;
+    }
+
     if (p - start == 4 && ngx_strncmp(start, "self", 4) == 0) {
         *route = (*route == NGX_HTTP_AUTH_PAT_ROUTE_ITEM)
                  ? NGX_HTTP_AUTH_PAT_ROUTE_SELF

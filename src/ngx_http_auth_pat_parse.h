@@ -43,7 +43,8 @@ typedef enum {
     NGX_HTTP_AUTH_PAT_ROUTE_ROTATE,        /* /{id}/rotate */
     NGX_HTTP_AUTH_PAT_ROUTE_SELF,          /* /self: the caller's token */
     NGX_HTTP_AUTH_PAT_ROUTE_SELF_ROTATE,   /* /self/rotate */
-    NGX_HTTP_AUTH_PAT_ROUTE_CONFIG         /* /config */
+    NGX_HTTP_AUTH_PAT_ROUTE_CONFIG,        /* /config */
+    NGX_HTTP_AUTH_PAT_ROUTE_OPENAPI        /* /openapi.json: the document */
 } ngx_http_auth_pat_route_e;
 
 

@@ -15,6 +15,7 @@ use strict;
 use warnings;
 
 use Test::Builder ();
+use PatOpenAPI ();
 use HTTP::Tiny ();
 use IO::Socket::INET ();
 use IO::Socket::UNIX ();
@@ -932,6 +933,7 @@ sub http {
     if (defined $ct && $ct =~ m{^application/json\s*(?:;|\z)}i && defined $res->{content} && length $res->{content}) {
         $res->{json} = eval { JSON::PP->new->utf8->allow_nonref->decode($res->{content}) };
     }
+    PatOpenAPI::record($self->{conf}, $method, $path, $res);
     return $res;
 }
 
