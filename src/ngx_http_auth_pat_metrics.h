@@ -73,9 +73,12 @@ void ngx_http_auth_pat_metrics_api(ngx_uint_t route, ngx_uint_t status);
 
 
 #define ngx_http_auth_pat_metric_add(field)                                  \
-    if (ngx_http_auth_pat_metrics != NULL) {                                 \
-        (void) ngx_atomic_fetch_add(&ngx_http_auth_pat_metrics->field, 1);   \
-    }
+    do {                                                                     \
+        if (ngx_http_auth_pat_metrics != NULL) {                             \
+            (void) ngx_atomic_fetch_add(&ngx_http_auth_pat_metrics->field,   \
+                                        1);                                  \
+        }                                                                    \
+    } while (0)
 
 
 #endif /* _NGX_HTTP_AUTH_PAT_METRICS_H_INCLUDED_ */

@@ -68,9 +68,11 @@ void ngx_http_auth_pat_redis_stats_reply(ngx_http_auth_pat_redis_stats_t *st,
 
 
 #define ngx_http_auth_pat_redis_stats_add(st, field)                         \
-    if ((st) != NULL) {                                                      \
-        (void) ngx_atomic_fetch_add(&(st)->field, 1);                        \
-    }
+    do {                                                                     \
+        if ((st) != NULL) {                                                  \
+            (void) ngx_atomic_fetch_add(&(st)->field, 1);                    \
+        }                                                                    \
+    } while (0)
 
 
 #endif /* _NGX_HTTP_AUTH_PAT_REDIS_STATS_H_INCLUDED_ */
