@@ -12,6 +12,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use JSON::PP ();
+use File::Spec ();
 use Time::HiRes qw(sleep time);
 use PatTest;
 use PatApi qw(api);
@@ -24,8 +25,8 @@ BAIL_OUT('t/39 needs /usr/bin/promtool (prometheus) and python3-prometheus-clien
 my $slack = $ENV{PAT_SANITIZE} ? 3 : 1;
 my $t = PatTest->new;
 my $redis = $t->start_redis;
-$t->nginx_conf(workers => 2, http => <<'EOF');
-auth_pat_redis %%REDIS%% timeout=1s keepalive=200ms;
+my $http = <<'EOF';
+auth_pat_redis %%REDIS_LINE%% timeout=1s keepalive=200ms;
 auth_pat_key_file %%KEY%%;
 auth_pat_cache zone=m:1m ttl=10s;
 server {
@@ -40,6 +41,13 @@ server {
     location = /metrics { auth_pat_status; }
 }
 EOF
+# the configuration, with auth_pat_redis' address(es) and main lines
+sub conf {
+    my ($redis_line, %o) = @_;
+    (my $h = $http) =~ s/%%REDIS_LINE%%/$redis_line/;
+    $t->nginx_conf(workers => 2, http => $h, %o);
+}
+conf('%%REDIS%%');
 $t->start_nginx;
 
 my $parse = <<'PY';
@@ -63,7 +71,8 @@ sub scrape {
     my $lint = `promtool check metrics < $f 2>&1`;
     my $lint_ok = $? == 0;
     my $json = `$py @{[ $t->path('parse.py') ]} < $f`;
-    return { ok => $lint_ok, lint => $lint, res => $r, s => JSON::PP->new->decode($json) };
+    return { ok => $lint_ok, lint => $lint, res => $r, text => $r->{content},
+             s => JSON::PP->new->decode($json) };
 }
 sub v {
     my ($sc, $name, %l) = @_;
@@ -81,6 +90,8 @@ my $s0 = scrape();
 ok($s0->{ok}, 'promtool check metrics: clean') or diag $s0->{lint};
 is($s0->{res}{headers}{'content-type'}, 'text/plain; version=0.0.4; charset=utf-8', 'the Prometheus text format 0.0.4');
 is($s0->{res}{headers}{'cache-control'}, 'no-store', 'Cache-Control: no-store');
+is(v($s0, 'auth_pat_cache_entries'), 0, 'cache entries: 0 at first');
+is(v($s0, 'auth_pat_cache_bytes'), 0, 'cache bytes: 0 while the cache is empty (the entries\' bytes, not the slab\'s)');
 
 # --- the API: by route and status
 my $addr = "127.0.0.1:$redis->{port}";
