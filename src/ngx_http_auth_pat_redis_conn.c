@@ -783,12 +783,14 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
 
     addr = &conn->addr->text;
 
-    ngx_http_auth_pat_redis_stats_add(conn->stats,
-                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_ERROR]);
-
     if (cmd->script != NGX_CONF_UNSET_UINT && !cmd->retried
         && ngx_http_auth_pat_redis_error_is(reply, "NOSCRIPT"))
     {
+        /*
+         * A server that lost the script (a restart, SCRIPT FLUSH) is
+         * normal: it is loaded again and the command resent, which is
+         * no error; a resend that could not be made is one
+         */
         if (ngx_http_auth_pat_redis_log_class(conn,
                                               NGX_HTTP_AUTH_PAT_REDIS_NOSCRIPT))
         {
@@ -802,8 +804,13 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
             return NGX_AGAIN;
         }
 
+        ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_ERROR]);
         return NGX_OK;
     }
+
+    ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_ERROR]);
 
     if (ngx_http_auth_pat_redis_error_is(reply, "READONLY")
         && conn->locate != NULL)

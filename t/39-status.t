@@ -181,6 +181,16 @@ cmp_ok(v($s4, 'auth_pat_tokens_created_total'), '>=', v($s3, 'auth_pat_tokens_cr
 cmp_ok(v($s4, 'auth_pat_checks_total', result => 'ok'), '>=', v($s3, 'auth_pat_checks_total', result => 'ok'),
        'a reload keeps the checks');
 
+# --- a NOSCRIPT (the server lost the scripts) is resent: no error
+sub kinds { my ($a, $b, $at) = @_; return { map { $_ => delta($a, $b, 'auth_pat_redis_errors_total', addr => $at // $addr, kind => $_) } qw(timeout refused error down) } }
+$t->redis_cmd('SCRIPT', 'FLUSH');
+my $s4a = scrape();
+is(api($t, POST => '', user => 'mia', body => { name => 'after-flush' })->{status}, 201,
+   'a create after SCRIPT FLUSH: 201 (the script is loaded again)');
+my $s4b = scrape();
+is_deeply(kinds($s4a, $s4b), { timeout => 0, refused => 0, error => 0, down => 0 },
+          'a NOSCRIPT resent is counted as no error');
+
 # --- Redis stopped: up 0, errors counted, checks unavailable
 $t->stop_redis;
 my ($s5, $down);
