@@ -635,9 +635,8 @@ ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_int_t                       rc;
     ngx_http_auth_pat_redis_cmd_t  *cmd;
 
+    /* (a caller's command not sent is counted by the caller, as "down") */
     if (conn->c == NULL) {
-        ngx_http_auth_pat_redis_stats_add(conn->stats,
-                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_DOWN]);
         return NULL;
     }
 

@@ -191,7 +191,22 @@ my $s4b = scrape();
 is_deeply(kinds($s4a, $s4b), { timeout => 0, refused => 0, error => 0, down => 0 },
           'a NOSCRIPT resent is counted as no error');
 
+# --- a replica refuses writes: once an error reply, then failed fast,
+# neither "down" (the connection is up) nor counted again
+$t->redis_cmd('REPLICAOF', '127.0.0.1', $t->free_port);
+my @w = map { api($t, POST => '', user => 'mia', body => { name => "ro$_" })->{status} } 1 .. 4;
+my $s4c = scrape();
+ok(!grep({ $_ == 201 } @w), "writes to a replica fail (@w)");
+my $k = kinds($s4b, $s4c);
+is($k->{down}, 0, 'writes refused for a replica: not "down"');
+cmp_ok($k->{error}, '<=', 2, "writes refused for a replica: an error at most once per worker ($k->{error})");
+$t->redis_cmd('REPLICAOF', 'NO', 'ONE');
+ok(PatTest::until_ok(5 * $slack, sub { api($t, POST => '', user => 'mia', body => { name => 'rw' })->{status} == 201 }),
+   'a master again: a create works');
+
 # --- Redis stopped: up 0, errors counted, checks unavailable
+# (three tokens never checked, so in no cache: checked below)
+my @unsent = map { api($t, POST => '', user => 'mia', body => { name => "u$_" })->{json}{data}{token} } 1 .. 3;
 $t->stop_redis;
 my ($s5, $down);
 my $end = time + 5 * $slack;
@@ -212,6 +227,14 @@ cmp_ok(v($s6, 'auth_pat_redis_errors_total', addr => $addr, kind => 'refused')
        'Redis stopped: refused/down errors counted');
 cmp_ok(v($s6, 'auth_pat_redis_reconnects_total', addr => $addr), '>', 0, 'reconnects counted');
 is(delta($s5, $s6, 'auth_pat_api_requests_total', route => 'create', status => '503'), 1, 'create 503 counted');
+
+# commands not sent for want of a connection: "down", once each
+my $s7 = scrape();
+my @dn = map { check("Bearer $_") } @unsent;
+my $s8 = scrape();
+is("@dn", '503 503 503', 'checks with Redis down: 503');
+is(delta($s7, $s8, 'auth_pat_redis_errors_total', addr => $addr, kind => 'down'), 3,
+   'three checks unsent: down +3');
 
 # --- the method
 is($t->http(POST => '/metrics', { content => 'x' })->{status}, 405, 'POST /metrics: 405');
