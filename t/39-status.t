@@ -173,6 +173,11 @@ cmp_ok(v($s3, 'auth_pat_redis_latency_seconds_bucket', addr => $addr, le => '0.0
 is(v($s3, 'auth_pat_redis_errors_total', addr => $addr, kind => $_), 0, "errors ($_): 0")
     for qw(timeout refused error down);
 
+# le as Prometheus' clients print it (python3-prometheus-client's float
+# repr, which Prometheus 3 normalises to), in order, +Inf last
+my @le = $s3->{text} =~ /^auth_pat_redis_latency_seconds_bucket\{addr="\Q$addr\E",le="([^"]+)"\}/mg;
+is("@le", '0.001 0.002 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1.0 2.5 +Inf', 'le labels: canonical, +Inf last');
+
 # --- a reload keeps them
 $t->reload;
 my $s4 = scrape();
@@ -203,6 +208,22 @@ cmp_ok($k->{error}, '<=', 2, "writes refused for a replica: an error at most onc
 $t->redis_cmd('REPLICAOF', 'NO', 'ONE');
 ok(PatTest::until_ok(5 * $slack, sub { api($t, POST => '', user => 'mia', body => { name => 'rw' })->{status} == 201 }),
    'a master again: a create works');
+
+# --- up across workers: with timer_resolution each worker's clock lags by
+# up to 500 ms, and the last reply may be stamped by a worker whose clock
+# is ahead of the scraping one's; up stays 1
+conf('%%REDIS%%', main => 'timer_resolution 500ms;');
+$t->reload;
+my $up = 0;
+my $scrapes = 30;
+for (1 .. $scrapes) {
+    my $sc = scrape();
+    $up++ if v($sc, 'auth_pat_redis_up', addr => $addr) == 1;
+    sleep 0.07;
+}
+is($up, $scrapes, 'auth_pat_redis_up: 1 in every scrape, whichever worker answers');
+conf('%%REDIS%%');
+$t->reload;
 
 # --- Redis stopped: up 0, errors counted, checks unavailable
 # (three tokens never checked, so in no cache: checked below)
@@ -238,5 +259,31 @@ is(delta($s7, $s8, 'auth_pat_redis_errors_total', addr => $addr, kind => 'down')
 
 # --- the method
 is($t->http(POST => '/metrics', { content => 'x' })->{status}, 405, 'POST /metrics: 405');
+# --- 70 sentinels, each a unix path of 106 bytes, 85 of them '"' (each
+# escaped in a label): the first 64 have their series, the rest "other";
+# a sentinel whose connect failed is not also "down" for the query unsent
+my @sent = map { 'unix:/nonexistent/' . ('"' x 85) . sprintf('s%03d', $_) } 1 .. 70;
+conf(join(' ', map { "'$_'" } @sent) . ' sentinel=m');
+$t->reload;
+my $s11;
+ok(PatTest::until_ok(10 * $slack, sub { $s11 = scrape(); exists $s11->{s}{'auth_pat_redis_up{"addr":"other"}'} }),
+   'the 65th sentinel on: under "other"');
+ok($s11->{ok}, 'promtool: clean with 64 long addresses') or diag $s11->{lint};
+my %addrs;
+for my $key (grep { /^auth_pat_redis_up\{/ } keys %{ $s11->{s} }) {
+    my $l = JSON::PP->new->decode(substr($key, length 'auth_pat_redis_up'));
+    $addrs{ $l->{addr} } = 1 unless $l->{addr} eq 'other';
+}
+is(scalar keys %addrs, 64, '64 addresses with an up series');
+my @unix = grep { /^unix:/ } keys %addrs;
+my $series = sub { my ($a) = @_; scalar grep { my ($j) = /^[a-z_]+(\{.*)$/; ($j ? JSON::PP->new->decode($j)->{addr} // "" : "") eq $a } keys %{ $s11->{s} } };
+is(scalar(grep { $series->($_) == 21 } keys %addrs), 64, 'each with all 21 series (the output is not cut short)');
+like($s11->{text}, qr/\Qauth_pat_redis_latency_seconds_count{addr="other"}\E \d+\n\z/,
+     'the last family rendered to its end');
+is(length($unix[0] // ''), length($sent[0]), 'a label value parsed back whole');
+is(scalar(grep { v($s11, 'auth_pat_redis_errors_total', addr => $_, kind => 'down') } @unix), 0,
+   'sentinels: a failed query is not counted "down" besides "refused"');
+is(scalar(grep { v($s11, 'auth_pat_redis_errors_total', addr => $_, kind => 'refused') } @unix), scalar @unix,
+   'sentinels: each refused');
 
 done_testing;
