@@ -6,7 +6,14 @@
 # - API requests by route and status, tokens created, revoked, rotated;
 # - the Redis endpoint: up, commands, errors by kind, reconnects, the
 #   latency histogram; Redis stopped: up 0, the errors counted;
-# - a reload keeps the counters; a POST is 405.
+# - a reload keeps the counters; a POST is 405;
+# - cache bytes are the entries' (0 when empty); le labels as clients
+#   print them; a NOSCRIPT that is resent is no error; fail-fast writes to
+#   a replica are not counted; up holds across workers' clocks;
+# - a reload to another Redis drops the old address's series; a new build
+#   of the module keeps the zone, one of another layout empties it;
+# - 70 sentinels with long, escaped unix paths: every series rendered, the
+#   65th address on under "other", a failed query counted once (refused).
 use strict;
 use warnings;
 use lib 't/lib';
@@ -259,6 +266,44 @@ is(delta($s7, $s8, 'auth_pat_redis_errors_total', addr => $addr, kind => 'down')
 
 # --- the method
 is($t->http(POST => '/metrics', { content => 'x' })->{status}, 405, 'POST /metrics: 405');
+
+# --- a reload to another Redis: the old address's series are gone
+my $redis2 = $t->start_redis(name => 'redis2');
+my $addr2 = "127.0.0.1:$redis2->{port}";
+conf('%%REDIS:redis2%%');
+$t->reload;
+my $s9;
+ok(PatTest::until_ok(5 * $slack, sub { $s9 = scrape(); v($s9, 'auth_pat_redis_up', addr => $addr2) == 1 }),
+   "after a reload to $addr2: it is up");
+ok($s9->{ok}, 'promtool: clean after the reload') or diag $s9->{lint};
+is_deeply([ grep { /"addr":"\Q$addr\E"/ } keys %{ $s9->{s} } ], [], "no series of $addr any more");
+cmp_ok(v($s9, 'auth_pat_checks_total', result => 'ok'), '>=', v($s3, 'auth_pat_checks_total', result => 'ok'),
+       '(the module\'s counters are kept)');
+
+# --- a new build of the module, same layout: the zone is kept (its tag is
+# not an address in the .so); another layout: the zone is emptied
+my $created = v($s9, 'auth_pat_tokens_created_total');
+cmp_ok($created, '>', 0, '(tokens were created)');
+SKIP: {
+    my $same = module_build(undef);
+    my $other = module_build(999);
+    skip "no build tree to link the module again", 4 unless defined $same && defined $other;
+    conf('%%REDIS:redis2%%', load_module => 0, main => "load_module $same;");
+    $t->reload;
+    is(v(scrape(), 'auth_pat_tokens_created_total'), $created,
+       'a new build of the same layout keeps the counters');
+    my $log_off = length $t->error_log;
+    conf('%%REDIS:redis2%%', load_module => 0, main => "load_module $other;");
+    $t->reload;
+    my $s10 = scrape();
+    ok($s10->{ok}, 'promtool: clean with the zone emptied') or diag $s10->{lint};
+    is(v($s10, 'auth_pat_tokens_created_total'), 0, 'a build of another layout empties the zone');
+    like(substr($t->error_log, $log_off), qr/metrics zone holds layout \d+, this module's is 999/,
+         'and says so at notice');
+}
+conf('%%REDIS:redis2%%');
+$t->reload;
+
 # --- 70 sentinels, each a unix path of 106 bytes, 85 of them '"' (each
 # escaped in a label): the first 64 have their series, the rest "other";
 # a sentinel whose connect failed is not also "down" for the query unsent
@@ -287,3 +332,37 @@ is(scalar(grep { v($s11, 'auth_pat_redis_errors_total', addr => $_, kind => 'ref
    'sentinels: each refused');
 
 done_testing;
+
+# The module linked again from ./build.sh's objects, with metrics.c
+# compiled with another NGX_HTTP_AUTH_PAT_METRICS_LAYOUT if $layout: a
+# module "of another build".  -Bsymbolic: nginx dlopen()s modules
+# RTLD_GLOBAL, and without it the new .so's calls to its own exported
+# functions would bind to the old one's, still loaded during the reload,
+# so the old build's code would run.
+sub module_build {
+    my ($layout) = @_;
+    my $tree = File::Spec->catdir($t->repo_root, 'build', 'nginx');
+    my $obj = 'objs/addon/src/ngx_http_auth_pat_metrics.o';
+    return undef if $ENV{PAT_MODULE} || !-f "$tree/objs/Makefile" || !-f "$tree/$obj";
+    (my $n = `make -s -n -B -C $tree -f objs/Makefile $obj objs/ngx_http_auth_pat_module.so 2>/dev/null`)
+        =~ s/\\\n\s*/ /g;
+    my @cmd = grep { /\S/ } split /\n/, $n;
+    my ($cc) = grep { /\Q$obj\E/ && /\s-c\s/ && /ngx_http_auth_pat_metrics\.c/ } @cmd;
+    my ($ld) = grep { /-o\s+objs\/ngx_http_auth_pat_module\.so/ } @cmd;
+    return undef unless $cc && $ld;
+    my $so = $t->path('auth-pat-' . ($layout // 'same') . '.so');
+    my @run;
+    if (defined $layout) {
+        my $o = $t->path("metrics-$layout.o");
+        $cc =~ s/-o\s+\Q$obj\E/-o $o/ or return undef;
+        $cc =~ s/\s-c\s/ -DNGX_HTTP_AUTH_PAT_METRICS_LAYOUT=$layout -c /;
+        $ld =~ s/\Q$obj\E/$o/g;
+        push @run, $cc;
+    }
+    $ld =~ s/-o\s+objs\/ngx_http_auth_pat_module\.so/-Wl,-Bsymbolic -o $so/ or return undef;
+    push @run, $ld;
+    for (@run) {
+        system("cd $tree && $_") == 0 or return undef;
+    }
+    return $so;
+}
