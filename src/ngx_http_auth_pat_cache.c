@@ -68,6 +68,7 @@ typedef struct {
     u_char                         epoch[NGX_HTTP_AUTH_PAT_CACHE_EPOCH];
     size_t                         epoch_len;
     ngx_uint_t                     entries;
+    size_t                         bytes;          /* the entries' */
     ngx_uint_t                     full_logged;
 } ngx_http_auth_pat_cache_sh_t;
 
@@ -121,6 +122,24 @@ ngx_http_auth_pat_cache_inline(ngx_http_auth_pat_cache_node_t *cn)
 {
     return (size_t) cn->user_len + cn->name_len + cn->scopes_len
            <= NGX_HTTP_AUTH_PAT_CACHE_INLINE;
+}
+
+
+/* the bytes an entry asked of the zone: its node, and its strings apart */
+
+static size_t
+ngx_http_auth_pat_cache_bytes(ngx_http_auth_pat_cache_node_t *cn)
+{
+    size_t  size;
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + sizeof(ngx_http_auth_pat_cache_node_t);
+
+    if (!ngx_http_auth_pat_cache_inline(cn)) {
+        size += (size_t) cn->user_len + cn->name_len + cn->scopes_len;
+    }
+
+    return size;
 }
 
 
@@ -230,9 +249,10 @@ ngx_http_auth_pat_cache_delete(ngx_http_auth_pat_cache_t *cache,
         ngx_slab_free_locked(cache->shpool, cn->strings.out);
     }
 
-    ngx_slab_free_locked(cache->shpool, ngx_http_auth_pat_cache_rbnode(cn));
-
+    cache->sh->bytes -= ngx_http_auth_pat_cache_bytes(cn);
     cache->sh->entries--;
+
+    ngx_slab_free_locked(cache->shpool, ngx_http_auth_pat_cache_rbnode(cn));
 }
 
 
@@ -501,6 +521,7 @@ ngx_http_auth_pat_cache_put(ngx_http_auth_pat_cache_t *cache,
     ngx_rbtree_insert(&cache->sh->rbtree, node);
     ngx_queue_insert_head(&cache->sh->queue, &cn->queue);
     cache->sh->entries++;
+    cache->sh->bytes += ngx_http_auth_pat_cache_bytes(cn);
 
 done:
 
@@ -606,8 +627,12 @@ ngx_http_auth_pat_cache_usage(ngx_http_auth_pat_cache_t *cache,
 
     ngx_shmtx_lock(&sp->mutex);
 
+    /*
+     * the entries' bytes, not the pages the slab allocator holds: those
+     * include its own bookkeeping and are never 0
+     */
     *entries = cache->sh->entries;
-    *bytes = (size_t) (sp->end - (u_char *) sp) - sp->pfree * ngx_pagesize;
+    *bytes = cache->sh->bytes;
 
     ngx_shmtx_unlock(&sp->mutex);
 }
@@ -653,6 +678,7 @@ ngx_http_auth_pat_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     cache->sh->last_seq = -1;
     cache->sh->epoch_len = 0;
     cache->sh->entries = 0;
+    cache->sh->bytes = 0;
     cache->sh->full_logged = 0;
 
     len = sizeof(" in auth_pat_cache zone \"\"") + shm_zone->shm.name.len;

@@ -16,8 +16,14 @@
 #include <ngx_core.h>
 
 
-/* bumped whenever the layout below changes: an older zone is emptied */
-#define NGX_HTTP_AUTH_PAT_METRICS_LAYOUT  1
+/*
+ * Bumped whenever the layout of the zone changes (these counters, or the
+ * Redis layer's records): a zone that a module of another layout wrote is
+ * emptied.  (A build may set it, as t/39-status.t does to test that.)
+ */
+#ifndef NGX_HTTP_AUTH_PAT_METRICS_LAYOUT
+#define NGX_HTTP_AUTH_PAT_METRICS_LAYOUT  2
+#endif
 
 #define NGX_HTTP_AUTH_PAT_METRICS_VERDICTS  6   /* the verdict enum */
 
@@ -41,7 +47,11 @@ typedef enum {
 
 
 typedef struct {
+    /* the header: in every layout, layout comes first */
     ngx_uint_t                 layout;
+    size_t                     size;          /* of this allocation */
+    ngx_atomic_t               gens;          /* configurations so far */
+
     ngx_atomic_t               checks[NGX_HTTP_AUTH_PAT_METRICS_VERDICTS];
     ngx_atomic_t               cache_hits;
     ngx_atomic_t               cache_misses;
@@ -73,9 +83,12 @@ void ngx_http_auth_pat_metrics_api(ngx_uint_t route, ngx_uint_t status);
 
 
 #define ngx_http_auth_pat_metric_add(field)                                  \
-    if (ngx_http_auth_pat_metrics != NULL) {                                 \
-        (void) ngx_atomic_fetch_add(&ngx_http_auth_pat_metrics->field, 1);   \
-    }
+    do {                                                                     \
+        if (ngx_http_auth_pat_metrics != NULL) {                             \
+            (void) ngx_atomic_fetch_add(&ngx_http_auth_pat_metrics->field,   \
+                                        1);                                  \
+        }                                                                    \
+    } while (0)
 
 
 #endif /* _NGX_HTTP_AUTH_PAT_METRICS_H_INCLUDED_ */

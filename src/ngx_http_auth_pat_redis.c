@@ -115,18 +115,26 @@ ngx_http_auth_pat_redis_command_on(ngx_http_auth_pat_redis_conn_t *conn,
         return NULL;
     }
 
-    if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN) {
-        goto down;
+    if (conn->state == NGX_HTTP_AUTH_PAT_REDIS_DOWN || conn->c == NULL) {
+        /* no connection up: counted as "down", once per command */
+        ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_DOWN]);
+        return NULL;
     }
+
+    /*
+     * The fail-fast refusals below are not counted: the error reply that
+     * began them (READONLY, BUSY) was, once, as "error"
+     */
 
     if ((flags & NGX_HTTP_AUTH_PAT_REDIS_WRITE) && conn->replica) {
         /* a replica refuses it anyway: fail fast, send nothing */
-        goto down;
+        return NULL;
     }
 
     if (conn->busy_until != 0) {
         if ((ngx_msec_int_t) (conn->busy_until - ngx_current_msec) > 0) {
-            goto down;
+            return NULL;
         }
 
         conn->busy_until = 0;
@@ -142,13 +150,6 @@ ngx_http_auth_pat_redis_command_on(ngx_http_auth_pat_redis_conn_t *conn,
     }
 
     return cmd;
-
-down:
-
-    /* failed unsent */
-    ngx_http_auth_pat_redis_stats_add(conn->stats,
-                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_DOWN]);
-    return NULL;
 }
 
 

@@ -635,9 +635,8 @@ ngx_http_auth_pat_redis_send(ngx_http_auth_pat_redis_conn_t *conn,
     ngx_int_t                       rc;
     ngx_http_auth_pat_redis_cmd_t  *cmd;
 
+    /* (a caller's command not sent is counted by the caller, as "down") */
     if (conn->c == NULL) {
-        ngx_http_auth_pat_redis_stats_add(conn->stats,
-                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_DOWN]);
         return NULL;
     }
 
@@ -783,12 +782,14 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
 
     addr = &conn->addr->text;
 
-    ngx_http_auth_pat_redis_stats_add(conn->stats,
-                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_ERROR]);
-
     if (cmd->script != NGX_CONF_UNSET_UINT && !cmd->retried
         && ngx_http_auth_pat_redis_error_is(reply, "NOSCRIPT"))
     {
+        /*
+         * A server that lost the script (a restart, SCRIPT FLUSH) is
+         * normal: it is loaded again and the command resent, which is
+         * no error; a resend that could not be made is one
+         */
         if (ngx_http_auth_pat_redis_log_class(conn,
                                               NGX_HTTP_AUTH_PAT_REDIS_NOSCRIPT))
         {
@@ -802,8 +803,13 @@ ngx_http_auth_pat_redis_error(ngx_http_auth_pat_redis_conn_t *conn,
             return NGX_AGAIN;
         }
 
+        ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_ERROR]);
         return NGX_OK;
     }
+
+    ngx_http_auth_pat_redis_stats_add(conn->stats,
+                                      errors[NGX_HTTP_AUTH_PAT_REDIS_ERR_ERROR]);
 
     if (ngx_http_auth_pat_redis_error_is(reply, "READONLY")
         && conn->locate != NULL)

@@ -1,10 +1,18 @@
 
 /*
- * The per-endpoint counters.  A record is claimed under a spinlock the
- * first time a worker connects to an address, and found by a scan after
- * that (once per connect; a command counts through the pointer its
- * connection keeps).  The address is written before its length, which
- * readers check first.
+ * The per-endpoint counters.  A record is claimed under the zone's mutex
+ * (the slab pool's) the first time a worker connects to an address, and
+ * found by a scan after that (once per connect; a command counts through
+ * the pointer its connection keeps).  The address is written before its
+ * length, which readers check first.
+ *
+ * Each configuration (each reload) has a generation: the table's current
+ * one is the newest that a worker runs.  A connect of a current worker
+ * stamps its record with it, so an address that the current configuration
+ * does not use (any more) keeps an older stamp: it is not shown, and its
+ * record is reused once the 64 are taken.  Workers of an older
+ * configuration, still finishing their requests, count on but stamp
+ * nothing.
  */
 
 
@@ -15,7 +23,7 @@
 
 
 typedef struct {
-    ngx_atomic_t                      lock;
+    ngx_atomic_t                      gen;     /* the current configuration */
     ngx_http_auth_pat_redis_stats_t   node[NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES
                                            + 1];   /* the last: "other" */
 } ngx_http_auth_pat_redis_stats_table_t;
@@ -26,7 +34,10 @@ const ngx_msec_t  ngx_http_auth_pat_redis_stats_bounds[] = {
 };
 
 
+/* per worker: the table, the zone's pool, this worker's generation */
 static ngx_http_auth_pat_redis_stats_table_t  *ngx_http_auth_pat_redis_stats;
+static ngx_slab_pool_t                *ngx_http_auth_pat_redis_stats_pool;
+static ngx_atomic_uint_t               ngx_http_auth_pat_redis_stats_gen;
 
 
 size_t
@@ -37,31 +48,64 @@ ngx_http_auth_pat_redis_stats_size(void)
 
 
 void
-ngx_http_auth_pat_redis_stats_attach(void *p, ngx_uint_t fresh)
+ngx_http_auth_pat_redis_stats_init(void *p)
 {
-    ngx_http_auth_pat_redis_stats_t  *other;
+    ngx_http_auth_pat_redis_stats_t        *other;
+    ngx_http_auth_pat_redis_stats_table_t  *t;
 
-    ngx_http_auth_pat_redis_stats = p;
+    t = p;
+    other = &t->node[NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES];
 
-    if (fresh) {
-        other = &ngx_http_auth_pat_redis_stats->node[
-                                          NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES];
-        ngx_memcpy(other->addr, "other", 5);
-        other->addr_len = 5;
+    ngx_memcpy(other->addr, "other", 5);
+    other->addr_len = 5;
+}
+
+
+void
+ngx_http_auth_pat_redis_stats_attach(void *p, ngx_slab_pool_t *shpool,
+    ngx_uint_t gen)
+{
+    ngx_atomic_uint_t                       cur;
+    ngx_http_auth_pat_redis_stats_table_t  *t;
+
+    t = p;
+
+    ngx_http_auth_pat_redis_stats = t;
+    ngx_http_auth_pat_redis_stats_pool = shpool;
+    ngx_http_auth_pat_redis_stats_gen = gen;
+
+    if (t == NULL) {
+        return;
+    }
+
+    /* the newest configuration is the current one, whoever starts first */
+    for ( ;; ) {
+        cur = t->gen;
+
+        if (cur >= gen || ngx_atomic_cmp_set(&t->gen, cur, gen)) {
+            return;
+        }
     }
 }
 
 
+/*
+ * The record of addr, or NULL; *free: the first free record, else the
+ * first of an older generation, else NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES
+ */
+
 static ngx_http_auth_pat_redis_stats_t *
 ngx_http_auth_pat_redis_stats_scan(ngx_str_t *addr, ngx_uint_t *free)
 {
-    ngx_uint_t                        i;
-    ngx_http_auth_pat_redis_stats_t  *st;
+    ngx_uint_t                              i;
+    ngx_http_auth_pat_redis_stats_t        *st;
+    ngx_http_auth_pat_redis_stats_table_t  *t;
 
+    t = ngx_http_auth_pat_redis_stats;
     *free = NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES;
 
     for (i = 0; i < NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES; i++) {
-        st = &ngx_http_auth_pat_redis_stats->node[i];
+        st = &t->node[i];
 
         if (st->addr_len == 0) {
             *free = i;
@@ -73,43 +117,74 @@ ngx_http_auth_pat_redis_stats_scan(ngx_str_t *addr, ngx_uint_t *free)
         {
             return st;
         }
+
+        if (*free == NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES && st->gen < t->gen) {
+            *free = i;
+        }
     }
 
     return NULL;
 }
 
 
+/* a record for addr: a free one, or an older one emptied */
+
+static void
+ngx_http_auth_pat_redis_stats_claim(ngx_http_auth_pat_redis_stats_t *st,
+    ngx_str_t *addr)
+{
+    if (st->addr_len) {
+        /* readers skip it while it changes hands */
+        st->addr_len = 0;
+        ngx_memory_barrier();
+        ngx_memzero(st, sizeof(ngx_http_auth_pat_redis_stats_t));
+    }
+
+    ngx_memcpy(st->addr, addr->data, addr->len);
+    st->gen = ngx_http_auth_pat_redis_stats_gen;
+    ngx_memory_barrier();
+    st->addr_len = addr->len;
+}
+
+
+/*
+ * Stamping happens under the mutex too: a record of an older generation
+ * may be changing hands to another address just then
+ */
+
 ngx_http_auth_pat_redis_stats_t *
 ngx_http_auth_pat_redis_stats_find(ngx_str_t *addr, ngx_msec_t window)
 {
-    ngx_uint_t                        free;
-    ngx_http_auth_pat_redis_stats_t  *st;
+    ngx_uint_t                              free;
+    ngx_http_auth_pat_redis_stats_t        *st;
+    ngx_http_auth_pat_redis_stats_table_t  *t;
 
-    if (ngx_http_auth_pat_redis_stats == NULL
-        || addr->len == 0 || addr->len > NGX_SOCKADDR_STRLEN)
-    {
+    t = ngx_http_auth_pat_redis_stats;
+
+    if (t == NULL || addr->len == 0 || addr->len > NGX_SOCKADDR_STRLEN) {
         return NULL;
     }
 
     st = ngx_http_auth_pat_redis_stats_scan(addr, &free);
 
-    if (st == NULL) {
-        ngx_spinlock(&ngx_http_auth_pat_redis_stats->lock, ngx_pid, 1024);
+    if (st == NULL || st->gen < ngx_http_auth_pat_redis_stats_gen) {
+        ngx_shmtx_lock(&ngx_http_auth_pat_redis_stats_pool->mutex);
 
-        /* another worker may have claimed it meanwhile */
+        /* another worker may have claimed or reused it meanwhile */
         st = ngx_http_auth_pat_redis_stats_scan(addr, &free);
 
         if (st == NULL) {
-            st = &ngx_http_auth_pat_redis_stats->node[free];
+            st = &t->node[free];
 
             if (free < NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES) {
-                ngx_memcpy(st->addr, addr->data, addr->len);
-                ngx_memory_barrier();
-                st->addr_len = addr->len;
+                ngx_http_auth_pat_redis_stats_claim(st, addr);
             }
+
+        } else if (st->gen < ngx_http_auth_pat_redis_stats_gen) {
+            st->gen = ngx_http_auth_pat_redis_stats_gen;
         }
 
-        ngx_unlock(&ngx_http_auth_pat_redis_stats->lock);
+        ngx_shmtx_unlock(&ngx_http_auth_pat_redis_stats_pool->mutex);
     }
 
     st->window = window;
@@ -132,7 +207,8 @@ ngx_http_auth_pat_redis_stats_get(ngx_uint_t i)
     st = &ngx_http_auth_pat_redis_stats->node[i];
 
     if (i < NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES) {
-        return st->addr_len ? st : NULL;
+        return (st->addr_len && st->gen == ngx_http_auth_pat_redis_stats->gen)
+               ? st : NULL;
     }
 
     /* "other": once an address beyond the cap was counted */

@@ -5,7 +5,10 @@
  * last reply.  They live in the metrics' shared zone, which hands this
  * layer its part (ngx_http_auth_pat_redis_stats_attach()); without one,
  * nothing is counted.  The first 64 addresses have a record each; any
- * later one is counted under "other".
+ * later one is counted under "other".  A record carries the generation
+ * (the configuration) that last connected to its address: only those of
+ * the current one are shown, and older ones are reused when the table is
+ * full.
  */
 
 
@@ -33,6 +36,7 @@ typedef enum {
 typedef struct {
     u_char                   addr[NGX_SOCKADDR_STRLEN];
     ngx_atomic_t             addr_len;    /* 0: free; set last */
+    ngx_atomic_t             gen;         /* the last configuration's */
     ngx_atomic_t             window;      /* keepalive + timeout, ms */
     ngx_atomic_t             last_reply;  /* Unix ms */
     ngx_atomic_t             commands;
@@ -50,15 +54,23 @@ extern const ngx_msec_t  ngx_http_auth_pat_redis_stats_bounds[];
 /* the room the counters need in a shared zone */
 size_t ngx_http_auth_pat_redis_stats_size(void);
 
-/* p: that room, zeroed when fresh; kept across reloads otherwise */
-void ngx_http_auth_pat_redis_stats_attach(void *p, ngx_uint_t fresh);
+/* p: that room, zeroed, made ready (once, when the zone is made) */
+void ngx_http_auth_pat_redis_stats_init(void *p);
+
+/*
+ * In a worker: p, that room (kept across reloads), or NULL; shpool: the
+ * zone's, whose mutex guards claiming a record; gen: the worker's
+ * configuration, made current here unless a newer one is
+ */
+void ngx_http_auth_pat_redis_stats_attach(void *p, ngx_slab_pool_t *shpool,
+    ngx_uint_t gen);
 
 /* the record of addr (claimed if new), or NULL: nothing is counted */
 ngx_http_auth_pat_redis_stats_t *ngx_http_auth_pat_redis_stats_find(
     ngx_str_t *addr, ngx_msec_t window);
 
 /* the i-th record (0 to NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES, the last
-   "other"), or NULL when it is not in use */
+   "other"), or NULL when it is not in use by the current configuration */
 ngx_http_auth_pat_redis_stats_t *ngx_http_auth_pat_redis_stats_get(
     ngx_uint_t i);
 
@@ -68,9 +80,11 @@ void ngx_http_auth_pat_redis_stats_reply(ngx_http_auth_pat_redis_stats_t *st,
 
 
 #define ngx_http_auth_pat_redis_stats_add(st, field)                         \
-    if ((st) != NULL) {                                                      \
-        (void) ngx_atomic_fetch_add(&(st)->field, 1);                        \
-    }
+    do {                                                                     \
+        if ((st) != NULL) {                                                  \
+            (void) ngx_atomic_fetch_add(&(st)->field, 1);                    \
+        }                                                                    \
+    } while (0)
 
 
 #endif /* _NGX_HTTP_AUTH_PAT_REDIS_STATS_H_INCLUDED_ */

@@ -30,9 +30,32 @@ static const char  *ngx_http_auth_pat_status_kinds[] = {
 };
 
 
+/* all but the endpoints' series: the families, checks, cache, tokens */
 #define NGX_HTTP_AUTH_PAT_STATUS_FIXED     8192
-#define NGX_HTTP_AUTH_PAT_STATUS_NODE      2048
+
+/* a series of the API, at most */
 #define NGX_HTTP_AUTH_PAT_STATUS_SERIES    128
+
+/* the series of one endpoint: up, commands, errors, reconnects, latency */
+#define NGX_HTTP_AUTH_PAT_STATUS_LINES                                       \
+    (1 + 1 + NGX_HTTP_AUTH_PAT_REDIS_ERR_KINDS + 1                           \
+     + NGX_HTTP_AUTH_PAT_REDIS_STATS_BUCKETS + 1 + 2)
+
+/*
+ * The longest of them: the longest name and other labels, the address
+ * with every byte escaped, the largest value (a sum has ".000" more)
+ */
+#define NGX_HTTP_AUTH_PAT_STATUS_LINE                                        \
+    (sizeof("auth_pat_redis_latency_seconds_bucket{addr=\"\","             \
+            "kind=\"timeout\"} .000\n") - 1                                 \
+     + 2 * NGX_SOCKADDR_STRLEN + NGX_ATOMIC_T_LEN)
+
+/* the endpoints shown by one scrape: those in use when it began */
+typedef struct {
+    ngx_http_auth_pat_redis_stats_t  *st[NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES
+                                         + 1];
+    ngx_uint_t                        n;
+} ngx_http_auth_pat_status_nodes_t;
 
 
 static u_char *
@@ -175,47 +198,71 @@ ngx_http_auth_pat_status_api(u_char *p, u_char *last,
 /* one family over every endpoint */
 
 typedef u_char *(*ngx_http_auth_pat_status_node_pt)(u_char *p, u_char *last,
-    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len);
+    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len,
+    const char *name, size_t off);
 
+
+/* a series: name{addr="addr"} v */
 
 static u_char *
-ngx_http_auth_pat_status_up(u_char *p, u_char *last,
-    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len)
+ngx_http_auth_pat_status_series(u_char *p, u_char *last, const char *name,
+    u_char *addr, size_t len, ngx_atomic_uint_t v)
 {
-    uint64_t     now;
-    ngx_time_t  *tp;
-
-    tp = ngx_timeofday();
-    now = (uint64_t) tp->sec * 1000 + tp->msec;
-
-    p = ngx_slprintf(p, last, "auth_pat_redis_up{addr=\"");
+    p = ngx_slprintf(p, last, "%s{addr=\"", name);
     p = ngx_http_auth_pat_status_label(p, last, addr, len);
 
-    return ngx_slprintf(p, last, "\"} %d\n",
-                        (st->last_reply && now - st->last_reply
-                                           <= (uint64_t) st->window) ? 1 : 0);
+    return ngx_slprintf(p, last, "\"} %uA\n", v);
 }
 
 
-static u_char *
-ngx_http_auth_pat_status_commands(u_char *p, u_char *last,
-    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len)
-{
-    p = ngx_slprintf(p, last, "auth_pat_redis_commands_total{addr=\"");
-    p = ngx_http_auth_pat_status_label(p, last, addr, len);
+/*
+ * The time of the last reply is another worker's clock, which may be a
+ * little ahead of ours: the window is compared in signed milliseconds
+ */
 
-    return ngx_slprintf(p, last, "\"} %uA\n", st->commands);
+static u_char *
+ngx_http_auth_pat_status_up(u_char *p, u_char *last,
+    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len,
+    const char *name, size_t off)
+{
+    int64_t      now, reply;
+    ngx_uint_t   up;
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000 + tp->msec;
+    reply = (int64_t) st->last_reply;
+
+    up = (reply != 0 && reply + (int64_t) st->window >= now) ? 1 : 0;
+
+    return ngx_http_auth_pat_status_series(p, last, name, addr, len, up);
+}
+
+
+/* a counter of the record, at off: commands, reconnects */
+
+static u_char *
+ngx_http_auth_pat_status_counter(u_char *p, u_char *last,
+    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len,
+    const char *name, size_t off)
+{
+    ngx_atomic_t  *v;
+
+    v = (ngx_atomic_t *) ((u_char *) st + off);
+
+    return ngx_http_auth_pat_status_series(p, last, name, addr, len, *v);
 }
 
 
 static u_char *
 ngx_http_auth_pat_status_errors(u_char *p, u_char *last,
-    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len)
+    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len,
+    const char *name, size_t off)
 {
     ngx_uint_t  k;
 
     for (k = 0; k < NGX_HTTP_AUTH_PAT_REDIS_ERR_KINDS; k++) {
-        p = ngx_slprintf(p, last, "auth_pat_redis_errors_total{addr=\"");
+        p = ngx_slprintf(p, last, "%s{addr=\"", name);
         p = ngx_http_auth_pat_status_label(p, last, addr, len);
         p = ngx_slprintf(p, last, "\",kind=\"%s\"} %uA\n",
                          ngx_http_auth_pat_status_kinds[k], st->errors[k]);
@@ -225,32 +272,53 @@ ngx_http_auth_pat_status_errors(u_char *p, u_char *last,
 }
 
 
-static u_char *
-ngx_http_auth_pat_status_reconnects(u_char *p, u_char *last,
-    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len)
-{
-    p = ngx_slprintf(p, last, "auth_pat_redis_reconnects_total{addr=\"");
-    p = ngx_http_auth_pat_status_label(p, last, addr, len);
+/*
+ * A bound in seconds as Prometheus' clients print it (Python's float
+ * repr, which Prometheus 3 normalises le to): the fewest decimals, but
+ * one at least: 0.001, 0.01, 0.25, 1.0, 2.5
+ */
 
-    return ngx_slprintf(p, last, "\"} %uA\n", st->reconnects);
+static u_char *
+ngx_http_auth_pat_status_le(u_char *p, u_char *last, ngx_msec_t ms)
+{
+    ngx_uint_t  frac, digits;
+
+    frac = ms % 1000;
+    digits = 3;
+
+    while (digits > 1 && frac % 10 == 0) {
+        frac /= 10;
+        digits--;
+    }
+
+    switch (digits) {
+
+    case 1:
+        return ngx_slprintf(p, last, "%M.%ui", ms / 1000, frac);
+
+    case 2:
+        return ngx_slprintf(p, last, "%M.%02ui", ms / 1000, frac);
+
+    default:
+        return ngx_slprintf(p, last, "%M.%03ui", ms / 1000, frac);
+    }
 }
 
 
 static u_char *
 ngx_http_auth_pat_status_latency(u_char *p, u_char *last,
-    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len)
+    ngx_http_auth_pat_redis_stats_t *st, u_char *addr, size_t len,
+    const char *name, size_t off)
 {
     ngx_uint_t         b;
-    ngx_msec_t         ms;
-    ngx_atomic_uint_t  n;
+    ngx_atomic_uint_t  n, sum;
 
     n = 0;
 
     for (b = 0; b <= NGX_HTTP_AUTH_PAT_REDIS_STATS_BUCKETS; b++) {
         n += st->latency[b];
 
-        p = ngx_slprintf(p, last, "auth_pat_redis_latency_seconds_bucket"
-                         "{addr=\"");
+        p = ngx_slprintf(p, last, "%s_bucket{addr=\"", name);
         p = ngx_http_auth_pat_status_label(p, last, addr, len);
 
         if (b == NGX_HTTP_AUTH_PAT_REDIS_STATS_BUCKETS) {
@@ -258,17 +326,19 @@ ngx_http_auth_pat_status_latency(u_char *p, u_char *last,
             break;
         }
 
-        ms = ngx_http_auth_pat_redis_stats_bounds[b];
-        p = ngx_slprintf(p, last, "\",le=\"%M.%03M\"} %uA\n",
-                         ms / 1000, ms % 1000, n);
+        p = ngx_slprintf(p, last, "\",le=\"");
+        p = ngx_http_auth_pat_status_le(p, last,
+                                        ngx_http_auth_pat_redis_stats_bounds[b]);
+        p = ngx_slprintf(p, last, "\"} %uA\n", n);
     }
 
-    p = ngx_slprintf(p, last, "auth_pat_redis_latency_seconds_sum{addr=\"");
-    p = ngx_http_auth_pat_status_label(p, last, addr, len);
-    p = ngx_slprintf(p, last, "\"} %uA.%03uA\n",
-                     st->latency_ms / 1000, st->latency_ms % 1000);
+    sum = st->latency_ms;
 
-    p = ngx_slprintf(p, last, "auth_pat_redis_latency_seconds_count{addr=\"");
+    p = ngx_slprintf(p, last, "%s_sum{addr=\"", name);
+    p = ngx_http_auth_pat_status_label(p, last, addr, len);
+    p = ngx_slprintf(p, last, "\"} %uA.%03uA\n", sum / 1000, sum % 1000);
+
+    p = ngx_slprintf(p, last, "%s_count{addr=\"", name);
     p = ngx_http_auth_pat_status_label(p, last, addr, len);
 
     return ngx_slprintf(p, last, "\"} %uA\n", n);
@@ -276,8 +346,10 @@ ngx_http_auth_pat_status_latency(u_char *p, u_char *last,
 
 
 static u_char *
-ngx_http_auth_pat_status_nodes(u_char *p, u_char *last, const char *name,
-    const char *type, const char *help, ngx_http_auth_pat_status_node_pt each)
+ngx_http_auth_pat_status_nodes(u_char *p, u_char *last,
+    ngx_http_auth_pat_status_nodes_t *nodes, const char *name,
+    const char *type, const char *help, ngx_http_auth_pat_status_node_pt each,
+    size_t off)
 {
     size_t                            len;
     ngx_uint_t                        i;
@@ -285,14 +357,12 @@ ngx_http_auth_pat_status_nodes(u_char *p, u_char *last, const char *name,
 
     p = ngx_http_auth_pat_status_family(p, last, name, type, help);
 
-    for (i = 0; i <= NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES; i++) {
-        st = ngx_http_auth_pat_redis_stats_get(i);
-        if (st == NULL) {
-            continue;
-        }
-
+    for (i = 0; i < nodes->n; i++) {
+        st = nodes->st[i];
         len = st->addr_len;
-        p = each(p, last, st, st->addr, ngx_min(len, NGX_SOCKADDR_STRLEN));
+
+        p = each(p, last, st, st->addr, ngx_min(len, NGX_SOCKADDR_STRLEN),
+                 name, off);
     }
 
     return p;
@@ -300,42 +370,47 @@ ngx_http_auth_pat_status_nodes(u_char *p, u_char *last, const char *name,
 
 
 static u_char *
-ngx_http_auth_pat_status_redis(u_char *p, u_char *last)
+ngx_http_auth_pat_status_redis(u_char *p, u_char *last,
+    ngx_http_auth_pat_status_nodes_t *nodes)
 {
-    p = ngx_http_auth_pat_status_nodes(p, last, "auth_pat_redis_up", "gauge",
-            "1 when a reply came from the endpoint within keepalive + "
-            "timeout.", ngx_http_auth_pat_status_up);
-    p = ngx_http_auth_pat_status_nodes(p, last,
+    p = ngx_http_auth_pat_status_nodes(p, last, nodes, "auth_pat_redis_up",
+            "gauge", "1 when a reply came from the endpoint within "
+            "keepalive + timeout.", ngx_http_auth_pat_status_up, 0);
+    p = ngx_http_auth_pat_status_nodes(p, last, nodes,
             "auth_pat_redis_commands_total", "counter",
             "Commands sent to the endpoint, probes included.",
-            ngx_http_auth_pat_status_commands);
-    p = ngx_http_auth_pat_status_nodes(p, last,
+            ngx_http_auth_pat_status_counter,
+            offsetof(ngx_http_auth_pat_redis_stats_t, commands));
+    p = ngx_http_auth_pat_status_nodes(p, last, nodes,
             "auth_pat_redis_errors_total", "counter",
             "Failed commands and connects, by kind.",
-            ngx_http_auth_pat_status_errors);
-    p = ngx_http_auth_pat_status_nodes(p, last,
+            ngx_http_auth_pat_status_errors, 0);
+    p = ngx_http_auth_pat_status_nodes(p, last, nodes,
             "auth_pat_redis_reconnects_total", "counter",
             "Connects after a connection's first.",
-            ngx_http_auth_pat_status_reconnects);
+            ngx_http_auth_pat_status_counter,
+            offsetof(ngx_http_auth_pat_redis_stats_t, reconnects));
 
-    return ngx_http_auth_pat_status_nodes(p, last,
+    return ngx_http_auth_pat_status_nodes(p, last, nodes,
             "auth_pat_redis_latency_seconds", "histogram",
             "Time from a command's write to its reply (ms resolution).",
-            ngx_http_auth_pat_status_latency);
+            ngx_http_auth_pat_status_latency, 0);
 }
 
 
 static ngx_int_t
 ngx_http_auth_pat_status_handler(ngx_http_request_t *r)
 {
-    size_t                          size;
-    ngx_int_t                       rc;
-    ngx_buf_t                      *b;
-    ngx_uint_t                      i;
-    ngx_chain_t                     out;
-    ngx_table_elt_t                *h;
-    ngx_http_auth_pat_metrics_t    *m;
-    ngx_http_auth_pat_main_conf_t  *pmcf;
+    size_t                             size;
+    ngx_int_t                          rc;
+    ngx_buf_t                         *b;
+    ngx_uint_t                         i;
+    ngx_chain_t                        out;
+    ngx_table_elt_t                   *h;
+    ngx_http_auth_pat_metrics_t       *m;
+    ngx_http_auth_pat_main_conf_t     *pmcf;
+    ngx_http_auth_pat_redis_stats_t   *st;
+    ngx_http_auth_pat_status_nodes_t   nodes;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -353,25 +428,43 @@ ngx_http_auth_pat_status_handler(ngx_http_request_t *r)
 
     pmcf = ngx_http_get_module_main_conf(r, ngx_http_auth_pat_module);
 
-    size = NGX_HTTP_AUTH_PAT_STATUS_FIXED;
+    /* the endpoints are counted once: one claimed meanwhile waits */
+    nodes.n = 0;
 
     for (i = 0; i <= NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES; i++) {
-        if (ngx_http_auth_pat_redis_stats_get(i)) {
-            size += NGX_HTTP_AUTH_PAT_STATUS_NODE;
+        st = ngx_http_auth_pat_redis_stats_get(i);
+
+        if (st != NULL) {
+            nodes.st[nodes.n++] = st;
         }
     }
 
-    size += NGX_HTTP_AUTH_PAT_STATUS_SERIES * NGX_HTTP_AUTH_PAT_M_ROUTES
-            * NGX_HTTP_AUTH_PAT_METRICS_STATUSES;
+    size = NGX_HTTP_AUTH_PAT_STATUS_FIXED
+           + NGX_HTTP_AUTH_PAT_STATUS_SERIES * NGX_HTTP_AUTH_PAT_M_ROUTES
+             * NGX_HTTP_AUTH_PAT_METRICS_STATUSES
+           + nodes.n * NGX_HTTP_AUTH_PAT_STATUS_LINES
+             * NGX_HTTP_AUTH_PAT_STATUS_LINE;
 
-    b = ngx_create_temp_buf(r->pool, size);
+    /*
+     * Two bytes beyond the estimate: ngx_slprintf() and the label stop
+     * short of the end silently, so output that reaches them did not fit
+     */
+    b = ngx_create_temp_buf(r->pool, size + 2);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     b->last = ngx_http_auth_pat_status_checks(b->last, b->end, m, pmcf);
     b->last = ngx_http_auth_pat_status_api(b->last, b->end, m);
-    b->last = ngx_http_auth_pat_status_redis(b->last, b->end);
+    b->last = ngx_http_auth_pat_status_redis(b->last, b->end, &nodes);
+
+    if ((size_t) (b->last - b->pos) > size) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "auth_pat: the metrics took more than the %uz bytes "
+                      "estimated for %ui endpoints", size, nodes.n);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 

@@ -6,12 +6,20 @@
 # - API requests by route and status, tokens created, revoked, rotated;
 # - the Redis endpoint: up, commands, errors by kind, reconnects, the
 #   latency histogram; Redis stopped: up 0, the errors counted;
-# - a reload keeps the counters; a POST is 405.
+# - a reload keeps the counters; a POST is 405;
+# - cache bytes are the entries' (0 when empty); le labels as clients
+#   print them; a NOSCRIPT that is resent is no error; fail-fast writes to
+#   a replica are not counted; up holds across workers' clocks;
+# - a reload to another Redis drops the old address's series; a new build
+#   of the module keeps the zone, one of another layout empties it;
+# - 70 sentinels with long, escaped unix paths: every series rendered, the
+#   65th address on under "other", a failed query counted once (refused).
 use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
 use JSON::PP ();
+use File::Spec ();
 use Time::HiRes qw(sleep time);
 use PatTest;
 use PatApi qw(api);
@@ -24,8 +32,8 @@ BAIL_OUT('t/39 needs /usr/bin/promtool (prometheus) and python3-prometheus-clien
 my $slack = $ENV{PAT_SANITIZE} ? 3 : 1;
 my $t = PatTest->new;
 my $redis = $t->start_redis;
-$t->nginx_conf(workers => 2, http => <<'EOF');
-auth_pat_redis %%REDIS%% timeout=1s keepalive=200ms;
+my $http = <<'EOF';
+auth_pat_redis %%REDIS_LINE%% timeout=1s keepalive=200ms;
 auth_pat_key_file %%KEY%%;
 auth_pat_cache zone=m:1m ttl=10s;
 server {
@@ -40,6 +48,13 @@ server {
     location = /metrics { auth_pat_status; }
 }
 EOF
+# the configuration, with auth_pat_redis' address(es) and main lines
+sub conf {
+    my ($redis_line, %o) = @_;
+    (my $h = $http) =~ s/%%REDIS_LINE%%/$redis_line/;
+    $t->nginx_conf(workers => 2, http => $h, %o);
+}
+conf('%%REDIS%%');
 $t->start_nginx;
 
 my $parse = <<'PY';
@@ -63,7 +78,8 @@ sub scrape {
     my $lint = `promtool check metrics < $f 2>&1`;
     my $lint_ok = $? == 0;
     my $json = `$py @{[ $t->path('parse.py') ]} < $f`;
-    return { ok => $lint_ok, lint => $lint, res => $r, s => JSON::PP->new->decode($json) };
+    return { ok => $lint_ok, lint => $lint, res => $r, text => $r->{content},
+             s => JSON::PP->new->decode($json) };
 }
 sub v {
     my ($sc, $name, %l) = @_;
@@ -81,6 +97,8 @@ my $s0 = scrape();
 ok($s0->{ok}, 'promtool check metrics: clean') or diag $s0->{lint};
 is($s0->{res}{headers}{'content-type'}, 'text/plain; version=0.0.4; charset=utf-8', 'the Prometheus text format 0.0.4');
 is($s0->{res}{headers}{'cache-control'}, 'no-store', 'Cache-Control: no-store');
+is(v($s0, 'auth_pat_cache_entries'), 0, 'cache entries: 0 at first');
+is(v($s0, 'auth_pat_cache_bytes'), 0, 'cache bytes: 0 while the cache is empty (the entries\' bytes, not the slab\'s)');
 
 # --- the API: by route and status
 my $addr = "127.0.0.1:$redis->{port}";
@@ -162,6 +180,11 @@ cmp_ok(v($s3, 'auth_pat_redis_latency_seconds_bucket', addr => $addr, le => '0.0
 is(v($s3, 'auth_pat_redis_errors_total', addr => $addr, kind => $_), 0, "errors ($_): 0")
     for qw(timeout refused error down);
 
+# le as Prometheus' clients print it (python3-prometheus-client's float
+# repr, which Prometheus 3 normalises to), in order, +Inf last
+my @le = $s3->{text} =~ /^auth_pat_redis_latency_seconds_bucket\{addr="\Q$addr\E",le="([^"]+)"\}/mg;
+is("@le", '0.001 0.002 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1.0 2.5 +Inf', 'le labels: canonical, +Inf last');
+
 # --- a reload keeps them
 $t->reload;
 my $s4 = scrape();
@@ -170,7 +193,48 @@ cmp_ok(v($s4, 'auth_pat_tokens_created_total'), '>=', v($s3, 'auth_pat_tokens_cr
 cmp_ok(v($s4, 'auth_pat_checks_total', result => 'ok'), '>=', v($s3, 'auth_pat_checks_total', result => 'ok'),
        'a reload keeps the checks');
 
+# --- a NOSCRIPT (the server lost the scripts) is resent: no error
+sub kinds { my ($a, $b, $at) = @_; return { map { $_ => delta($a, $b, 'auth_pat_redis_errors_total', addr => $at // $addr, kind => $_) } qw(timeout refused error down) } }
+$t->redis_cmd('SCRIPT', 'FLUSH');
+my $s4a = scrape();
+is(api($t, POST => '', user => 'mia', body => { name => 'after-flush' })->{status}, 201,
+   'a create after SCRIPT FLUSH: 201 (the script is loaded again)');
+my $s4b = scrape();
+is_deeply(kinds($s4a, $s4b), { timeout => 0, refused => 0, error => 0, down => 0 },
+          'a NOSCRIPT resent is counted as no error');
+
+# --- a replica refuses writes: once an error reply, then failed fast,
+# neither "down" (the connection is up) nor counted again
+$t->redis_cmd('REPLICAOF', '127.0.0.1', $t->free_port);
+my @w = map { api($t, POST => '', user => 'mia', body => { name => "ro$_" })->{status} } 1 .. 4;
+my $s4c = scrape();
+ok(!grep({ $_ == 201 } @w), "writes to a replica fail (@w)");
+my $k = kinds($s4b, $s4c);
+is($k->{down}, 0, 'writes refused for a replica: not "down"');
+cmp_ok($k->{error}, '<=', 2, "writes refused for a replica: an error at most once per worker ($k->{error})");
+$t->redis_cmd('REPLICAOF', 'NO', 'ONE');
+ok(PatTest::until_ok(5 * $slack, sub { api($t, POST => '', user => 'mia', body => { name => 'rw' })->{status} == 201 }),
+   'a master again: a create works');
+
+# --- up across workers: with timer_resolution each worker's clock lags by
+# up to 500 ms, and the last reply may be stamped by a worker whose clock
+# is ahead of the scraping one's; up stays 1
+conf('%%REDIS%%', main => 'timer_resolution 500ms;');
+$t->reload;
+my $up = 0;
+my $scrapes = 30;
+for (1 .. $scrapes) {
+    my $sc = scrape();
+    $up++ if v($sc, 'auth_pat_redis_up', addr => $addr) == 1;
+    sleep 0.07;
+}
+is($up, $scrapes, 'auth_pat_redis_up: 1 in every scrape, whichever worker answers');
+conf('%%REDIS%%');
+$t->reload;
+
 # --- Redis stopped: up 0, errors counted, checks unavailable
+# (three tokens never checked, so in no cache: checked below)
+my @unsent = map { api($t, POST => '', user => 'mia', body => { name => "u$_" })->{json}{data}{token} } 1 .. 3;
 $t->stop_redis;
 my ($s5, $down);
 my $end = time + 5 * $slack;
@@ -192,7 +256,113 @@ cmp_ok(v($s6, 'auth_pat_redis_errors_total', addr => $addr, kind => 'refused')
 cmp_ok(v($s6, 'auth_pat_redis_reconnects_total', addr => $addr), '>', 0, 'reconnects counted');
 is(delta($s5, $s6, 'auth_pat_api_requests_total', route => 'create', status => '503'), 1, 'create 503 counted');
 
+# commands not sent for want of a connection: "down", once each
+my $s7 = scrape();
+my @dn = map { check("Bearer $_") } @unsent;
+my $s8 = scrape();
+is("@dn", '503 503 503', 'checks with Redis down: 503');
+is(delta($s7, $s8, 'auth_pat_redis_errors_total', addr => $addr, kind => 'down'), 3,
+   'three checks unsent: down +3');
+
 # --- the method
 is($t->http(POST => '/metrics', { content => 'x' })->{status}, 405, 'POST /metrics: 405');
 
+# --- a reload to another Redis: the old address's series are gone
+my $redis2 = $t->start_redis(name => 'redis2');
+my $addr2 = "127.0.0.1:$redis2->{port}";
+conf('%%REDIS:redis2%%');
+$t->reload;
+my $s9;
+ok(PatTest::until_ok(5 * $slack, sub { $s9 = scrape(); v($s9, 'auth_pat_redis_up', addr => $addr2) == 1 }),
+   "after a reload to $addr2: it is up");
+ok($s9->{ok}, 'promtool: clean after the reload') or diag $s9->{lint};
+is_deeply([ grep { /"addr":"\Q$addr\E"/ } keys %{ $s9->{s} } ], [], "no series of $addr any more");
+cmp_ok(v($s9, 'auth_pat_checks_total', result => 'ok'), '>=', v($s3, 'auth_pat_checks_total', result => 'ok'),
+       '(the module\'s counters are kept)');
+
+# --- a new build of the module, same layout: the zone is kept (its tag is
+# not an address in the .so); another layout: the zone is emptied
+my $created = v($s9, 'auth_pat_tokens_created_total');
+cmp_ok($created, '>', 0, '(tokens were created)');
+SKIP: {
+    my $same = module_build(undef);
+    my $other = module_build(999);
+    skip "no build tree to link the module again", 4 unless defined $same && defined $other;
+    conf('%%REDIS:redis2%%', load_module => 0, main => "load_module $same;");
+    $t->reload;
+    is(v(scrape(), 'auth_pat_tokens_created_total'), $created,
+       'a new build of the same layout keeps the counters');
+    my $log_off = length $t->error_log;
+    conf('%%REDIS:redis2%%', load_module => 0, main => "load_module $other;");
+    $t->reload;
+    my $s10 = scrape();
+    ok($s10->{ok}, 'promtool: clean with the zone emptied') or diag $s10->{lint};
+    is(v($s10, 'auth_pat_tokens_created_total'), 0, 'a build of another layout empties the zone');
+    like(substr($t->error_log, $log_off), qr/metrics zone holds layout \d+, this module's is 999/,
+         'and says so at notice');
+}
+conf('%%REDIS:redis2%%');
+$t->reload;
+
+# --- 70 sentinels, each a unix path of 106 bytes, 85 of them '"' (each
+# escaped in a label): the first 64 have their series, the rest "other";
+# a sentinel whose connect failed is not also "down" for the query unsent
+my @sent = map { 'unix:/nonexistent/' . ('"' x 85) . sprintf('s%03d', $_) } 1 .. 70;
+conf(join(' ', map { "'$_'" } @sent) . ' sentinel=m');
+$t->reload;
+my $s11;
+ok(PatTest::until_ok(10 * $slack, sub { $s11 = scrape(); exists $s11->{s}{'auth_pat_redis_up{"addr":"other"}'} }),
+   'the 65th sentinel on: under "other"');
+ok($s11->{ok}, 'promtool: clean with 64 long addresses') or diag $s11->{lint};
+my %addrs;
+for my $key (grep { /^auth_pat_redis_up\{/ } keys %{ $s11->{s} }) {
+    my $l = JSON::PP->new->decode(substr($key, length 'auth_pat_redis_up'));
+    $addrs{ $l->{addr} } = 1 unless $l->{addr} eq 'other';
+}
+is(scalar keys %addrs, 64, '64 addresses with an up series');
+my @unix = grep { /^unix:/ } keys %addrs;
+my $series = sub { my ($a) = @_; scalar grep { my ($j) = /^[a-z_]+(\{.*)$/; ($j ? JSON::PP->new->decode($j)->{addr} // "" : "") eq $a } keys %{ $s11->{s} } };
+is(scalar(grep { $series->($_) == 21 } keys %addrs), 64, 'each with all 21 series (the output is not cut short)');
+like($s11->{text}, qr/\Qauth_pat_redis_latency_seconds_count{addr="other"}\E \d+\n\z/,
+     'the last family rendered to its end');
+is(length($unix[0] // ''), length($sent[0]), 'a label value parsed back whole');
+is(scalar(grep { v($s11, 'auth_pat_redis_errors_total', addr => $_, kind => 'down') } @unix), 0,
+   'sentinels: a failed query is not counted "down" besides "refused"');
+is(scalar(grep { v($s11, 'auth_pat_redis_errors_total', addr => $_, kind => 'refused') } @unix), scalar @unix,
+   'sentinels: each refused');
+
 done_testing;
+
+# The module linked again from ./build.sh's objects, with metrics.c
+# compiled with another NGX_HTTP_AUTH_PAT_METRICS_LAYOUT if $layout: a
+# module "of another build".  -Bsymbolic: nginx dlopen()s modules
+# RTLD_GLOBAL, and without it the new .so's calls to its own exported
+# functions would bind to the old one's, still loaded during the reload,
+# so the old build's code would run.
+sub module_build {
+    my ($layout) = @_;
+    my $tree = File::Spec->catdir($t->repo_root, 'build', 'nginx');
+    my $obj = 'objs/addon/src/ngx_http_auth_pat_metrics.o';
+    return undef if $ENV{PAT_MODULE} || !-f "$tree/objs/Makefile" || !-f "$tree/$obj";
+    (my $n = `make -s -n -B -C $tree -f objs/Makefile $obj objs/ngx_http_auth_pat_module.so 2>/dev/null`)
+        =~ s/\\\n\s*/ /g;
+    my @cmd = grep { /\S/ } split /\n/, $n;
+    my ($cc) = grep { /\Q$obj\E/ && /\s-c\s/ && /ngx_http_auth_pat_metrics\.c/ } @cmd;
+    my ($ld) = grep { /-o\s+objs\/ngx_http_auth_pat_module\.so/ } @cmd;
+    return undef unless $cc && $ld;
+    my $so = $t->path('auth-pat-' . ($layout // 'same') . '.so');
+    my @run;
+    if (defined $layout) {
+        my $o = $t->path("metrics-$layout.o");
+        $cc =~ s/-o\s+\Q$obj\E/-o $o/ or return undef;
+        $cc =~ s/\s-c\s/ -DNGX_HTTP_AUTH_PAT_METRICS_LAYOUT=$layout -c /;
+        $ld =~ s/\Q$obj\E/$o/g;
+        push @run, $cc;
+    }
+    $ld =~ s/-o\s+objs\/ngx_http_auth_pat_module\.so/-Wl,-Bsymbolic -o $so/ or return undef;
+    push @run, $ld;
+    for (@run) {
+        system("cd $tree && $_") == 0 or return undef;
+    }
+    return $so;
+}
