@@ -299,10 +299,3 @@ ngx_http_auth_pat_audit(ngx_http_request_t *r,
                                      "redis is not available");
     }
 }
-
-
-ngx_uint_t
-ngx_http_auth_pat_audit_failures(void)
-{
-    return ngx_http_auth_pat_audit_failed;
-}

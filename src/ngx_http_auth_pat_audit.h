@@ -50,8 +50,5 @@ void ngx_http_auth_pat_audit(ngx_http_request_t *r,
     ngx_http_auth_pat_audit_conf_t *acf, ngx_http_auth_pat_store_conf_t *scf,
     ngx_http_auth_pat_audit_event_t *ev);
 
-/* appends that failed in this worker (for the metrics) */
-ngx_uint_t ngx_http_auth_pat_audit_failures(void);
-
 
 #endif /* _NGX_HTTP_AUTH_PAT_AUDIT_H_INCLUDED_ */

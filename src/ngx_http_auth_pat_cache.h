@@ -31,7 +31,7 @@ ngx_int_t ngx_http_auth_pat_cache_get(ngx_http_auth_pat_cache_t *cache,
     u_char *digest, int64_t now, ngx_pool_t *pool,
     ngx_http_auth_pat_identity_t *id, ngx_uint_t *touch);
 
-/* its entries, and the bytes of the zone in use (for the metrics) */
+/* its entries, and the bytes they take (for the metrics) */
 void ngx_http_auth_pat_cache_usage(ngx_http_auth_pat_cache_t *cache,
     ngx_uint_t *entries, size_t *bytes);
 
