@@ -116,4 +116,21 @@ my (undef, $out) = $t->nginx_test;
 unlike($out, qr/x{31}/, 'the key is not echoed');
 
 $t->done;
+# README's "Example Configuration", as printed but for its paths and port
+{
+    my $u = PatTest->new;
+    my $readme = $u->read_file($u->repo_root . '/README.md');
+    my ($block) = $readme =~ /^## Example Configuration\n\n```nginx\n(.*?)^```$/ms;
+    ok($block, "README's example configuration found");
+    my ($http) = ($block // '') =~ /^http \{\n(.*)^\}\s*\z/ms;
+    ok($http, '... an http {} block after load_module');
+    $u->write_file('pat.htpasswd', "alice:{PLAIN}x\n");
+    $http =~ s{/etc/nginx/pat\.key}{%%KEY%%}g;
+    $http =~ s{/etc/nginx/pat\.htpasswd}{%%DIR%%/pat.htpasswd}g;
+    $http =~ s{127\.0\.0\.1:8080}{127.0.0.1:%%PORT%%}g;
+    $u->nginx_conf(http => $http);
+    my ($rc, $out) = $u->nginx_test;
+    is($rc, 0, "README's example configuration passes nginx -t") or diag $out;
+}
+
 done_testing;
