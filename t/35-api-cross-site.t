@@ -83,6 +83,34 @@ is(api($t, GET => '', user => 'alice', headers => { 'Sec-Fetch-Site' => 'cross-s
 is(api($t, DELETE => "/$tok->{id}", user => 'alice', headers => { 'Sec-Fetch-Site' => 'same-origin' })->{status}, 200,
    'a same-origin revoke: 200');
 
+# what a page of another site can make a browser send with the user's
+# credentials (issue 17): a "simple" text/plain create, a form POST, an
+# empty rotate and an empty DELETE; none changes anything, and the same
+# requests without the browser's headers (curl) work as usual
+{
+    my $count = sub { api($t, GET => '', user => 'carol')->{json}{totalCount} };
+    my $mine = api($t, POST => '', user => 'carol', body => { name => 'keep' })->{json}{data};
+    my $n = $count->();
+    my %evil = ('Sec-Fetch-Site' => 'cross-site', Origin => 'http://evil.example');
+    forbidden(api($t, POST => '', user => 'carol', body => '{"name":"evil"}', ctype => 'text/plain',
+                  headers => \%evil), 'a cross-site text/plain create');
+    forbidden(api($t, POST => '', user => 'carol', body => 'name=evil',
+                  ctype => 'application/x-www-form-urlencoded', headers => \%evil),
+              'a cross-site form POST');
+    forbidden(api($t, POST => "/$mine->{id}/rotate", user => 'carol', headers => { Origin => 'http://evil.example' }),
+              'an empty cross-site rotate (Origin only, an older browser)');
+    forbidden(api($t, DELETE => "/$mine->{id}", user => 'carol', headers => { Origin => 'http://evil.example' }),
+              'a cross-site DELETE (Origin only)');
+    is($count->(), $n, '... none of them made a token');
+    my $still = api($t, GET => "/$mine->{id}", user => 'carol')->{json}{data};
+    is($still->{status}, 'active', '... or revoked one');
+    is(api($t, POST => '', user => 'carol', body => '{"name":"x"}', ctype => 'text/plain')->{status}, 415,
+       'the text/plain create from curl: 415, as for any non-JSON body');
+    my $rot = api($t, POST => "/$mine->{id}/rotate", user => 'carol');
+    is($rot->{status}, 201, 'the empty rotate from curl: 201');
+    is(api($t, DELETE => "/$rot->{json}{data}{id}", user => 'carol')->{status}, 200, 'the DELETE from curl: 200');
+}
+
 # a bearer caller's token is no ambient credential
 my $b = seed_token($t, user => 'bob', name => 'ci', expires => now_ms() + 3600_000);
 is(api($t, POST => '', bearer => $b->{token}, body => { name => 'y' },
