@@ -124,7 +124,7 @@ function relativeTime(iso) {
   const seconds = (Date.parse(iso) - Date.now()) / 1000;
   const abs = Math.abs(seconds);
   if (abs < 60) {
-    return seconds >= 0 ? 'in less than a minute' : 'less than a minute ago';
+    return seconds >= 0 ? 'in under a minute' : 'just now';
   }
   const units = [
     ['minute', 60, 3600],
