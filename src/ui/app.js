@@ -353,7 +353,11 @@ function returnFocus(dialog) {
 }
 
 function closeDialogOf(button) {
-  button.closest('dialog').close();
+  const dialog = button.closest('dialog');
+  if (dialog.id === 'secret-dialog') {
+    forgetSecret();   /* now, not a task later when 'close' fires */
+  }
+  dialog.close();
 }
 
 /* ---- create ---- */
@@ -612,6 +616,7 @@ function wire() {
   for (const dialog of document.querySelectorAll('dialog')) {
     dialog.addEventListener('close', () => returnFocus(dialog));
   }
+  $('secret-dialog').addEventListener('cancel', forgetSecret);
   $('secret-dialog').addEventListener('close', forgetSecret);
   $('confirm-dialog').addEventListener('close', () => {
     pendingAction = null;
