@@ -27,7 +27,11 @@ BAIL_OUT("node is missing: apt-get install -y nodejs")
 my $user     = 'alice';
 my $password = 'correct horse';
 
-# The page's location: the only place that says how the page is served.
+# The page's locations: the only place that says how the page is served.
+# /tokens/ talks to the default API (/v1/personal-access-tokens),
+# /open-tokens/ to /v2/tokens.  Until auth_pat_ui exists, nginx serves
+# src/ui/ as static files, and a copy whose data-api says /v2/tokens
+# (what the module does for api=/v2/tokens).
 my $ui_location = <<'EOF';
     location /tokens/ {
         auth_basic "pat";
@@ -36,13 +40,29 @@ my $ui_location = <<'EOF';
         types { text/html html; text/css css; application/javascript js; }
         add_header Content-Security-Policy "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" always;
     }
+    location /open-tokens/ {
+        auth_basic "pat";
+        auth_basic_user_file %%DIR%%/htpasswd;
+        alias %%UI_V2%%/;
+        types { text/html html; text/css css; application/javascript js; }
+        add_header Content-Security-Policy "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" always;
+    }
 EOF
-my $ui_dir = File::Spec->catdir($root, 'src', 'ui');
-$ui_location =~ s/%%UI%%/$ui_dir/g;
 
 my $t = PatTest->new;
+my $ui_dir = File::Spec->catdir($root, 'src', 'ui');
+if ($ui_location =~ /%%UI_V2%%/) {
+    for my $f (qw(index.html app.js app.css)) {
+        my $c = $t->read_file(File::Spec->catfile($ui_dir, $f));
+        BAIL_OUT("src/ui/$f is missing") unless defined $c;
+        $c =~ s{data-api="/v1/personal-access-tokens"}{data-api="/v2/tokens"} if $f eq 'index.html';
+        $t->write_file("ui-v2/$f", $c);
+    }
+}
+$ui_location =~ s/%%UI%%/$ui_dir/g;
+$ui_location =~ s/%%UI_V2%%/@{[ $t->path('ui-v2') ]}/g;
 my $redis = $t->start_redis(aof => 1);
-$t->write_file('htpasswd', "$user:{PLAIN}$password\n");
+$t->write_file('htpasswd', "$user:{PLAIN}$password\nbob:{PLAIN}$password\n");
 $t->nginx_conf(http => <<"EOF2");
 auth_pat_redis %%REDIS%% timeout=1s;
 auth_pat_key_file %%KEY%%;
@@ -57,6 +77,13 @@ $ui_location
         auth_pat_scopes_allowed read write admin;
         auth_pat_default_lifetime 30d;
         auth_pat_max_lifetime 365d;
+    }
+    # no scope list, no lifetimes: free-text scopes, "no expiration"
+    location /v2/tokens {
+        auth_basic "pat";
+        auth_basic_user_file %%DIR%%/htpasswd;
+        auth_pat_api;
+        auth_pat_api_user \$remote_user;
     }
     location /static/ { auth_pat "t"; alias %%HTML%%/; }
 }
@@ -100,7 +127,9 @@ my %need = (
 );
 $ENV{PAT_UI_BASE}     = 'http://127.0.0.1:' . $t->port;
 $ENV{PAT_UI_PATH}     = '/tokens/';
+$ENV{PAT_UI_PATH_V2}  = '/open-tokens/';
 $ENV{PAT_UI_USER}     = $user;
+$ENV{PAT_UI_USER2}    = 'bob';
 $ENV{PAT_UI_PASSWORD} = $password;
 $ENV{PAT_UI_OUT}      = $shots;
 $ENV{PAT_CHROMIUM}    = $chromium;

@@ -1,7 +1,8 @@
 // Drives the auth_pat_ui page in Debian's chromium for t/95-ui-browser.t.
 //
 // Environment: PAT_UI_BASE (http://127.0.0.1:PORT), PAT_UI_PATH (/tokens/),
-// PAT_UI_USER, PAT_UI_PASSWORD, PAT_UI_OUT (a directory for screenshots and
+// PAT_UI_PATH_V2 (/open-tokens/: the page for the API at /v2/tokens),
+// PAT_UI_USER, PAT_UI_USER2 (a second user, same password), PAT_UI_PASSWORD, PAT_UI_OUT (a directory for screenshots and
 // the signal files), PAT_CHROMIUM (/usr/bin/chromium).
 //
 // Output, one JSON line each:
@@ -18,9 +19,11 @@ import { join } from 'node:path';
 const base = process.env.PAT_UI_BASE;
 const pagePath = process.env.PAT_UI_PATH || '/tokens/';
 const user = process.env.PAT_UI_USER;
+const user2 = process.env.PAT_UI_USER2;
 const password = process.env.PAT_UI_PASSWORD;
 const out = process.env.PAT_UI_OUT;
 const pageUrl = base + pagePath;
+const pageUrlV2 = base + (process.env.PAT_UI_PATH_V2 || '/open-tokens/');
 const protectedUrl = base + '/static/protected.txt';
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -70,7 +73,7 @@ async function rowStatuses(page) {
 
 async function waitList(page, action) {
   const [response] = await Promise.all([
-    page.waitForResponse((r) => r.url().includes('/v1/personal-access-tokens?')),
+    page.waitForResponse((r) => r.url().includes('?page_index=')),
     action(),
   ]);
   await page.waitForFunction(() => document.getElementById('tokens').getAttribute('aria-busy') === 'false');
@@ -116,13 +119,11 @@ async function plaintextNowhere(page, what) {
   is(`${what}: no plaintext in any console message`, inConsole, 0);
 }
 
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.PAT_CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox'],
-  });
+// A page of a new browser context signed in as username, whose console
+// messages and CSP violations are collected.
+async function signedInPage(browser, username) {
   const context = await browser.newContext({
-    httpCredentials: { username: user, password },
+    httpCredentials: { username, password },
     viewport: { width: 1100, height: 760 },
   });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
@@ -134,6 +135,15 @@ async function main() {
     document.addEventListener('securitypolicyviolation',
       (e) => window.reportCspViolation(`${e.violatedDirective} ${e.blockedURI}`));
   });
+  return page;
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.PAT_CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox'],
+  });
+  let page = await signedInPage(browser, user);
 
   // ---- sign in and the list
   const first = await waitList(page, () => page.goto(pageUrl));
@@ -384,6 +394,95 @@ async function main() {
   await page.evaluate(() => document.activeElement.blur());
   await page.setViewportSize({ width: 1024, height: 640 });
   await page.screenshot({ path: join(out, 'ui.png') });
+
+  // ---- limits from /config, as a bearer caller or another location would see them
+  await page.route('**/v1/personal-access-tokens/config', (route) => route.fulfill({
+    status: 200,
+    contentType: 'application/json',
+    body: JSON.stringify({ data: { defaultLifetime: 7 * 86400, maxLifetime: 30 * 86400, scopesAllowed: [], maxTokens: 100 } }),
+  }));
+  await waitList(page, () => page.reload());
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  is('limits: presets longer than maxLifetime are disabled',
+     await page.$$eval('#create-dialog input[name=expiry]', (els) => els.map((e) => `${e.value}:${e.disabled}`)),
+     ['7:false', '30:false', '90:true', 'custom:false', 'none:true']);
+  is('limits: the default is defaultLifetime', await page.inputValue('#create-dialog input[name=expiry]:checked'), '7');
+  await page.check('#create-dialog input[name=expiry][value=custom]');
+  check('limits: a custom date, no later than maxLifetime allows', await page.isVisible('#custom-date')
+        && (await page.getAttribute('#custom-date', 'max')) < new Date(Date.now() + 30 * 86400e3).toISOString().slice(0, 10));
+  is('limits: an empty scope list says so', await page.textContent('#scope-list'), 'No scopes can be granted here.');
+  await page.keyboard.press('Escape');
+  await page.unroute('**/v1/personal-access-tokens/config');
+
+  // ---- a 401 from the API, and an API error's own message
+  await page.route('**/v1/personal-access-tokens?*', (route) => route.fulfill({
+    status: 401,
+    contentType: 'application/json',
+    headers: { 'WWW-Authenticate': 'Bearer realm="pat"' },
+    body: JSON.stringify({ error: 'unauthorized', message: 'a bearer token is required' }),
+  }));
+  await page.click('.chip[data-status=expired]');
+  await page.locator('#alert').waitFor({ state: 'visible' });
+  check('401: the page says to sign in again', /sign in again/.test(await page.textContent('#alert-text')),
+        await page.textContent('#alert-text'));
+  await page.unroute('**/v1/personal-access-tokens?*');
+  await waitList(page, () => page.click('.chip[data-status=""]'));
+  check('401: gone once the API answers again', await page.isHidden('#alert'));
+
+  // ---- the page for another API (api=/v2/tokens): no scope list, no
+  // lifetimes; as bob, whose list starts empty
+  await plaintextNowhere(page, 'before leaving the first page');
+  await page.context().close();
+  page = await signedInPage(browser, user2);
+  const v2 = await waitList(page, () => page.goto(pageUrlV2));
+  check('api=: the page calls the API its data-api names', v2.url().startsWith(`${base}/v2/tokens?`), v2.url());
+  check('api=: an empty list says so', await page.isVisible('#empty') && await page.isHidden('#tokens'));
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  is('no limits: "No expiration" is offered, and is the default',
+     await page.inputValue('#create-dialog input[name=expiry]:checked'), 'none');
+  check('no scope list: a free-text scope field', await page.isVisible('#scope-text') && await page.isHidden('#scope-choices'));
+  await page.fill('#create-name', '   ');
+  const [refused] = await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'POST'),
+    page.click('#create-submit'),
+  ]);
+  const refusal = await refused.json();
+  is('an API error: 422', refused.status(), 422);
+  is('an API error: its message is shown in the dialog', await page.textContent('#create-dialog .alert'), refusal.message);
+  await page.fill('#create-name', 'cli');
+  await page.fill('#scope-text', ' repo:read   deploy ');
+  await page.check('#create-dialog input[name=expiry][value=custom]');
+  const day = new Date(Date.now() + 10 * 86400e3);
+  const dayValue = `${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, '0')}-${String(day.getDate()).padStart(2, '0')}`;
+  await page.fill('#custom-date', dayValue);
+  const [custom] = await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'POST'),
+    page.click('#create-submit'),
+  ]);
+  const customBody = custom.request().postDataJSON();
+  check('custom date: expiresAt is the end of that day',
+        new Date(customBody.expiresAt).getDate() === day.getDate() && new Date(customBody.expiresAt).getHours() === 23,
+        customBody.expiresAt);
+  is('free-text scopes: split on spaces', customBody.scopes, ['repo:read', 'deploy']);
+  is('custom date: 201', custom.status(), 201);
+  token = await readSecret(page, 'api=');
+  is('api=: the token opens the protected location', await callProtected(token), 200);
+  await closeSecret(page, 'api=');
+  await page.click('#new-token');
+  await page.fill('#create-name', 'forever');
+  const [forever] = await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'POST'),
+    page.click('#create-submit'),
+  ]);
+  is('no expiration: expiresAt null', forever.request().postDataJSON().expiresAt, null);
+  await readSecret(page, 'no expiration');
+  await closeSecret(page, 'no expiration');
+  await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 2);
+  is('no expiration: the row says "never"',
+     await row(page, 'forever').locator('td[data-label=Expires]').innerText(), 'never');
+  await axeCheck(page, 'list of the second API');
 
   // ---- CSP
   is('CSP: no violation reported', cspViolations, []);
