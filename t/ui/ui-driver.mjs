@@ -234,6 +234,7 @@ async function main() {
   is('create: the scopes are auth_pat_scopes_allowed, as checkboxes',
      await page.$$eval('#scope-list input[type=checkbox]', (els) => els.map((e) => e.value)), ['read', 'write', 'admin']);
   await axeCheck(page, 'create dialog');
+  await page.screenshot({ path: join(out, 'create-dialog.png') });
   await page.fill('#create-name', 'laptop');
   await page.check('#create-dialog input[name=expiry][value="7"]');
   await page.check('#scope-list input[value=read]');
@@ -251,6 +252,7 @@ async function main() {
   is('create: 201', created.status(), 201);
   let token = await readSecret(page, 'create');
   await axeCheck(page, 'plaintext dialog');
+  await page.screenshot({ path: join(out, 'secret-dialog.png'), mask: [page.locator('#secret')] });
   is('create: the focus is on Copy', await page.evaluate(() => document.activeElement.id), 'copy');
   await page.click('#copy');
   is('create: Copy puts the token on the clipboard',
@@ -273,6 +275,7 @@ async function main() {
   await page.locator('#confirm-dialog').waitFor({ state: 'visible' });
   check('rotate: the confirmation names the token', /“laptop”/.test(await page.textContent('#confirm-title')));
   await axeCheck(page, 'confirm dialog');
+  await page.screenshot({ path: join(out, 'confirm-dialog.png') });
   const [rotated] = await Promise.all([
     page.waitForResponse((x) => x.url().endsWith('/rotate')),
     page.click('#confirm-ok'),
@@ -390,6 +393,11 @@ async function main() {
   is('320 px: nothing scrolls sideways', await page.evaluate(() => document.documentElement.scrollWidth <= 320), true);
   is('320 px: rows become cards', await page.$eval('#rows tr', (e) => getComputedStyle(e).display), 'block');
   await page.screenshot({ path: join(out, 'narrow-320.png') });
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  is('320 px: the create dialog fits', await page.$eval('#create-dialog', (d) => d.getBoundingClientRect().right <= 320), true);
+  await page.screenshot({ path: join(out, 'narrow-320-create.png') });
+  await page.keyboard.press('Escape');
   await axeCheck(page, 'list at 320 px');
   await page.evaluate(() => document.activeElement.blur());
   await page.setViewportSize({ width: 1024, height: 640 });
