@@ -1,0 +1,169 @@
+# The self-service page (auth_pat_ui) in a real browser: Debian's chromium,
+# driven by playwright-core from t/ui/ui-driver.mjs, against a real nginx
+# and Redis.  The driver prints one JSON line per check; this test turns
+# each into ok()/is(), and answers the driver's requests to stop and start
+# Redis between its steps.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use PatTest;
+use JSON::PP ();
+use MIME::Base64 ();
+use Time::HiRes ();
+use File::Spec;
+
+my $root     = PatTest->repo_root;
+my $chromium = $ENV{PAT_CHROMIUM} || '/usr/bin/chromium';
+my $node     = $ENV{PAT_NODE} || 'node';
+my $driver   = File::Spec->catfile($root, 't', 'ui', 'ui-driver.mjs');
+BAIL_OUT("$chromium is missing: apt-get install -y chromium") unless -x $chromium;
+BAIL_OUT("t/ui/node_modules is missing: (cd t/ui && npm ci)")
+    unless -d File::Spec->catdir($root, 't', 'ui', 'node_modules', 'playwright-core')
+        && -d File::Spec->catdir($root, 't', 'ui', 'node_modules', 'axe-core');
+BAIL_OUT("node is missing: apt-get install -y nodejs")
+    unless system("$node --version >/dev/null 2>&1") == 0;
+
+my $user     = 'alice';
+my $password = 'correct horse';
+
+# The page's locations: the only place that says how the page is served.
+# /tokens/ talks to the default API (/v1/personal-access-tokens),
+# /open-tokens/ to /v2/tokens.  Until auth_pat_ui exists, nginx serves
+# src/ui/ as static files, and a copy whose data-api says /v2/tokens
+# (what the module does for api=/v2/tokens).
+my $ui_location = <<'EOF';
+    location /tokens/ {
+        auth_basic "pat";
+        auth_basic_user_file %%DIR%%/htpasswd;
+        alias %%UI%%/;
+        types { text/html html; text/css css; application/javascript js; }
+        add_header Content-Security-Policy "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" always;
+    }
+    location /open-tokens/ {
+        auth_basic "pat";
+        auth_basic_user_file %%DIR%%/htpasswd;
+        alias %%UI_V2%%/;
+        types { text/html html; text/css css; application/javascript js; }
+        add_header Content-Security-Policy "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" always;
+    }
+EOF
+
+my $t = PatTest->new;
+my $ui_dir = File::Spec->catdir($root, 'src', 'ui');
+if ($ui_location =~ /%%UI_V2%%/) {
+    for my $f (qw(index.html app.js app.css)) {
+        my $c = $t->read_file(File::Spec->catfile($ui_dir, $f));
+        BAIL_OUT("src/ui/$f is missing") unless defined $c;
+        $c =~ s{data-api="/v1/personal-access-tokens"}{data-api="/v2/tokens"} if $f eq 'index.html';
+        $t->write_file("ui-v2/$f", $c);
+    }
+}
+$ui_location =~ s/%%UI%%/$ui_dir/g;
+$ui_location =~ s/%%UI_V2%%/@{[ $t->path('ui-v2') ]}/g;
+my $redis = $t->start_redis(aof => 1);
+$t->write_file('htpasswd', "$user:{PLAIN}$password\nbob:{PLAIN}$password\n");
+$t->nginx_conf(http => <<"EOF2");
+auth_pat_redis %%REDIS%% timeout=1s;
+auth_pat_key_file %%KEY%%;
+server {
+    listen 127.0.0.1:%%PORT%%;
+$ui_location
+    location /v1/personal-access-tokens {
+        auth_basic "pat";
+        auth_basic_user_file %%DIR%%/htpasswd;
+        auth_pat_api;
+        auth_pat_api_user \$remote_user;
+        auth_pat_scopes_allowed read write admin;
+        auth_pat_default_lifetime 30d;
+        auth_pat_max_lifetime 365d;
+    }
+    # no scope list, no lifetimes: free-text scopes, "no expiration"
+    location /v2/tokens {
+        auth_basic "pat";
+        auth_basic_user_file %%DIR%%/htpasswd;
+        auth_pat_api;
+        auth_pat_api_user \$remote_user;
+    }
+    location /static/ { auth_pat "t"; alias %%HTML%%/; }
+}
+EOF2
+$t->start_nginx;
+
+# 60 tokens through the API, as alice by Basic: 54 active, 3 revoked,
+# 3 expired, with distinct names ("seed 01" .. "seed 60")
+my $basic = 'Basic ' . MIME::Base64::encode_base64("$user:$password", '');
+my $json  = JSON::PP->new->utf8->canonical;
+sub iso_in {
+    my ($ms) = @_;
+    my $t = Time::HiRes::time() * 1000 + $ms;
+    my @g = gmtime(int($t / 1000));
+    return sprintf('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ',
+                   $g[5] + 1900, $g[4] + 1, @g[3, 2, 1, 0], $t % 1000);
+}
+my @seeded;
+for my $i (1 .. 60) {
+    my %body = (name => sprintf('seed %02d', $i), scopes => ['read']);
+    $body{expiresAt} = iso_in($i <= 3 ? 1500 : $i * 86400_000);
+    my $r = $t->http(POST => '/v1/personal-access-tokens', { headers => {
+        Authorization => $basic, 'Content-Type' => 'application/json' },
+        content => $json->encode(\%body) });
+    is($r->{status}, 201, "seed token $i created") or diag $r->{content};
+    push @seeded, $r->{json}{data};
+}
+for my $tok (@seeded[3 .. 5]) {
+    my $r = $t->http(DELETE => "/v1/personal-access-tokens/$tok->{id}",
+                     { headers => { Authorization => $basic } });
+    is($r->{status}, 200, "seed token $tok->{name} revoked");
+}
+Time::HiRes::sleep(1.6);   # seed 01 .. 03 expire
+
+# run the driver, answering its "need" lines
+my $shots = $t->path('screenshots');
+mkdir $shots;
+my %need = (
+    'redis-down' => sub { $t->stop_redis($redis) },
+    'redis-up'   => sub { $t->restart_redis($redis) },
+);
+$ENV{PAT_UI_BASE}     = 'http://127.0.0.1:' . $t->port;
+$ENV{PAT_UI_PATH}     = '/tokens/';
+$ENV{PAT_UI_PATH_V2}  = '/open-tokens/';
+$ENV{PAT_UI_USER}     = $user;
+$ENV{PAT_UI_USER2}    = 'bob';
+$ENV{PAT_UI_PASSWORD} = $password;
+$ENV{PAT_UI_OUT}      = $shots;
+$ENV{PAT_CHROMIUM}    = $chromium;
+open(my $out, '-|', $node, $driver) or BAIL_OUT("cannot run $node $driver: $!");
+my $checks = 0;
+while (my $line = <$out>) {
+    chomp $line;
+    my $m = eval { $json->decode($line) };
+    if (!$m) {
+        diag "driver: $line";
+        next;
+    }
+    if (defined $m->{need}) {
+        my $do = $need{ $m->{need} } or BAIL_OUT("driver needs unknown step $m->{need}");
+        $do->();
+        $t->write_file("screenshots/$m->{need}", '');
+        next;
+    }
+    if (defined $m->{diag}) {
+        diag "driver: $m->{diag}";
+        next;
+    }
+    $checks++;
+    if (exists $m->{want}) {
+        is($json->encode([$m->{got}]), $json->encode([$m->{want}]), $m->{check});
+    }
+    else {
+        ok($m->{ok}, $m->{check}) or diag $json->encode($m->{got});
+    }
+}
+close $out;
+is($? >> 8, 0, 'the driver exited 0');
+cmp_ok($checks, '>=', 60, 'the driver ran its checks');
+diag "screenshots: $shots" if $ENV{PAT_KEEP};
+
+$t->done;
+done_testing;

@@ -1,0 +1,510 @@
+// Drives the auth_pat_ui page in Debian's chromium for t/95-ui-browser.t.
+//
+// Environment: PAT_UI_BASE (http://127.0.0.1:PORT), PAT_UI_PATH (/tokens/),
+// PAT_UI_PATH_V2 (/open-tokens/: the page for the API at /v2/tokens),
+// PAT_UI_USER, PAT_UI_USER2 (a second user, same password), PAT_UI_PASSWORD, PAT_UI_OUT (a directory for screenshots and
+// the signal files), PAT_CHROMIUM (/usr/bin/chromium).
+//
+// Output, one JSON line each:
+//   {"check": name, "ok": bool, "got": detail}    a check
+//   {"check": name, "got": x, "want": y}          a comparison
+//   {"need": "redis-down" | "redis-up"}           the test then does it and
+//                                                 creates OUT/<need>
+// A plaintext token is never printed.
+import { chromium } from 'playwright-core';
+import { readFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+const base = process.env.PAT_UI_BASE;
+const pagePath = process.env.PAT_UI_PATH || '/tokens/';
+const user = process.env.PAT_UI_USER;
+const user2 = process.env.PAT_UI_USER2;
+const password = process.env.PAT_UI_PASSWORD;
+const out = process.env.PAT_UI_OUT;
+const pageUrl = base + pagePath;
+const pageUrlV2 = base + (process.env.PAT_UI_PATH_V2 || '/open-tokens/');
+const protectedUrl = base + '/static/protected.txt';
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+const print = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const check = (name, ok, got) => print({ check: name, ok: Boolean(ok), got: got ?? null });
+const is = (name, got, want) => print({ check: name, got, want });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const consoleLines = [];
+const cspViolations = [];
+const secrets = [];
+
+async function need(step) {
+  print({ need: step });
+  const flag = join(out, step);
+  for (let i = 0; i < 600 && !existsSync(flag); i++) {
+    await sleep(100);
+  }
+  if (!existsSync(flag)) {
+    throw new Error(`the test did not do ${step}`);
+  }
+}
+
+async function callProtected(token) {
+  const r = await fetch(protectedUrl, { headers: { Authorization: `Bearer ${token}` } });
+  return r.status;
+}
+
+async function axeCheck(page, view) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) {
+    await page.evaluate(axeSource);
+  }
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  check(`axe: no serious or critical violation on the ${view}`, bad.length === 0, bad);
+}
+
+async function rowNames(page) {
+  return page.$$eval('#rows tr .token-name', (els) => els.map((e) => e.textContent));
+}
+
+async function rowStatuses(page) {
+  return page.$$eval('#rows tr .status', (els) => els.map((e) => e.textContent));
+}
+
+async function waitList(page, action) {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes('?page_index=')),
+    action(),
+  ]);
+  await page.waitForFunction(() => document.getElementById('tokens').getAttribute('aria-busy') === 'false');
+  return response;
+}
+
+function row(page, name) {
+  return page.locator('#rows tr', { has: page.locator('.token-name', { hasText: new RegExp(`^${name}$`) }) });
+}
+
+async function readSecret(page, how) {
+  const dialog = page.locator('#secret-dialog');
+  await dialog.waitFor({ state: 'visible' });
+  const token = await page.inputValue('#secret');
+  secrets.push(token);
+  check(`${how}: the plaintext dialog shows a token`, /^pat_[0-9A-Za-z]{30,}$/.test(token));
+  check(`${how}: the dialog warns that it cannot be shown again`,
+        /cannot be shown again/.test(await dialog.innerText()));
+  check(`${how}: the plaintext is in no attribute or text of the page`,
+        !(await page.evaluate(() => document.documentElement.outerHTML)).includes(token));
+  return token;
+}
+
+async function closeSecret(page, how) {
+  await page.click('#secret-dialog button.cancel');
+  await page.locator('#secret-dialog').waitFor({ state: 'hidden' });
+  is(`${how}: closing the dialog empties its input`, await page.inputValue('#secret'), '');
+}
+
+async function plaintextNowhere(page, what) {
+  const found = await page.evaluate((list) => {
+    const places = {
+      dom: document.documentElement.outerHTML,
+      inputs: [...document.querySelectorAll('input')].map((i) => i.value).join('\n'),
+      localStorage: JSON.stringify(Object.entries(localStorage)),
+      sessionStorage: JSON.stringify(Object.entries(sessionStorage)),
+      url: location.href,
+    };
+    return Object.entries(places).filter(([, text]) => list.some((s) => text.includes(s))).map(([k]) => k);
+  }, secrets);
+  const inConsole = consoleLines.filter((l) => secrets.some((s) => l.includes(s))).length;
+  is(`${what}: no plaintext in the DOM, inputs, storage or URL`, found, []);
+  is(`${what}: no plaintext in any console message`, inConsole, 0);
+}
+
+// A page of a new browser context signed in as username, whose console
+// messages and CSP violations are collected.
+async function signedInPage(browser, username) {
+  const context = await browser.newContext({
+    httpCredentials: { username, password },
+    viewport: { width: 1100, height: 760 },
+  });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  const page = await context.newPage();
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  await page.exposeFunction('reportCspViolation', (v) => cspViolations.push(v));
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation',
+      (e) => window.reportCspViolation(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  return page;
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.PAT_CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox'],
+  });
+  let page = await signedInPage(browser, user);
+
+  // ---- sign in and the list
+  const first = await waitList(page, () => page.goto(pageUrl));
+  is('list: the API answered the page (signed in through auth_basic)', first.status(), 200);
+  const doc = await page.request.get(pageUrl);
+  check('the page is served with the strict CSP',
+        /script-src 'self'/.test(doc.headers()['content-security-policy'] || ''), doc.headers()['content-security-policy']);
+  is('list: 25 rows on the first page', (await rowNames(page)).length, 25);
+  is('list: the range reads 1–25 of 60', await page.textContent('#range'), '1–25 of 60');
+  is('list: newest first by default', (await rowNames(page))[0], 'seed 60');
+  is('list: status chips carry the facet counts',
+     await page.$$eval('[data-count]', (els) => els.map((e) => `${e.dataset.count}=${e.textContent}`)),
+     ['all=60', 'active=54', 'expired=3', 'revoked=3']);
+  const row60 = row(page, 'seed 60');
+  check('list: a row shows prefix, scopes, expiry, last use and status',
+        /pat_\w{4}…/.test(await row60.locator('code').innerText())
+        && (await row60.locator('.scope').innerText()) === 'read'
+        && /^in \d+ (days|months)$/.test(await row60.locator('td[data-label=Expires]').innerText())
+        && (await row60.locator('td[data-label="Last used"]').innerText()) === 'never'
+        && (await row60.locator('.status').innerText()) === 'active');
+  check('list: times carry the full timestamp (<time datetime> and a title)',
+        await row60.locator('td[data-label=Created] time').evaluate((t) => Boolean(t.dateTime && t.title)));
+  await axeCheck(page, 'list');
+  await page.screenshot({ path: join(out, 'list.png') });
+
+  // ---- filters
+  let r = await waitList(page, () => page.click('.chip[data-status=revoked]'));
+  check('filter: the request asks for status=revoked', r.url().includes('status=revoked'), r.url());
+  is('filter revoked: the three revoked tokens', (await rowNames(page)).sort(), ['seed 04', 'seed 05', 'seed 06']);
+  is('filter revoked: the chip is pressed', await page.getAttribute('.chip[data-status=revoked]', 'aria-pressed'), 'true');
+  check('filter revoked: no Rotate or Revoke button on a revoked token', (await page.locator('#rows button').count()) === 0);
+  await waitList(page, () => page.click('.chip[data-status=expired]'));
+  is('filter expired: the three expired tokens', (await rowNames(page)).sort(), ['seed 01', 'seed 02', 'seed 03']);
+  check('filter expired: "expired … ago"',
+        /^expired (.* ago|just now)$/.test(await row(page, 'seed 01').locator('td[data-label=Expires]').innerText()));
+  await waitList(page, () => page.click('.chip[data-status=active]'));
+  is('filter active: 54 of them', await page.textContent('#range'), '1–25 of 54');
+  await waitList(page, () => page.click('.chip[data-status=""]'));
+  is('filter all: 60 again', await page.textContent('#range'), '1–25 of 60');
+
+  // ---- search (debounced)
+  const searches = [];
+  const countSearch = (req) => { if (req.url().includes('search_term=')) searches.push(req.url()); };
+  page.on('request', countSearch);
+  r = await waitList(page, () => page.locator('#search').pressSequentially('seed 5', { delay: 30 }));
+  check('search: the request carries search_term', /search_term=seed(\+|%20)5/.test(r.url()), r.url());
+  is('search: "seed 5" finds seed 50 … 59', (await rowNames(page)).sort(),
+     ['seed 50', 'seed 51', 'seed 52', 'seed 53', 'seed 54', 'seed 55', 'seed 56', 'seed 57', 'seed 58', 'seed 59']);
+  check('search: typing is debounced (one request for six keys)', searches.length === 1, searches.length);
+  page.off('request', countSearch);
+  await waitList(page, () => page.fill('#search', ''));
+
+  // ---- sort
+  r = await waitList(page, () => page.selectOption('#sort-by', 'name'));
+  check('sort: sort_by=name', r.url().includes('sort_by=name'), r.url());
+  is('sort by name, descending', (await rowNames(page))[0], 'seed 60');
+  await waitList(page, () => page.selectOption('#sort-direction', 'asc'));
+  is('sort by name, ascending', (await rowNames(page)).slice(0, 3), ['seed 01', 'seed 02', 'seed 03']);
+  r = await waitList(page, () => page.selectOption('#sort-by', 'expiresAt'));
+  const expiries = await page.$$eval('#rows td[data-label=Expires] time', (els) => els.map((e) => e.dateTime));
+  check('sort by expiry, ascending', r.url().includes('sort_by=expiresAt&sort_direction=asc')
+        && expiries.every((v, i) => i === 0 || expiries[i - 1] <= v), expiries.slice(0, 3));
+  await waitList(page, () => page.selectOption('#sort-by', 'lastUsedAt'));
+  check('sort by last use', (await rowNames(page)).length === 25);
+  await waitList(page, () => page.selectOption('#sort-by', 'createdAt'));
+  await waitList(page, () => page.selectOption('#sort-direction', 'desc'));
+
+  // ---- paging
+  check('paging: Previous is disabled on the first page', await page.isDisabled('#prev'));
+  await waitList(page, () => page.click('#next'));
+  is('paging: page 2', await page.textContent('#range'), '26–50 of 60');
+  await waitList(page, () => page.click('#next'));
+  is('paging: page 3', await page.textContent('#range'), '51–60 of 60');
+  is('paging: the oldest token last', (await rowNames(page)).at(-1), 'seed 01');
+  check('paging: Next is disabled on the last page', await page.isDisabled('#next'));
+  await waitList(page, () => page.click('#prev'));
+  is('paging: back to page 2', await page.textContent('#range'), '26–50 of 60');
+  await waitList(page, () => page.click('#prev'));
+
+  // ---- create with an expiry and two scopes
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  is('create: focus moves into the dialog', await page.evaluate(() => document.activeElement.id), 'create-name');
+  is('create: the default expiry is auth_pat_default_lifetime (30 days)',
+     await page.inputValue('#create-dialog input[name=expiry]:checked'), '30');
+  check('create: "no expiration" is not offered under a max lifetime',
+        await page.isHidden('#expiry-none-choice'));
+  is('create: the scopes are auth_pat_scopes_allowed, as checkboxes',
+     await page.$$eval('#scope-list input[type=checkbox]', (els) => els.map((e) => e.value)), ['read', 'write', 'admin']);
+  await axeCheck(page, 'create dialog');
+  await page.screenshot({ path: join(out, 'create-dialog.png') });
+  await page.fill('#create-name', 'laptop');
+  await page.check('#create-dialog input[name=expiry][value="7"]');
+  await page.check('#scope-list input[value=read]');
+  await page.check('#scope-list input[value=write]');
+  const [created] = await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'POST'),
+    page.click('#create-submit'),
+  ]);
+  const sent = created.request();
+  is('create: POST with Content-Type: application/json', sent.headers()['content-type'], 'application/json');
+  const body = sent.postDataJSON();
+  check('create: the body has the name, an RFC 3339 expiry in 7 days and two scopes',
+        body.name === 'laptop' && JSON.stringify(body.scopes) === '["read","write"]'
+        && Math.abs(Date.parse(body.expiresAt) - Date.now() - 7 * 86400e3) < 60e3, { ...body });
+  is('create: 201', created.status(), 201);
+  let token = await readSecret(page, 'create');
+  await axeCheck(page, 'plaintext dialog');
+  await page.screenshot({ path: join(out, 'secret-dialog.png'), mask: [page.locator('#secret')] });
+  is('create: the focus is on Copy', await page.evaluate(() => document.activeElement.id), 'copy');
+  await page.click('#copy');
+  is('create: Copy puts the token on the clipboard',
+     (await page.evaluate(() => navigator.clipboard.readText())) === token, true);
+  is('create: the token opens the protected location', await callProtected(token), 200);
+  await closeSecret(page, 'create');
+  is('create: focus returns to the button that opened the dialog',
+     await page.evaluate(() => document.activeElement.id), 'new-token');
+  await page.waitForFunction(() => [...document.querySelectorAll('#rows .token-name')].some((e) => e.textContent === 'laptop'));
+  check('create: the new token is listed with its scopes and expiry',
+        (await row(page, 'laptop').locator('.scopes').innerText()).trim() === 'read write'
+        && /^in (7|6) days$/.test(await row(page, 'laptop').locator('td[data-label=Expires]').innerText()));
+  await plaintextNowhere(page, 'after the dialog closed');
+  await page.evaluate(() => navigator.clipboard.writeText(''));
+  await waitList(page, () => page.reload());
+  await plaintextNowhere(page, 'after a reload');
+
+  // ---- rotate
+  await row(page, 'laptop').locator('button[data-action=rotate]').click();
+  await page.locator('#confirm-dialog').waitFor({ state: 'visible' });
+  check('rotate: the confirmation names the token', /“laptop”/.test(await page.textContent('#confirm-title')));
+  await axeCheck(page, 'confirm dialog');
+  await page.screenshot({ path: join(out, 'confirm-dialog.png') });
+  const [rotated] = await Promise.all([
+    page.waitForResponse((x) => x.url().endsWith('/rotate')),
+    page.click('#confirm-ok'),
+  ]);
+  is('rotate: POST …/rotate with the body {}', rotated.request().postData(), '{}');
+  is('rotate: 201', rotated.status(), 201);
+  const old = token;
+  token = await readSecret(page, 'rotate');
+  await closeSecret(page, 'rotate');
+  is('rotate: the old token is refused', await callProtected(old), 401);
+  is('rotate: the new token opens the protected location', await callProtected(token), 200);
+
+  // ---- revoke
+  await page.waitForFunction(() => [...document.querySelectorAll('#rows .token-name')]
+    .filter((e) => e.textContent === 'laptop').length === 2);
+  await row(page, 'laptop').filter({ has: page.locator('.status-active') }).locator('button[data-action=revoke]').click();
+  check('revoke: the confirmation names the token', /“laptop”/.test(await page.textContent('#confirm-title')));
+  const [revoked] = await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'DELETE'),
+    page.click('#confirm-ok'),
+  ]);
+  is('revoke: 200', revoked.status(), 200);
+  is('revoke: the token is refused', await callProtected(token), 401);
+  await page.waitForFunction(() => [...document.querySelectorAll('#rows tr')]
+    .filter((tr) => tr.querySelector('.token-name').textContent === 'laptop')
+    .every((tr) => tr.querySelector('.status').textContent === 'revoked'));
+  is('revoke: the list shows it revoked, and says so', await page.textContent('#notice'), 'Token “laptop” revoked.');
+  is('revoke: focus does not fall to the body', await page.evaluate(() => document.activeElement !== document.body), true);
+
+  // ---- a Redis outage
+  await need('redis-down');
+  await page.click('.chip[data-status=active]');
+  await page.locator('#alert').waitFor({ state: 'visible' });
+  is('outage: the 503 message', await page.textContent('#alert-text'), 'The token service is unavailable; try again.');
+  check('outage: a Retry button', await page.isVisible('#retry'));
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  await page.fill('#create-name', 'during the outage');
+  await page.click('#create-submit');
+  await page.locator('#create-dialog .alert').waitFor({ state: 'visible' });
+  is('outage: a create says so in the dialog', await page.textContent('#create-dialog .alert'),
+     'The token service is unavailable; try again.');
+  await page.keyboard.press('Escape');
+  await axeCheck(page, 'list with an error');
+  await need('redis-up');
+  let recovered = false;
+  for (let i = 0; i < 40 && !recovered; i++) {
+    await page.click('#retry');
+    await page.waitForFunction(() => document.getElementById('tokens').getAttribute('aria-busy') === 'false');
+    recovered = await page.isHidden('#alert');
+    if (!recovered) await sleep(250);
+  }
+  check('outage: Retry recovers once Redis is back', recovered);
+  is('outage: the list is back', await page.textContent('#range'), '1–25 of 54');
+  await waitList(page, () => page.click('.chip[data-status=""]'));
+
+  // ---- the keyboard alone: create → copy → close → revoke
+  await waitList(page, () => page.reload());
+  // Tab until the focused element matches (a selector, or a predicate run in the page)
+  const tabTo = async (target, max = 80) => {
+    const test = typeof target === 'string' ? (s) => document.activeElement.matches(s) : target;
+    for (let i = 0; i < max; i++) {
+      await page.keyboard.press('Tab');
+      if (await page.evaluate(test, typeof target === 'string' ? target : null)) return true;
+    }
+    return false;
+  };
+  check('keyboard: Tab reaches "Generate new token"', await tabTo('#new-token'));
+  check('keyboard: focus is visible', await page.evaluate(() => {
+    const s = getComputedStyle(document.activeElement);
+    return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;
+  }));
+  await page.keyboard.press('Enter');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  await page.keyboard.type('keyboard');
+  check('keyboard: Tab reaches the scope "admin"', await tabTo('#scope-list input[value=admin]'));
+  await page.keyboard.press('Space');
+  check('keyboard: Tab reaches "Generate token"', await tabTo('#create-submit'));
+  await page.keyboard.press('Enter');
+  token = await readSecret(page, 'keyboard create');
+  is('keyboard: focus is on Copy', await page.evaluate(() => document.activeElement.id), 'copy');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.getElementById('copy-status').textContent !== '');
+  is('keyboard: Enter on Copy copies', (await page.evaluate(() => navigator.clipboard.readText())) === token, true);
+  await page.evaluate(() => navigator.clipboard.writeText(''));
+  await page.keyboard.press('Escape');
+  await page.locator('#secret-dialog').waitFor({ state: 'hidden' });
+  is('keyboard: Escape closes the dialog and empties it', await page.inputValue('#secret'), '');
+  is('keyboard: focus returns to "Generate new token"', await page.evaluate(() => document.activeElement.id), 'new-token');
+  await page.waitForFunction(() => [...document.querySelectorAll('#rows .token-name')].some((e) => e.textContent === 'keyboard'));
+  check('keyboard: Tab reaches its Revoke button',
+        await tabTo(() => {
+          const el = document.activeElement;
+          return el.dataset.action === 'revoke' && el.closest('tr').querySelector('.token-name').textContent === 'keyboard';
+        }));
+  await page.keyboard.press('Enter');
+  await page.locator('#confirm-dialog').waitFor({ state: 'visible' });
+  is('keyboard: focus starts on Cancel', await page.evaluate(() => document.activeElement.className), 'cancel');
+  await page.keyboard.press('Tab');
+  is('keyboard: Tab moves to "Revoke token"', await page.evaluate(() => document.activeElement.id), 'confirm-ok');
+  const [kbRevoke] = await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'DELETE'),
+    page.keyboard.press('Enter'),
+  ]);
+  is('keyboard: the revoke went through', kbRevoke.status(), 200);
+  is('keyboard: the token is refused', await callProtected(token), 401);
+  await page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
+  await row(page, 'keyboard').locator('.status-revoked').waitFor();
+  is('keyboard: focus does not fall to the body', await page.evaluate(() => document.activeElement !== document.body), true);
+  await plaintextNowhere(page, 'after the keyboard path');
+
+  // ---- 320 px wide
+  await page.setViewportSize({ width: 320, height: 720 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  is('320 px: nothing scrolls sideways', await page.evaluate(() => document.documentElement.scrollWidth <= 320), true);
+  is('320 px: rows become cards', await page.$eval('#rows tr', (e) => getComputedStyle(e).display), 'block');
+  await page.screenshot({ path: join(out, 'narrow-320.png') });
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  is('320 px: the create dialog fits', await page.$eval('#create-dialog', (d) => d.getBoundingClientRect().right <= 320), true);
+  await page.screenshot({ path: join(out, 'narrow-320-create.png') });
+  await page.keyboard.press('Escape');
+  await axeCheck(page, 'list at 320 px');
+  await page.evaluate(() => document.activeElement.blur());
+  await page.setViewportSize({ width: 1024, height: 640 });
+  await page.screenshot({ path: join(out, 'ui.png') });
+
+  // ---- limits from /config, as a bearer caller or another location would see them
+  await page.route('**/v1/personal-access-tokens/config', (route) => route.fulfill({
+    status: 200,
+    contentType: 'application/json',
+    body: JSON.stringify({ data: { defaultLifetime: 7 * 86400, maxLifetime: 30 * 86400, scopesAllowed: [], maxTokens: 100 } }),
+  }));
+  await waitList(page, () => page.reload());
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  is('limits: presets longer than maxLifetime are disabled',
+     await page.$$eval('#create-dialog input[name=expiry]', (els) => els.map((e) => `${e.value}:${e.disabled}`)),
+     ['7:false', '30:false', '90:true', 'custom:false', 'none:true']);
+  is('limits: the default is defaultLifetime', await page.inputValue('#create-dialog input[name=expiry]:checked'), '7');
+  await page.check('#create-dialog input[name=expiry][value=custom]');
+  check('limits: a custom date, no later than maxLifetime allows', await page.isVisible('#custom-date')
+        && (await page.getAttribute('#custom-date', 'max')) < new Date(Date.now() + 30 * 86400e3).toISOString().slice(0, 10));
+  is('limits: an empty scope list says so', await page.textContent('#scope-list'), 'No scopes can be granted here.');
+  await page.keyboard.press('Escape');
+  await page.unroute('**/v1/personal-access-tokens/config');
+
+  // ---- a 401 from the API, and an API error's own message
+  await page.route('**/v1/personal-access-tokens?*', (route) => route.fulfill({
+    status: 401,
+    contentType: 'application/json',
+    headers: { 'WWW-Authenticate': 'Bearer realm="pat"' },
+    body: JSON.stringify({ error: 'unauthorized', message: 'a bearer token is required' }),
+  }));
+  await page.click('.chip[data-status=expired]');
+  await page.locator('#alert').waitFor({ state: 'visible' });
+  check('401: the page says to sign in again', /sign in again/.test(await page.textContent('#alert-text')),
+        await page.textContent('#alert-text'));
+  await page.unroute('**/v1/personal-access-tokens?*');
+  await waitList(page, () => page.click('.chip[data-status=""]'));
+  check('401: gone once the API answers again', await page.isHidden('#alert'));
+
+  // ---- the page for another API (api=/v2/tokens): no scope list, no
+  // lifetimes; as bob, whose list starts empty
+  await plaintextNowhere(page, 'before leaving the first page');
+  await page.context().close();
+  page = await signedInPage(browser, user2);
+  const v2 = await waitList(page, () => page.goto(pageUrlV2));
+  check('api=: the page calls the API its data-api names', v2.url().startsWith(`${base}/v2/tokens?`), v2.url());
+  check('api=: an empty list says so', await page.isVisible('#empty') && await page.isHidden('#tokens'));
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  is('no limits: "No expiration" is offered, and is the default',
+     await page.inputValue('#create-dialog input[name=expiry]:checked'), 'none');
+  check('no scope list: a free-text scope field', await page.isVisible('#scope-text') && await page.isHidden('#scope-choices'));
+  await page.fill('#create-name', '   ');
+  const [refused] = await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'POST'),
+    page.click('#create-submit'),
+  ]);
+  const refusal = await refused.json();
+  is('an API error: 422', refused.status(), 422);
+  is('an API error: its message is shown in the dialog', await page.textContent('#create-dialog .alert'), refusal.message);
+  await page.fill('#create-name', 'cli');
+  await page.fill('#scope-text', ' repo:read   deploy ');
+  await page.check('#create-dialog input[name=expiry][value=custom]');
+  const day = new Date(Date.now() + 10 * 86400e3);
+  const dayValue = `${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, '0')}-${String(day.getDate()).padStart(2, '0')}`;
+  await page.fill('#custom-date', dayValue);
+  const [custom] = await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'POST'),
+    page.click('#create-submit'),
+  ]);
+  const customBody = custom.request().postDataJSON();
+  check('custom date: expiresAt is the end of that day',
+        new Date(customBody.expiresAt).getDate() === day.getDate() && new Date(customBody.expiresAt).getHours() === 23,
+        customBody.expiresAt);
+  is('free-text scopes: split on spaces', customBody.scopes, ['repo:read', 'deploy']);
+  is('custom date: 201', custom.status(), 201);
+  token = await readSecret(page, 'api=');
+  is('api=: the token opens the protected location', await callProtected(token), 200);
+  await closeSecret(page, 'api=');
+  await page.click('#new-token');
+  await page.fill('#create-name', 'forever');
+  const [forever] = await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'POST'),
+    page.click('#create-submit'),
+  ]);
+  is('no expiration: expiresAt null', forever.request().postDataJSON().expiresAt, null);
+  await readSecret(page, 'no expiration');
+  await closeSecret(page, 'no expiration');
+  await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 2);
+  is('no expiration: the row says "never"',
+     await row(page, 'forever').locator('td[data-label=Expires]').innerText(), 'never');
+  await axeCheck(page, 'list of the second API');
+
+  // ---- CSP
+  is('CSP: no violation reported', cspViolations, []);
+  is('CSP: no CSP complaint on the console',
+     consoleLines.filter((l) => /Content Security Policy|Refused to/.test(l)), []);
+  is('no script error', consoleLines.filter((l) => l.startsWith('pageerror')), []);
+  await plaintextNowhere(page, 'at the end');
+
+  await browser.close();
+}
+
+try {
+  await main();
+} catch (err) {
+  check('driver: ran to the end', false, String(err && err.stack || err).split('\n').slice(0, 8).join('\n'));
+  process.exit(1);
+}
