@@ -56,9 +56,11 @@ PKGS_RUN=(redis-server openssl curl)
 # t/39-status.t lints and parses the metrics; python3-jsonschema: t/90
 # checks the OpenAPI document's schemas, and every test validates the API's
 # JSON answers against them (t/lib/openapi_check.py);
-# dpkg-dev and lintian: t/80-deb.t builds the package and lints it
+# dpkg-dev and lintian: t/80-deb.t builds the package and lints it;
+# chromium: t/95-ui-browser.t drives it through the self-service page
 PKGS_TEST=(perl python3 redis-server openssl libnginx-mod-nchan binutils curl jq
-            prometheus python3-prometheus-client python3-jsonschema dpkg-dev lintian)
+            prometheus python3-prometheus-client python3-jsonschema dpkg-dev lintian
+            chromium)
 PKGS_BENCH=(wrk redis-server)
 PKGS_PROFILE=(wrk redis-server valgrind)
 # asan: clang 14 with its sanitizer runtimes (libclang-rt-14-dev is only
@@ -67,7 +69,7 @@ PKGS_PROFILE=(wrk redis-server valgrind)
 PKGS_ASAN=(clang-14 libclang-rt-14-dev llvm-14 dpkg-dev make libpcre2-dev zlib1g-dev
            libssl-dev libhiredis-dev libjansson-dev perl redis-server curl
            python3 openssl libnginx-mod-nchan binutils jq prometheus
-           python3-prometheus-client python3-jsonschema lintian)
+           python3-prometheus-client python3-jsonschema lintian chromium)
 
 # deb: dpkg-dev for dpkg-shlibdeps, binutils for strip, nm and readelf,
 # lintian to check the package
@@ -97,8 +99,8 @@ ensure_pkgs() {
 }
 
 # The configure step takes ~20 s; it runs again only when its inputs change:
-# the module's `config`, openapi/openapi.json (which `config` embeds), the
-# nginx source tree, or the flags.
+# the module's `config`, the files `config` embeds (openapi/openapi.json,
+# src/ui/*), the nginx source tree, or the flags.
 build() {
     ensure_pkgs "${PKGS_BUILD[@]}"
 
@@ -118,7 +120,8 @@ build() {
     local ldopt="-Wl,-z,relro -Wl,-z,now -fPIC"
     local stamp_want
     stamp_want=$(printf '%s\n' "$NGINX_SRC" "${flags[@]}" "$ccopt" "$ldopt" \
-                 | cat - "$ROOT/config" "$ROOT/openapi/openapi.json" | sha256sum | cut -d' ' -f1)
+                 | cat - "$ROOT/config" "$ROOT/openapi/openapi.json" "$ROOT"/src/ui/* \
+                 | sha256sum | cut -d' ' -f1)
 
     local tree=$BUILD/nginx
     if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$BUILD/.configured" 2>/dev/null)" != "$stamp_want" ]; then
@@ -141,31 +144,39 @@ build() {
     log "built $MODULE"
 }
 
-# @redocly/cli, pinned in openapi/package-lock.json, lints the OpenAPI
-# document in t/90: npm ci installs exactly that tree, again only when
-# the lock file changed.  It needs Node.js 20.19 or later (Debian 12's
-# own nodejs is 18): the node on PATH, else Debian's, which then fails
-# with a clear message.
-ensure_openapi_tools() {
-    local dir=$ROOT/openapi
+# npm packages of the tests, each tree pinned by its lock file: npm ci
+# installs exactly that tree, again only when the lock file changed.
+#   openapi/  @redocly/cli, which lints the OpenAPI document (t/90)
+#   t/ui/     playwright-core and axe-core, which drive Debian's chromium
+#             through the self-service page (t/95)
+# @redocly/cli needs Node.js 20.19 or later (Debian 12's own nodejs is
+# 18): the node on PATH, else Debian's, which then fails with a clear
+# message.
+ensure_npm_tree() {
+    local dir=$1
+    if [ ! -d "$dir/node_modules" ] \
+       || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.ci" 2>/dev/null; then
+        log "installing the npm packages of ${dir#"$ROOT"/} (npm ci)"
+        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2 \
+            || die "npm ci in $dir failed"
+        cp -f "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.ci"
+    fi
+}
+
+ensure_test_npm() {
     if ! command -v npm >/dev/null 2>&1; then
         ensure_pkgs nodejs npm
     fi
     node -e 'const [a, b] = process.versions.node.split(".").map(Number);
              process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
         || die "the OpenAPI lint (@redocly/cli) needs Node.js 20.19 or later; found $(node --version)"
-    if [ ! -x "$dir/node_modules/.bin/redocly" ] \
-       || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.ci" 2>/dev/null; then
-        log "installing the OpenAPI lint (npm ci in openapi/)"
-        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2 \
-            || die "npm ci in openapi/ failed"
-        cp -f "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.ci"
-    fi
+    ensure_npm_tree "$ROOT/openapi"
+    ensure_npm_tree "$ROOT/t/ui"
 }
 
 run_tests() {
     ensure_pkgs "${PKGS_TEST[@]}"
-    ensure_openapi_tools
+    ensure_test_npm
     # the harness reads PAT_NGINX and PAT_MODULE; `run` (t/30-run.t) too
     export NGINX_BIN PAT_NGINX=${PAT_NGINX:-$NGINX_BIN}
     export PAT_MODULE=${PAT_MODULE:-$MODULE}
@@ -704,7 +715,7 @@ build_asan() {
     local stamp_want
     stamp_want=$(printf '%s\n' "$ASAN_ORIG_SHA256" "$("$ASAN_CC" --version | head -1)" \
                  "${flags[@]}" "$ccopt" "$ldopt" "$ROOT" \
-                 | cat - "$ROOT/config" "$ROOT/openapi/openapi.json" "$ASAN_DIR/ubsan.ignorelist" \
+                 | cat - "$ROOT/config" "$ROOT/openapi/openapi.json" "$ROOT"/src/ui/* "$ASAN_DIR/ubsan.ignorelist" \
                  | sha256sum | cut -d' ' -f1)
 
     local tree=$ASAN_DIR/nginx-$ASAN_NGINX_VERSION
@@ -749,7 +760,7 @@ asan_write_lsan_supp() {
 
 run_asan_tests() {
     ensure_pkgs "${PKGS_TEST[@]}"
-    ensure_openapi_tools
+    ensure_test_npm
     asan_write_lsan_supp
     # The sanitizer runtime reads its options once, when a process starts:
     # nginx empties its workers' environment, but they are forked from the

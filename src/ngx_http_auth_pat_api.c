@@ -33,7 +33,7 @@
 #include "ngx_http_auth_pat_metrics.h"
 #include "ngx_http_auth_pat_check.h"
 #include "ngx_http_auth_pat_json.h"
-#include "ngx_http_auth_pat_openapi.h"
+#include "ngx_http_auth_pat_embedded.h"
 
 
 #define NGX_HTTP_AUTH_PAT_ARGS_LEN_MAX   4096

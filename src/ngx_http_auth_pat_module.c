@@ -58,6 +58,8 @@ static char *ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_auth_pat_status_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_auth_pat_ui_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_auth_pat_audit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_auth_pat_cache(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -148,6 +150,13 @@ static ngx_command_t  ngx_http_auth_pat_commands[] = {
     { ngx_string("auth_pat_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_auth_pat_status_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("auth_pat_ui"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_auth_pat_ui_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -1640,6 +1649,15 @@ ngx_http_auth_pat_audit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_auth_pat_main_conf_t  *pmcf = conf;
 
     return ngx_http_auth_pat_audit_conf(cf, &pmcf->audit);
+}
+
+
+static char *
+ngx_http_auth_pat_ui_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_auth_pat_loc_conf_t  *plcf = conf;
+
+    return ngx_http_auth_pat_ui_conf(cf, &plcf->ui);
 }
 
 

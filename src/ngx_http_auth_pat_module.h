@@ -16,6 +16,7 @@
 
 #include "pat_token.h"
 #include "ngx_http_auth_pat_redis_tls.h"
+#include "ngx_http_auth_pat_ui.h"
 
 
 
@@ -50,6 +51,7 @@ typedef struct {
     ngx_array_t                     *scopes_required; /* auth_pat_scope */
     ngx_flag_t                       introspect;
     ngx_flag_t                       status;     /* auth_pat_status */
+    ngx_http_auth_pat_ui_conf_t     *ui;         /* auth_pat_ui */
 
     /* auth_pat_api */
     ngx_flag_t                       api;

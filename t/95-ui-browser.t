@@ -27,40 +27,22 @@ BAIL_OUT("node is missing: apt-get install -y nodejs")
 my $user     = 'alice';
 my $password = 'correct horse';
 
-# The page's locations: the only place that says how the page is served.
-# /tokens/ talks to the default API (/v1/personal-access-tokens),
-# /open-tokens/ to /v2/tokens.  Until auth_pat_ui exists, nginx serves
-# src/ui/ as static files, and a copy whose data-api says /v2/tokens
-# (what the module does for api=/v2/tokens).
+# The page's locations: /tokens/ talks to the default API
+# (/v1/personal-access-tokens), /open-tokens/ to /v2/tokens (api=).
 my $ui_location = <<'EOF';
     location /tokens/ {
         auth_basic "pat";
         auth_basic_user_file %%DIR%%/htpasswd;
-        alias %%UI%%/;
-        types { text/html html; text/css css; application/javascript js; }
-        add_header Content-Security-Policy "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" always;
+        auth_pat_ui;
     }
     location /open-tokens/ {
         auth_basic "pat";
         auth_basic_user_file %%DIR%%/htpasswd;
-        alias %%UI_V2%%/;
-        types { text/html html; text/css css; application/javascript js; }
-        add_header Content-Security-Policy "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" always;
+        auth_pat_ui api=/v2/tokens;
     }
 EOF
 
 my $t = PatTest->new;
-my $ui_dir = File::Spec->catdir($root, 'src', 'ui');
-if ($ui_location =~ /%%UI_V2%%/) {
-    for my $f (qw(index.html app.js app.css)) {
-        my $c = $t->read_file(File::Spec->catfile($ui_dir, $f));
-        BAIL_OUT("src/ui/$f is missing") unless defined $c;
-        $c =~ s{data-api="/v1/personal-access-tokens"}{data-api="/v2/tokens"} if $f eq 'index.html';
-        $t->write_file("ui-v2/$f", $c);
-    }
-}
-$ui_location =~ s/%%UI%%/$ui_dir/g;
-$ui_location =~ s/%%UI_V2%%/@{[ $t->path('ui-v2') ]}/g;
 my $redis = $t->start_redis(aof => 1);
 $t->write_file('htpasswd', "$user:{PLAIN}$password\nbob:{PLAIN}$password\n");
 $t->nginx_conf(http => <<"EOF2");
