@@ -59,6 +59,7 @@ struct ngx_http_auth_pat_api_s {
     json_t                          *old;
     u_char                           old_hex[PAT_DIGEST_HEX_LEN];
     ngx_str_t                       *old_prefix; /* a rotation's, audited */
+    unsigned                         rotation_audited:1;
     u_char                          *withdrawing;  /* the hex in hand */
 
     /* create and rotate: the token being issued */

@@ -87,7 +87,7 @@ ngx_http_auth_pat_api_fail(ngx_http_request_t *r, ngx_http_auth_pat_api_t *api,
                       "auth_pat: token %V of user \"%V\" was not handed "
                       "out; revoking it", &api->issue.id, &api->user);
 
-        if (api->issue.rotated_from) {
+        if (api->issue.rotated_from && !api->rotation_audited) {
             /* the swap revoked the old token: that much happened */
             ngx_http_auth_pat_api_audit_rotation(r, api, "revoke",
                 "the rotation failed after the old token was revoked");
@@ -214,6 +214,8 @@ ngx_http_auth_pat_api_audit_rotation(ngx_http_request_t *r,
     ev.reason = reason;
 
     ngx_http_auth_pat_api_audit(r, api, &ev);
+
+    api->rotation_audited = 1;
 }
 
 
@@ -817,7 +819,7 @@ ngx_http_auth_pat_api_issue_withdrawn(ngx_http_request_t *r,
     if (api->issue.rotated_from) {
         ngx_http_auth_pat_api_audit_rotation(r, api, "rotate",
                                              "the new token was revoked "
-                                             "meanwhile");
+                                             "meanwhile, or is gone");
     }
 
     api->issued = 0;
@@ -989,6 +991,7 @@ ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
     ngx_http_auth_pat_api_t *api, redisReply *reply)
 {
     json_t                           *rec;
+    redisReply                       *changed, *marked;
     ngx_http_auth_pat_audit_event_t   ev = { 0 };
 
     if (reply->type == REDIS_REPLY_NIL) {
@@ -997,9 +1000,20 @@ ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
         return;
     }
 
-    rec = (reply->type == REDIS_REPLY_STRING)
-          ? ngx_http_auth_pat_parse_record((u_char *) reply->str, reply->len)
-          : NULL;
+    rec = NULL;
+    changed = NULL;
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2) {
+        changed = reply->element[0];
+        marked = reply->element[1];
+
+        if (changed->type == REDIS_REPLY_INTEGER
+            && marked->type == REDIS_REPLY_STRING)
+        {
+            rec = ngx_http_auth_pat_parse_record((u_char *) marked->str,
+                                                 marked->len);
+        }
+    }
 
     if (rec == NULL) {
         ngx_http_auth_pat_api_garbled(r, api, "metadata record");
@@ -1012,9 +1026,9 @@ ngx_http_auth_pat_api_revoke_marked(ngx_http_request_t *r,
 
     /*
      * revoked by this request, not before it (a repeated DELETE answers
-     * the same, but revokes nothing)
+     * the same, but revokes nothing): the script says which
      */
-    if (ngx_http_auth_pat_json_ms(rec, "r") == api->now) {
+    if (changed->integer == 1) {
         ev.event = "revoke";
         ev.token = &api->id;
         ev.prefix = ngx_http_auth_pat_api_prefix_of(r, rec);

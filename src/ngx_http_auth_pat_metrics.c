@@ -115,22 +115,30 @@ ngx_http_auth_pat_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                       m->layout, NGX_HTTP_AUTH_PAT_METRICS_LAYOUT);
 
         /*
-         * The workers of the other build may still count into the old
-         * block while they finish: it is left to them if there is room
+         * The workers of the other build may still count into its block
+         * while they finish: it is left to them, and freed at the next
+         * change of layout, a whole reload later.  The zone holds two
+         * blocks.  A block of layout 2, the first with a layout, has no
+         * "retired" field.
          */
         old = m;
+
+        if (old->layout >= 3 && old->retired) {
+            ngx_slab_free(sp, (u_char *) sp + old->retired);
+        }
 
         m = ngx_http_auth_pat_metrics_alloc(sp);
 
         if (m == NULL) {
-            ngx_slab_free(sp, old);
-            m = ngx_http_auth_pat_metrics_alloc(sp);
+            ngx_log_error(NGX_LOG_ALERT, shm_zone->shm.log, 0,
+                          "auth_pat: no room in the metrics zone for "
+                          "another layout: the metrics are off until "
+                          "nginx is restarted");
+            ctx->m = NULL;
+            return NGX_OK;
         }
 
-        if (m == NULL) {
-            return NGX_ERROR;
-        }
-
+        m->retired = (u_char *) old - (u_char *) sp;
         sp->data = m;
 
     } else if (m == NULL) {

@@ -22,7 +22,7 @@
  * emptied.  (A build may set it, as t/39-status.t does to test that.)
  */
 #ifndef NGX_HTTP_AUTH_PAT_METRICS_LAYOUT
-#define NGX_HTTP_AUTH_PAT_METRICS_LAYOUT  2
+#define NGX_HTTP_AUTH_PAT_METRICS_LAYOUT  3
 #endif
 
 #define NGX_HTTP_AUTH_PAT_METRICS_VERDICTS  6   /* the verdict enum */
@@ -47,10 +47,11 @@ typedef enum {
 
 
 typedef struct {
-    /* the header: in every layout, layout comes first */
+    /* the header, the same in every layout from 3 on */
     ngx_uint_t                 layout;
     size_t                     size;          /* of this allocation */
     ngx_atomic_t               gens;          /* configurations so far */
+    uintptr_t                  retired;       /* the block before, from sp */
 
     ngx_atomic_t               checks[NGX_HTTP_AUTH_PAT_METRICS_VERDICTS];
     ngx_atomic_t               cache_hits;

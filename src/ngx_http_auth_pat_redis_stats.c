@@ -118,7 +118,13 @@ ngx_http_auth_pat_redis_stats_scan(ngx_str_t *addr, ngx_uint_t *free)
             return st;
         }
 
-        if (*free == NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES && st->gen < t->gen) {
+        /*
+         * reused only two configurations later: the workers of the one
+         * before may still be finishing their requests, and counting
+         */
+        if (*free == NGX_HTTP_AUTH_PAT_REDIS_STATS_NODES
+            && st->gen + 1 < t->gen)
+        {
             *free = i;
         }
     }
@@ -187,7 +193,10 @@ ngx_http_auth_pat_redis_stats_find(ngx_str_t *addr, ngx_msec_t window)
         ngx_shmtx_unlock(&ngx_http_auth_pat_redis_stats_pool->mutex);
     }
 
-    st->window = window;
+    /* a worker of an older configuration does not decide "up" */
+    if (st->gen <= ngx_http_auth_pat_redis_stats_gen) {
+        st->window = window;
+    }
 
     return st;
 }

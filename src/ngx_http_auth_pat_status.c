@@ -133,7 +133,7 @@ ngx_http_auth_pat_status_checks(u_char *p, u_char *last,
             "gauge", "Tokens in the cache now.");
     p = ngx_slprintf(p, last, "auth_pat_cache_entries %ui\n", entries);
     p = ngx_http_auth_pat_status_family(p, last, "auth_pat_cache_bytes",
-            "gauge", "Bytes of the cache zone in use.");
+            "gauge", "Bytes that the cache entries take.");
     p = ngx_slprintf(p, last, "auth_pat_cache_bytes %uz\n", bytes);
 
     return p;

@@ -220,19 +220,21 @@ static const char *ngx_http_auth_pat_store_lua[] = {
     "end\n"
     "return 1\n",
 
-    /* REVOKE: ARGV id, now -> record | nil; idempotent */
+    /*
+     * REVOKE: ARGV id, now -> {1, record} (revoked now) | {0, record}
+     * (revoked before) | nil; idempotent
+     */
     NGX_HTTP_AUTH_PAT_LUA_REVOKED
     "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if not rec then return false end\n"
     "local t = cjson.decode(rec)\n"
-    "if t.r == cjson.null then\n"
-    "  t.r = tonumber(ARGV[2])\n"
-    "  t.k = cjson.null\n"
-    "  rec = cjson.encode(t)\n"
-    "  redis.call('HSET', KEYS[1], ARGV[1], rec)\n"
-    "  revoked(ARGV[1], ARGV[2])\n"
-    "end\n"
-    "return rec\n",
+    "if t.r ~= cjson.null then return {0, rec} end\n"
+    "t.r = tonumber(ARGV[2])\n"
+    "t.k = cjson.null\n"
+    "rec = cjson.encode(t)\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], rec)\n"
+    "revoked(ARGV[1], ARGV[2])\n"
+    "return {1, rec}\n",
 
     /* CLAIM: ARGV id, now, ttl -> {0} | {409, why} | {1, record} */
     "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"

@@ -206,4 +206,20 @@ $t->start_nginx;
 }
 $t->stop_nginx;
 
+# --- two DELETEs within one tick of nginx's cached clock (one worker,
+# timer_resolution 1s): the first revokes and is audited, the second not
+$t->redis_cmd('DEL', 'pat:{audit}');
+$t->nginx_conf(workers => 1, main => 'timer_resolution 1s;',
+               http => gateway_conf(redis => '%%REDIS%%', extra => 'auth_pat_audit on;'));
+$t->start_nginx;
+{
+    my $d = api($t, POST => '', user => 'fay', body => { name => 'f' })->{json}{data};
+    my @st = map { api($t, DELETE => "/$d->{id}", user => 'fay')->{status} } 1 .. 2;
+    is("@st", '200 200', 'two DELETEs in one clock tick: 200 200');
+    my @rev = grep { /audit: revoke user="fay"/ } @{ audit_lines() };
+    is(scalar @rev, 1, '... one revoke audited') or diag join "\n", @rev;
+    is(scalar(grep { $_->{event} eq 'revoke' } @{ stream() }), 1, '... one revoke in the stream');
+}
+$t->stop_nginx;
+
 done_testing;

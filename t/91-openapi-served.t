@@ -92,7 +92,12 @@ is(api($t, GET => '', user => 'alice')->{status}, 503,
 is(api($t, PUT => '', user => 'alice', body => {})->{status}, 405,
    'PUT on the collection: 405');
 
-my $m = $t->get('/metrics')->{content};
+# counted in the log phase, which runs after the answer went out
+my $m;
+PatTest::until_ok(3, sub {
+    $m = $t->get('/metrics')->{content};
+    $m =~ /^auth_pat_api_requests_total\{route="other",status="405"\} 1$/m
+});
 my ($n) = $m =~ /^auth_pat_api_requests_total\{route="openapi",status="200"\} (\d+)$/m;
 is($n, 7, 'metrics: the 200s counted under route="openapi"');
 ($n) = $m =~ /^auth_pat_api_requests_total\{route="openapi",status="405"\} (\d+)$/m;

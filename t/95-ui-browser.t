@@ -7,6 +7,7 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
+binmode($_, ":encoding(UTF-8)") for Test::More->builder->output, Test::More->builder->failure_output, Test::More->builder->todo_output;
 use PatTest;
 use JSON::PP ();
 use MIME::Base64 ();

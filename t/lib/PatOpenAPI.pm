@@ -17,12 +17,17 @@ use File::Temp ();
 
 my @RECORDS;
 
-# The locations of conf that serve the API or introspection: [prefix, kind]
+# The locations of conf that serve the API or introspection: [prefix,
+# kind].  A location's block is matched with its nested blocks
+# (limit_except, if); regex locations have no prefix and are not
+# recorded.
+my $BLOCK = qr/(?<b>\{(?:[^{}]++|(?&b))*\})/;
+
 sub _locations {
     my ($conf) = @_;
     my @loc;
-    while ($conf =~ /location\s+(?:=\s*|\^~\s*)?(\S+)\s*\{([^{}]*)\}/g) {
-        my ($prefix, $body) = ($1, $2);
+    while ($conf =~ /location\s+(?:=\s*|\^~\s*)?([^\s{~]\S*)\s*$BLOCK/g) {
+        my ($prefix, $body) = ($1, $+{b});
         push @loc, [$prefix, 'api'] if $body =~ /^\s*auth_pat_api\s*;/m;
         push @loc, [$prefix, 'introspect'] if $body =~ /^\s*auth_pat_introspect\s*;/m;
     }
@@ -30,10 +35,13 @@ sub _locations {
     return sort { length $b->[0] <=> length $a->[0] } @loc;
 }
 
+# Every answer with a body is recorded: one that is not JSON fails the
+# check (the module answers JSON only, its error pages included)
 sub record {
     my ($conf, $method, $path, $res) = @_;
     return if $ENV{PAT_NO_OPENAPI_CHECK} || !defined $conf;
-    return unless defined $res->{json};
+    return if uc $method eq 'HEAD' || !defined $res->{content} || !length $res->{content};
+    return if $res->{status} >= 599;    # HTTP::Tiny's own: no answer
     (my $p = $path) =~ s/\?.*//s;
     for my $loc (_locations($conf)) {
         my ($prefix, $kind) = @$loc;
@@ -45,7 +53,8 @@ sub record {
             prefix => $prefix,
             status => $res->{status} + 0,
             # the bytes, not the decoded value, which a test may change
-            body   => $res->{content},
+            body   => defined $res->{json} ? $res->{content} : undef,
+            type   => $res->{headers}{'content-type'} // '',
         };
         return;
     }
@@ -62,7 +71,8 @@ sub _check {
     binmode $tmp, ':raw';
     my $js = JSON::PP->new->utf8->canonical->allow_nonref;
     for my $rec (@RECORDS) {
-        print {$tmp} $js->encode({ %$rec, body => $js->decode($rec->{body}) }), "\n";
+        my $body = defined $rec->{body} ? $js->decode($rec->{body}) : undef;
+        print {$tmp} $js->encode({ %$rec, body => $body, json => defined $rec->{body} ? 1 : 0 }), "\n";
     }
     close $tmp;
     my $out = `/usr/bin/python3 $root/t/lib/openapi_check.py $root/openapi/openapi.json @{[ $tmp->filename ]} 2>&1`;

@@ -124,6 +124,9 @@ class Checker:
         method = rec["method"].lower()
         if method == "head":
             return
+        if not rec.get("json", 1):
+            self.fail(rec, "not JSON (Content-Type %r)" % rec.get("type", ""))
+            return
         paths = self.paths_of(rec["kind"])
         # below a location written with a trailing slash, "/v2/tokens/x"
         # was recorded as "x"
