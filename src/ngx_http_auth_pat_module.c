@@ -1574,6 +1574,10 @@ ngx_http_auth_pat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "cannot share a location with \"auth_pat_introspect\"";
     }
 
+    if (plcf->ui) {
+        return "cannot share a location with \"auth_pat_ui\"";
+    }
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->named
@@ -1613,6 +1617,10 @@ ngx_http_auth_pat_introspect(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (plcf->api) {
         return "cannot share a location with \"auth_pat_api\"";
+    }
+
+    if (plcf->ui) {
+        return "cannot share a location with \"auth_pat_ui\"";
     }
 
     plcf->introspect = 1;
@@ -1669,6 +1677,10 @@ ngx_http_auth_pat_status_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (plcf->status) {
         return "is duplicate";
+    }
+
+    if (plcf->ui) {
+        return "cannot share a location with \"auth_pat_ui\"";
     }
 
     plcf->status = 1;

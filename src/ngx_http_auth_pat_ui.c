@@ -128,10 +128,13 @@ static ngx_int_t
 ngx_http_auth_pat_ui_redirect(ngx_http_request_t *r)
 {
     u_char           *p;
-    size_t            len;
+    size_t            len, escape;
     ngx_table_elt_t  *h;
 
-    len = r->uri.len + 1 + (r->args.len ? 1 + r->args.len : 0);
+    escape = 2 * ngx_escape_uri(NULL, r->uri.data, r->uri.len,
+                                NGX_ESCAPE_URI);
+
+    len = r->uri.len + escape + 1 + (r->args.len ? 1 + r->args.len : 0);
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -147,7 +150,14 @@ ngx_http_auth_pat_ui_redirect(ngx_http_request_t *r)
     ngx_str_set(&h->key, "Location");
     h->value.data = p;
 
-    p = ngx_cpymem(p, r->uri.data, r->uri.len);
+    if (escape) {
+        p = (u_char *) ngx_escape_uri(p, r->uri.data, r->uri.len,
+                                      NGX_ESCAPE_URI);
+
+    } else {
+        p = ngx_cpymem(p, r->uri.data, r->uri.len);
+    }
+
     *p++ = '/';
 
     if (r->args.len) {
@@ -275,6 +285,64 @@ ngx_http_auth_pat_ui_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * api=: an absolute path of RFC 3986's path characters, which the page's
+ * script appends "/{id}/rotate" and a query to: no query or fragment of
+ * its own, no "." or ".." segment, no "//" (another host to a browser),
+ * no backslash (which browsers read as "/"), not "/" alone.
+ */
+
+static ngx_int_t
+ngx_http_auth_pat_ui_api_valid(ngx_str_t *api)
+{
+    u_char  c, *p, *last, *seg;
+    size_t  n;
+
+    if (api->len < 2 || api->len > NGX_HTTP_AUTH_PAT_UI_API_MAX
+        || api->data[0] != '/')
+    {
+        return NGX_ERROR;
+    }
+
+    last = api->data + api->len;
+    seg = api->data + 1;
+
+    for (p = api->data + 1; p <= last; p++) {
+
+        if (p == last || *p == '/') {
+            n = p - seg;
+
+            if (n == 0 && p != last) {
+                return NGX_ERROR;                      /* "//" */
+            }
+
+            if ((n == 1 && seg[0] == '.')
+                || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            {
+                return NGX_ERROR;
+            }
+
+            seg = p + 1;
+            continue;
+        }
+
+        c = *p;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9')
+            || ngx_strlchr((u_char *) "-._~!$&'()*+,;=:@%",
+                           (u_char *) "-._~!$&'()*+,;=:@%" + 18, c))
+        {
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* the page with data-api="URI", the URI escaped for an HTML attribute */
 
 static ngx_int_t
@@ -382,17 +450,19 @@ ngx_http_auth_pat_ui_conf(ngx_conf_t *cf, ngx_http_auth_pat_ui_conf_t **uip)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "api=", 4) == 0) {
+        if (value[i].len >= 4 && ngx_strncmp(value[i].data, "api=", 4) == 0) {
             api.data = value[i].data + 4;
             api.len = value[i].len - 4;
 
-            if (api.len == 0 || api.len > NGX_HTTP_AUTH_PAT_UI_API_MAX
-                || api.data[0] != '/')
-            {
+            if (ngx_http_auth_pat_ui_api_valid(&api) != NGX_OK) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"%V\": the API's URI must "
-                                   "start with \"/\", at most %d bytes",
-                                   &value[i], NGX_HTTP_AUTH_PAT_UI_API_MAX);
+                                   "invalid \"%V\": the API's location is "
+                                   "a path on this server, such as "
+                                   "\"/v1/personal-access-tokens\", with "
+                                   "no query, fragment, \".\" or \"..\" "
+                                   "segment, \"//\" or \"\\\" (at most %d "
+                                   "bytes)", &value[i],
+                                   NGX_HTTP_AUTH_PAT_UI_API_MAX);
                 return NGX_CONF_ERROR;
             }
 
@@ -402,15 +472,6 @@ ngx_http_auth_pat_ui_conf(ngx_conf_t *cf, ngx_http_auth_pat_ui_conf_t **uip)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
         return NGX_CONF_ERROR;
-    }
-
-    for (i = 0; i < api.len; i++) {
-        if (api.data[i] <= ' ' || api.data[i] == 0x7f) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid api=: no space or control "
-                               "character is allowed");
-            return NGX_CONF_ERROR;
-        }
     }
 
     ui = ngx_pcalloc(cf->pool, sizeof(ngx_http_auth_pat_ui_conf_t));
@@ -424,7 +485,7 @@ ngx_http_auth_pat_ui_conf(ngx_conf_t *cf, ngx_http_auth_pat_ui_conf_t **uip)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
-    if (clcf->exact_match
+    if (clcf->exact_match || clcf->named || clcf->noname
 #if (NGX_PCRE)
         || clcf->regex
 #endif
@@ -433,6 +494,14 @@ ngx_http_auth_pat_ui_conf(ngx_conf_t *cf, ngx_http_auth_pat_ui_conf_t **uip)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"auth_pat_ui\" needs a prefix location, which "
                            "also serves its app.js and app.css");
+        return NGX_CONF_ERROR;
+    }
+
+    if (clcf->handler != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"auth_pat_ui\" cannot share a location with "
+                           "another content handler (auth_pat_api, "
+                           "proxy_pass, ...)");
         return NGX_CONF_ERROR;
     }
 

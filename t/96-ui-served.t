@@ -30,7 +30,7 @@ server {
     location /mine {
         auth_basic "pat";
         auth_basic_user_file %%DIR%%/htpasswd;
-        auth_pat_ui api=/api/t?a=1&b="<x>";
+        auth_pat_ui "api=/api/t&b='x'";
     }
     location /v1/personal-access-tokens {
         auth_pat_api;
@@ -43,6 +43,9 @@ server {
         proxy_pass http://127.0.0.1:%%PORT2%%/check;
         proxy_pass_request_body off;
         proxy_set_header Content-Length "";
+    }
+    location "/my tokens" {
+        auth_pat_ui;
     }
     location /sso/tokens/ {
         auth_request /_sso;
@@ -122,13 +125,17 @@ my $basic = { Authorization => 'Basic ' . MIME::Base64::encode_base64('alice:s3c
 $r = $t->get('/mine/', $basic);
 is($r->{status}, 200, '... with it: 200');
 (my $want = $file{'index.html'})
-    =~ s/data-api="\/v1\/personal-access-tokens"/data-api="\/api\/t?a=1&amp;b=&#34;&lt;x&gt;&#34;"/;
+    =~ s/data-api="\/v1\/personal-access-tokens"/data-api="\/api\/t&amp;b=&#39;x&#39;"/;
 is($r->{content}, $want, 'api=: the page names it in data-api, HTML-escaped, and is otherwise the same');
 
 $r = $t->get('/mine', $basic);
 is($r->{status}, 301, '<location> alone: 301');
 like($r->{headers}{location} // '', qr{^http://[^/]+/mine/$}, '... to <location>/');
 like($t->get('/mine?x=1', $basic)->{headers}{location} // '', qr{/mine/\?x=1$}, '... keeping the query');
+
+$r = $t->get('/my%20tokens');
+is($r->{status}, 301, 'a prefix with a space, alone: 301');
+like($r->{headers}{location} // '', qr{/my%20tokens/$}, '... to the escaped URI, with the slash');
 
 # behind auth_request: the page, and the API as the SSO's user
 is($t->get('/sso/tokens/')->{status}, 401, 'behind auth_request, no session: 401');
@@ -152,17 +159,29 @@ $t->done;
 for my $c (
     [ "location = /t/ { auth_pat_ui; }", qr/"auth_pat_ui" needs a prefix location/, 'an exact location' ],
     [ "location ~ ^/t/ { auth_pat_ui; }", qr/"auth_pat_ui" needs a prefix location/, 'a regex location' ],
-    [ "location /t/ { auth_pat_ui api=v1; }", qr/invalid "api=v1": the API's URI must start with "\/"/, 'api= not a path' ],
+    [ "location /t/ { auth_pat_ui api=v1; }", qr/invalid "api=v1": the API's location is a path on this server/, 'api= not a path' ],
     [ "location /t/ { auth_pat_ui api=; }", qr/invalid "api="/, 'an empty api=' ],
+    [ "location /t/ { auth_pat_ui api=/; }", qr/invalid "api=\/"/, 'api=/ alone' ],
+    [ "location /t/ { auth_pat_ui api=/v1?a=1; }", qr/invalid "api=\/v1\?a=1"/, 'a query in api=' ],
+    [ "location /t/ { auth_pat_ui api=/v1#x; }", qr/invalid/, 'a fragment in api=' ],
+    [ "location /t/ { auth_pat_ui api=//evil.example/v1; }", qr/invalid "api=\/\/evil/, 'api= of another host (//)' ],
+    [ 'location /t/ { auth_pat_ui "api=/\\evil.example/v1"; }', qr/invalid "api=/, 'a backslash in api=' ],
+    [ "location /t/ { auth_pat_ui api=/v1/../admin; }", qr/invalid "api=\/v1\/\.\.\/admin"/, 'a .. segment' ],
+    [ "location \@x { auth_pat_ui; }", qr/"auth_pat_ui" needs a prefix location/, 'a named location' ],
+    [ "location /t/ { proxy_pass http://127.0.0.1:1; auth_pat_ui; }", qr/cannot share a location with another content handler/, 'after proxy_pass' ],
+    [ "location /t/ { auth_pat_ui; auth_pat_api; }", qr/"auth_pat_api" directive cannot share a location with "auth_pat_ui"/, 'auth_pat_api after it' ],
+    [ "location /t/ { auth_pat_ui; auth_pat_status; }", qr/cannot share a location with "auth_pat_ui"/, 'auth_pat_status after it' ],
     [ "location /t/ { auth_pat_ui colour=blue; }", qr/invalid parameter "colour=blue"/, 'an unknown parameter' ],
     [ "location /t/ { auth_pat_ui; auth_pat_ui; }", qr/"auth_pat_ui" directive is duplicate/, 'twice' ],
-    [ "location /t/ { auth_pat_ui \"api=/a b\"; }", qr/no space or control character/, 'a space in api=' ],
+    [ "location /t/ { auth_pat_ui \"api=/a b\"; }", qr/invalid "api=\/a b"/, 'a space in api=' ],
 ) {
     my ($rc, $out) = conf_test($c->[0]);
     isnt($rc, 0, "nginx -t refuses $c->[2]");
     like($out, $c->[1], '... saying why') or diag $out;
 }
-my ($rc, $out) = conf_test("location /t/ { auth_pat_ui api=/v1/tokens; }");
-is($rc, 0, 'nginx -t: auth_pat_ui api=/v1/tokens') or diag $out;
+for my $ok ('/v1/tokens', '/v1/tokens/', '/a-b_c.d~e/%41/x:y@z') {
+    my ($rc, $out) = conf_test("location /t/ { auth_pat_ui api=$ok; }");
+    is($rc, 0, "nginx -t: auth_pat_ui api=$ok") or diag $out;
+}
 
 done_testing;
