@@ -10,6 +10,8 @@
 //   {"check": name, "got": x, "want": y}          a comparison
 //   {"need": "redis-down" | "redis-up"}           the test then does it and
 //                                                 creates OUT/<need>
+//   {"plan": n}                                   first: the number of checks
+//                                                 that follow
 // A plaintext token is never printed.
 import { chromium } from 'playwright-core';
 import { readFileSync, existsSync } from 'node:fs';
@@ -31,6 +33,19 @@ const print = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const check = (name, ok, got) => print({ check: name, ok: Boolean(ok), got: got ?? null });
 const is = (name, got, want) => print({ check: name, got, want });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const PLAN = 135;
+
+// promise, or a rejection after ms: no wait of the driver is unbounded
+function withTimeout(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+const evaluate = (page, fn, arg, what = 'page.evaluate') => withTimeout(page.evaluate(fn, arg), 20000, what);
+const readClipboard = (page) => evaluate(page, () => navigator.clipboard.readText(), undefined, 'clipboard read');
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const consoleLines = [];
 const cspViolations = [];
@@ -48,15 +63,19 @@ async function need(step) {
 }
 
 async function callProtected(token) {
-  const r = await fetch(protectedUrl, { headers: { Authorization: `Bearer ${token}` } });
+  const r = await fetch(protectedUrl, {
+    headers: { Authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(10000),
+  });
   return r.status;
 }
 
 async function axeCheck(page, view) {
-  if (!(await page.evaluate(() => typeof window.axe === 'object'))) {
-    await page.evaluate(axeSource);
+  if (!(await evaluate(page, () => typeof window.axe === 'object'))) {
+    await withTimeout(page.evaluate(axeSource), 20000, 'loading axe');
   }
-  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const result = await withTimeout(page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] })),
+                                   60000, 'axe.run');
   const bad = result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
@@ -81,7 +100,7 @@ async function waitList(page, action) {
 }
 
 function row(page, name) {
-  return page.locator('#rows tr', { has: page.locator('.token-name', { hasText: new RegExp(`^${name}$`) }) });
+  return page.locator('#rows tr', { has: page.locator('.token-name', { hasText: new RegExp(`^${escapeRegExp(name)}$`) }) });
 }
 
 async function readSecret(page, how) {
@@ -101,6 +120,22 @@ async function closeSecret(page, how) {
   await page.click('#secret-dialog button.cancel');
   await page.locator('#secret-dialog').waitFor({ state: 'hidden' });
   is(`${how}: closing the dialog empties its input`, await page.inputValue('#secret'), '');
+  await heapHasNoSecret(page, how);
+}
+
+// The page's JS heap, after a garbage collection, holds no plaintext
+async function heapHasNoSecret(page, how) {
+  const cdp = await page.context().newCDPSession(page);
+  const chunks = [];
+  cdp.on('HeapProfiler.addHeapSnapshotChunk', (e) => chunks.push(e.chunk));
+  await withTimeout(cdp.send('HeapProfiler.enable'), 20000, 'HeapProfiler.enable');
+  await withTimeout(cdp.send('HeapProfiler.collectGarbage'), 60000, 'HeapProfiler.collectGarbage');
+  await withTimeout(cdp.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false }), 120000, 'HeapProfiler.takeHeapSnapshot');
+  await cdp.detach();
+  const heap = chunks.join('');
+  const inHeap = secrets.filter((s) => heap.includes(s)).length;
+  check(`${how}: after the dialog closed, no plaintext in the JS heap (a ${Math.round(heap.length / 1e6)} MB snapshot)`,
+        heap.length > 1000 && inHeap === 0, { inHeap, size: heap.length });
 }
 
 async function plaintextNowhere(page, what) {
@@ -111,11 +146,15 @@ async function plaintextNowhere(page, what) {
       localStorage: JSON.stringify(Object.entries(localStorage)),
       sessionStorage: JSON.stringify(Object.entries(sessionStorage)),
       url: location.href,
+      historyState: JSON.stringify(history.state),
+      title: document.title,
+      windowName: window.name,
+      cookie: document.cookie,
     };
     return Object.entries(places).filter(([, text]) => list.some((s) => text.includes(s))).map(([k]) => k);
   }, secrets);
   const inConsole = consoleLines.filter((l) => secrets.some((s) => l.includes(s))).length;
-  is(`${what}: no plaintext in the DOM, inputs, storage or URL`, found, []);
+  is(`${what}: no plaintext in the DOM, inputs, storage, URL, history state, title, window name or cookie`, found, []);
   is(`${what}: no plaintext in any console message`, inConsole, 0);
 }
 
@@ -142,6 +181,7 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.PAT_CHROMIUM || '/usr/bin/chromium',
     args: ['--no-sandbox'],
+    timeout: 60000,
   });
   let page = await signedInPage(browser, user);
 
@@ -256,7 +296,7 @@ async function main() {
   is('create: the focus is on Copy', await page.evaluate(() => document.activeElement.id), 'copy');
   await page.click('#copy');
   is('create: Copy puts the token on the clipboard',
-     (await page.evaluate(() => navigator.clipboard.readText())) === token, true);
+     (await readClipboard(page)) === token, true);
   is('create: the token opens the protected location', await callProtected(token), 200);
   await closeSecret(page, 'create');
   is('create: focus returns to the button that opened the dialog',
@@ -319,6 +359,7 @@ async function main() {
   is('outage: a create says so in the dialog', await page.textContent('#create-dialog .alert'),
      'The token service is unavailable; try again.');
   await page.keyboard.press('Escape');
+  await page.locator('#create-dialog').waitFor({ state: 'hidden' });
   await axeCheck(page, 'list with an error');
   await need('redis-up');
   let recovered = false;
@@ -359,7 +400,7 @@ async function main() {
   is('keyboard: focus is on Copy', await page.evaluate(() => document.activeElement.id), 'copy');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.getElementById('copy-status').textContent !== '');
-  is('keyboard: Enter on Copy copies', (await page.evaluate(() => navigator.clipboard.readText())) === token, true);
+  is('keyboard: Enter on Copy copies', (await readClipboard(page)) === token, true);
   await page.evaluate(() => navigator.clipboard.writeText(''));
   await page.keyboard.press('Escape');
   await page.locator('#secret-dialog').waitFor({ state: 'hidden' });
@@ -398,6 +439,7 @@ async function main() {
   is('320 px: the create dialog fits', await page.$eval('#create-dialog', (d) => d.getBoundingClientRect().right <= 320), true);
   await page.screenshot({ path: join(out, 'narrow-320-create.png') });
   await page.keyboard.press('Escape');
+  await page.locator('#create-dialog').waitFor({ state: 'hidden' });
   await axeCheck(page, 'list at 320 px');
   await page.evaluate(() => document.activeElement.blur());
   await page.setViewportSize({ width: 1024, height: 640 });
@@ -502,6 +544,7 @@ async function main() {
   await browser.close();
 }
 
+print({ plan: PLAN });
 try {
   await main();
 } catch (err) {
