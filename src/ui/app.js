@@ -17,6 +17,8 @@ const DAY = 86400;
 const UNAVAILABLE = 'The token service is unavailable; try again.';
 const UNREACHABLE = 'The token service could not be reached; try again.';
 const SIGNED_OUT = 'You are signed out: sign in again (reload the page).';
+const UNEXPECTED = 'Unexpected answer from the token service; try again.';
+const MISCONFIGURED = 'This page is misconfigured: its API address (data-api) must be a path on this site, without "?" or "#". Nothing was sent.';
 
 const view = {
   page: 0,
@@ -42,7 +44,27 @@ class ApiError extends Error {
   }
 }
 
+/*
+ * The API's URL for path, or an ApiError if data-api names anything but a
+ * path on this origin: another origin, a query or fragment, or "/" alone.
+ */
+function apiUrl(path) {
+  let url = null;
+  if (API !== '' && !/[?#]/.test(API)) {
+    try {
+      url = new URL(API + path, location.href);
+    } catch {
+      url = null;
+    }
+  }
+  if (!url || url.origin !== location.origin) {
+    throw new ApiError(-1, MISCONFIGURED);
+  }
+  return url.href;
+}
+
 async function callApi(method, path, body) {
+  const url = apiUrl(path);
   const init = {
     method,
     credentials: 'same-origin',
@@ -55,7 +77,7 @@ async function callApi(method, path, body) {
   }
   let response;
   try {
-    response = await fetch(API + path, init);
+    response = await fetch(url, init);
   } catch {
     throw new ApiError(0, UNREACHABLE);
   }
@@ -66,27 +88,50 @@ async function callApi(method, path, body) {
     json = null;
   }
   if (response.ok) {
+    /* an SSO proxy's login page, say: not the API's answer */
+    if (json === null || typeof json !== 'object') {
+      throw new ApiError(response.status, UNEXPECTED);
+    }
     return json;
   }
   throw new ApiError(response.status, errorMessage(response.status, json));
+}
+
+function hasMessage(json) {
+  return json !== null && typeof json === 'object' && typeof json.message === 'string' && json.message !== '';
 }
 
 function errorMessage(status, json) {
   if (status === 503) {
     return UNAVAILABLE;
   }
-  if (status === 401) {
-    return SIGNED_OUT;
-  }
-  if (json && typeof json.message === 'string' && json.message) {
+  if (hasMessage(json)) {
     return json.message;
+  }
+  if (status === 401) {
+    /* not the API's JSON: auth_basic's own page, say */
+    return SIGNED_OUT;
   }
   return `The request failed (HTTP ${status}).`;
 }
 
+/* any error as a message for the page: never a raw JS exception */
+function asApiError(err) {
+  return err instanceof ApiError ? err : new ApiError(-2, UNEXPECTED);
+}
+
+/* the data of an answer {"data": {...}}, or an ApiError */
+function dataOf(answer) {
+  if (!answer || typeof answer.data !== 'object' || answer.data === null) {
+    throw new ApiError(-2, UNEXPECTED);
+  }
+  return answer.data;
+}
+
 /* ---- alerts and notices ---- */
 
-function showPageError(err) {
+function showPageError(error) {
+  const err = asApiError(error);
   $('alert-text').textContent = err.message;
   $('retry').hidden = !(err.status === 503 || err.status === 0);
   $('alert').hidden = false;
@@ -99,7 +144,7 @@ function clearPageError() {
 
 function showDialogError(dialog, err) {
   const box = dialog.querySelector('.alert');
-  box.textContent = err.message;
+  box.textContent = asApiError(err).message;
   box.hidden = false;
 }
 
@@ -120,7 +165,14 @@ function announce(text) {
 const relativeFormat = new Intl.RelativeTimeFormat('en', { numeric: 'always' });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'long' });
 
+function validTime(iso) {
+  return typeof iso === 'string' && Number.isFinite(Date.parse(iso));
+}
+
 function relativeTime(iso) {
+  if (!validTime(iso)) {
+    return String(iso);
+  }
   const seconds = (Date.parse(iso) - Date.now()) / 1000;
   const abs = Math.abs(seconds);
   if (abs < 60) {
@@ -138,6 +190,9 @@ function relativeTime(iso) {
 }
 
 function timeElement(iso, text) {
+  if (!validTime(iso)) {
+    return document.createTextNode(String(iso));
+  }
   const time = document.createElement('time');
   time.dateTime = iso;
   time.title = fullFormat.format(new Date(iso));
@@ -186,6 +241,9 @@ async function loadList() {
     const list = await callApi('GET', listQuery());
     if (request !== listRequest) {
       return;
+    }
+    if (!Array.isArray(list.items) || !Number.isFinite(list.totalCount)) {
+      throw new ApiError(-2, UNEXPECTED);
     }
     const lastPage = Math.max(0, Math.ceil(list.totalCount / PAGE_SIZE) - 1);
     if (list.items.length === 0 && view.page > lastPage) {

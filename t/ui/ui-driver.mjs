@@ -33,7 +33,7 @@ const print = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const check = (name, ok, got) => print({ check: name, ok: Boolean(ok), got: got ?? null });
 const is = (name, got, want) => print({ check: name, got, want });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const PLAN = 135;
+const PLAN = 145;
 
 // promise, or a rejection after ms: no wait of the driver is unbounded
 function withTimeout(promise, ms, what) {
@@ -474,11 +474,51 @@ async function main() {
   }));
   await page.click('.chip[data-status=expired]');
   await page.locator('#alert').waitFor({ state: 'visible' });
-  check('401: the page says to sign in again', /sign in again/.test(await page.textContent('#alert-text')),
-        await page.textContent('#alert-text'));
+  is('401: the API\'s message is shown', await page.textContent('#alert-text'), 'a bearer token is required');
   await page.unroute('**/v1/personal-access-tokens?*');
   await waitList(page, () => page.click('.chip[data-status=""]'));
   check('401: gone once the API answers again', await page.isHidden('#alert'));
+  await page.route('**/v1/personal-access-tokens?*', (route) => route.fulfill({
+    status: 401,
+    contentType: 'text/html',
+    headers: { 'WWW-Authenticate': 'Basic realm="pat"' },
+    body: '<html><body><h1>401 Authorization Required</h1></body></html>',
+  }));
+  await page.click('.chip[data-status=expired]');
+  await page.locator('#alert').waitFor({ state: 'visible' });
+  check('401 not from the API (auth_basic\'s page): the page says to sign in again',
+        /sign in again/.test(await page.textContent('#alert-text')), await page.textContent('#alert-text'));
+  await page.unroute('**/v1/personal-access-tokens?*');
+  await waitList(page, () => page.click('.chip[data-status=""]'));
+
+  // ---- a 2xx that is not the API's JSON (an SSO proxy's login page), and times that are no times
+  await page.route('**/v1/personal-access-tokens?*', (route) => route.fulfill({
+    status: 200,
+    contentType: 'text/html',
+    body: '<html><body><form>Sign in</form></body></html>',
+  }));
+  await page.click('.chip[data-status=expired]');
+  await page.locator('#alert').waitFor({ state: 'visible' });
+  is('a 2xx not in JSON: a fixed message, no exception', await page.textContent('#alert-text'),
+     'Unexpected answer from the token service; try again.');
+  await page.unroute('**/v1/personal-access-tokens?*');
+  await page.route('**/v1/personal-access-tokens?*', (route) => route.fulfill({
+    status: 200,
+    contentType: 'application/json',
+    body: JSON.stringify({
+      items: [{ id: '00000000-0000-4000-8000-000000000000', name: 'odd', prefix: 'pat_odd0', scopes: [],
+                createdAt: 'not a time', expiresAt: '2026-13-45T99:00:00Z', lastUsedAt: null, revokedAt: null, status: 'active' }],
+      totalCount: 1,
+      facets: { status: { active: 1, expired: 0, revoked: 0 } },
+    }),
+  }));
+  await page.click('.chip[data-status=active]');
+  await page.waitForFunction(() => document.getElementById('tokens').getAttribute('aria-busy') === 'false');
+  is('a time that is no time: shown as it came',
+     await row(page, 'odd').locator('td[data-label=Created]').innerText({ timeout: 3000 }).catch(() => null), 'not a time');
+  is('a time that is no time: no error', await page.isHidden('#alert'), true);
+  await page.unroute('**/v1/personal-access-tokens?*');
+  await waitList(page, () => page.click('.chip[data-status=""]'));
 
   // ---- the page for another API (api=/v2/tokens): no scope list, no
   // lifetimes; as bob, whose list starts empty
@@ -540,6 +580,41 @@ async function main() {
      consoleLines.filter((l) => /Content Security Policy|Refused to/.test(l)), []);
   is('no script error', consoleLines.filter((l) => l.startsWith('pageerror')), []);
   await plaintextNowhere(page, 'at the end');
+
+  // ---- a data-api that is not a path on this origin: nothing is sent
+  await page.context().close();
+  const misconfigured = await browser.newContext({ httpCredentials: { username: user, password } });
+  const bad = await misconfigured.newPage();
+  let api = '';
+  const offsite = [];
+  await misconfigured.route('**/*', async (route) => {
+    const request = route.request();
+    const url = new URL(request.url());
+    if (request.isNavigationRequest() && url.href === pageUrl) {
+      const answer = await route.fetch();
+      const attr = api.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+      return route.fulfill({ response: answer, body: (await answer.text()).replace(/data-api="[^"]*"/, `data-api="${attr}"`) });
+    }
+    if (url.origin === base && (url.pathname === `${pagePath}app.js` || url.pathname === `${pagePath}app.css`)) {
+      return route.continue();
+    }
+    offsite.push(url.href);
+    return route.abort();
+  });
+  for (const value of ['//elsewhere.example/v1/personal-access-tokens', 'http://elsewhere.example/v1',
+                       'https:/v1/personal-access-tokens', '/v1/personal-access-tokens?x=1',
+                       '/v1/personal-access-tokens#x', '/']) {
+    api = value;
+    offsite.length = 0;
+    await bad.goto(pageUrl);
+    await bad.locator('#alert').waitFor({ state: 'visible', timeout: 5000 }).catch(() => null);
+    await bad.click('#new-token');
+    await sleep(300);
+    const said = await bad.textContent('#alert-text');
+    check(`data-api="${value}": a configuration error, and nothing sent`,
+          /misconfigured/.test(said) && offsite.length === 0 && (await bad.isHidden('#create-dialog')), { said, offsite });
+  }
+  await misconfigured.close();
 
   await browser.close();
 }
