@@ -4,9 +4,13 @@
  * through the admin API named by <html data-api>.
  *
  * A plaintext token lives only in the secret dialog's input while that
- * dialog is open: it is never put anywhere else in the DOM, in storage, in
- * the URL or on the console, and the input is emptied when the dialog
- * closes.
+ * dialog is open (and, should a second one ever arrive meanwhile, in a
+ * queue until the first is closed): it is never put anywhere else in the
+ * DOM, in storage, in the URL or on the console, and the input is emptied
+ * when the dialog closes or the page is left.
+ *
+ * One write (create, rotate, revoke) is in flight at a time for the whole
+ * page; while it is, its dialog cannot be closed and no other can start.
  */
 'use strict';
 
@@ -31,6 +35,8 @@ const view = {
 let config = null;
 let listRequest = 0;
 let pendingAction = null;   /* {kind: 'revoke'|'rotate', id, name} */
+let busyDialog = null;      /* the dialog whose write is in flight */
+const secretQueue = [];     /* [plaintext, name, opener] waiting for the secret dialog */
 const openers = new WeakMap();
 
 const $ = (id) => document.getElementById(id);
@@ -349,6 +355,7 @@ function actionButton(text, kind, token) {
   hidden.className = 'visually-hidden';
   hidden.textContent = ` token ${token.name}`;
   button.append(text, hidden);
+  button.disabled = busyDialog !== null;
   button.addEventListener('click', () => confirmAction(kind, token));
   return button;
 }
@@ -410,8 +417,38 @@ function returnFocus(dialog) {
   target.focus();
 }
 
+/*
+ * The write of dialog starts: its buttons and every button that starts
+ * another write are disabled, and the dialog cannot be closed (see wire()).
+ */
+function beginWrite(dialog) {
+  busyDialog = dialog;
+  setWriteButtons(dialog, true);
+}
+
+function endWrite(dialog) {
+  busyDialog = null;
+  setWriteButtons(dialog, false);
+}
+
+function setWriteButtons(dialog, disabled) {
+  for (const button of document.querySelectorAll('#new-token, #rows button[data-action]')) {
+    button.disabled = disabled;
+  }
+  for (const button of dialog.querySelectorAll('.actions button')) {
+    button.disabled = disabled;
+  }
+  if (!disabled && dialog.open && !dialog.contains(document.activeElement)) {
+    /* a disabled button loses the focus: give it back */
+    dialog.querySelector('.actions button:last-child').focus();
+  }
+}
+
 function closeDialogOf(button) {
   const dialog = button.closest('dialog');
+  if (busyDialog === dialog) {
+    return;
+  }
   if (dialog.id === 'secret-dialog') {
     forgetSecret();   /* now, not a task later when 'close' fires */
   }
@@ -432,7 +469,7 @@ async function loadConfig() {
 
 async function openCreate() {
   const opener = document.activeElement;
-  if (!config && !(await loadConfig())) {
+  if (busyDialog || (!config && !(await loadConfig())) || busyDialog) {
     return;
   }
   resetCreateForm();
@@ -536,41 +573,73 @@ function chosenScopes() {
 async function submitCreate(event) {
   event.preventDefault();
   const dialog = $('create-dialog');
-  const submit = $('create-submit');
+  if (busyDialog) {
+    return;
+  }
   clearDialogError(dialog);
-  submit.disabled = true;
+  beginWrite(dialog);
+  let created;
   try {
-    const answer = await callApi('POST', '', {
+    created = dataOf(await callApi('POST', '', {
       name: $('create-name').value.trim(),
       expiresAt: chosenExpiry(),
       scopes: chosenScopes(),
-    });
-    const opener = openers.get(dialog);
-    dialog.close();
-    showSecret(answer.data.token, answer.data.name, opener);
-    announce(`Token “${answer.data.name}” created.`);
-    view.page = 0;
-    loadList();
+    }));
   } catch (err) {
+    endWrite(dialog);
     showDialogError(dialog, err);
-  } finally {
-    submit.disabled = false;
+    return;
   }
+  endWrite(dialog);
+  const opener = openers.get(dialog);
+  dialog.close();
+  showSecret(created.token, created.name, opener);
+  announce(`Token “${created.name}” created.`);
+  view.page = 0;
+  loadList();
 }
 
 /* ---- the plaintext, shown once ---- */
 
 function showSecret(plaintext, name, opener) {
+  const dialog = $('secret-dialog');
+  if (dialog.open) {
+    secretQueue.push([plaintext, name, opener]);
+    return;
+  }
   $('secret').value = plaintext;
   $('secret-name').textContent = `“${name}”`;
   $('copy-status').textContent = '';
-  openDialog($('secret-dialog'), opener);
+  openDialog(dialog, opener);
+}
+
+function showNextSecret() {
+  if (secretQueue.length > 0 && !$('secret-dialog').open) {
+    showSecret(...secretQueue.shift());
+  }
 }
 
 function forgetSecret() {
-  $('secret').value = '';
+  const input = $('secret');
+  input.setSelectionRange(0, 0);
+  input.value = '';
   $('secret-name').textContent = '';
   $('copy-status').textContent = '';
+  /* the fallback of copySecret selected it */
+  const selection = document.getSelection();
+  if (selection) {
+    selection.removeAllRanges();
+  }
+}
+
+/* leaving the page (or its going into the back-forward cache) forgets every plaintext */
+function forgetAllSecrets() {
+  secretQueue.length = 0;
+  forgetSecret();
+  const dialog = $('secret-dialog');
+  if (dialog.open) {
+    dialog.close();
+  }
 }
 
 async function copySecret() {
@@ -588,6 +657,9 @@ async function copySecret() {
 /* ---- revoke and rotate ---- */
 
 function confirmAction(kind, token) {
+  if (busyDialog) {
+    return;
+  }
   pendingAction = { kind, id: token.id, name: token.name };
   const rotate = kind === 'rotate';
   $('confirm-title').textContent = rotate ? `Rotate token “${token.name}”?` : `Revoke token “${token.name}”?`;
@@ -602,32 +674,35 @@ async function runPendingAction() {
   const dialog = $('confirm-dialog');
   const button = $('confirm-ok');
   const action = pendingAction;
-  if (!action) {
+  if (!action || busyDialog) {
     return;
   }
   clearDialogError(dialog);
-  button.disabled = true;
+  beginWrite(dialog);
+  let rotated = null;
   try {
     const path = '/' + encodeURIComponent(action.id);
     if (action.kind === 'rotate') {
-      const answer = await callApi('POST', path + '/rotate', {});
-      const opener = openers.get(dialog);
-      pendingAction = null;
-      dialog.close();
-      showSecret(answer.data.token, answer.data.name, opener);
-      announce(`Token “${action.name}” rotated.`);
+      rotated = dataOf(await callApi('POST', path + '/rotate', {}));
     } else {
       await callApi('DELETE', path);
-      pendingAction = null;
-      dialog.close();
-      announce(`Token “${action.name}” revoked.`);
     }
-    loadList();
   } catch (err) {
+    endWrite(dialog);
     showDialogError(dialog, err);
-  } finally {
-    button.disabled = false;
+    return;
   }
+  endWrite(dialog);
+  const opener = openers.get(dialog);
+  pendingAction = null;
+  dialog.close();
+  if (rotated) {
+    showSecret(rotated.token, rotated.name, opener);
+    announce(`Token “${action.name}” rotated.`);
+  } else {
+    announce(`Token “${action.name}” revoked.`);
+  }
+  loadList();
 }
 
 /* ---- wiring ---- */
@@ -672,10 +747,31 @@ function wire() {
     button.addEventListener('click', () => closeDialogOf(button));
   }
   for (const dialog of document.querySelectorAll('dialog')) {
-    dialog.addEventListener('close', () => returnFocus(dialog));
+    /* while its write is in flight, Escape does not close it */
+    dialog.addEventListener('cancel', (e) => {
+      if (busyDialog === dialog) {
+        e.preventDefault();
+      }
+    });
+    dialog.addEventListener('close', () => {
+      if (busyDialog === dialog) {
+        dialog.showModal();   /* closed anyway (a browser may not let cancel be prevented twice) */
+        return;
+      }
+      returnFocus(dialog);
+    });
   }
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && busyDialog) {
+      e.preventDefault();
+    }
+  });
   $('secret-dialog').addEventListener('cancel', forgetSecret);
-  $('secret-dialog').addEventListener('close', forgetSecret);
+  $('secret-dialog').addEventListener('close', () => {
+    forgetSecret();
+    showNextSecret();
+  });
+  window.addEventListener('pagehide', forgetAllSecrets);
   $('confirm-dialog').addEventListener('close', () => {
     pendingAction = null;
   });

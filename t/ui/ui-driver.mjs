@@ -33,7 +33,7 @@ const print = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const check = (name, ok, got) => print({ check: name, ok: Boolean(ok), got: got ?? null });
 const is = (name, got, want) => print({ check: name, got, want });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const PLAN = 145;
+const PLAN = 173;
 
 // promise, or a rejection after ms: no wait of the driver is unbounded
 function withTimeout(promise, ms, what) {
@@ -345,6 +345,82 @@ async function main() {
   is('revoke: the list shows it revoked, and says so', await page.textContent('#notice'), 'Token “laptop” revoked.');
   is('revoke: focus does not fall to the body', await page.evaluate(() => document.activeElement !== document.body), true);
 
+  // ---- a write in flight: its dialog cannot be closed, and no other write starts
+  const posts = [];
+  const slowly = async (route) => {
+    if (route.request().method() === 'POST') {
+      posts.push(route.request().url());
+      await sleep(1500);
+    }
+    await route.continue();
+  };
+  await page.route('**/v1/personal-access-tokens', slowly);
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  await page.fill('#create-name', 'slow');
+  const slowCreate = page.waitForResponse((x) => x.request().method() === 'POST' && x.url().endsWith('/personal-access-tokens'));
+  await page.dblclick('#create-submit');
+  await sleep(200);
+  is('in flight: the submit button is disabled', await page.isDisabled('#create-submit'), true);
+  is('in flight: Cancel is disabled', await page.isDisabled('#create-dialog .cancel'), true);
+  is('in flight: "Generate new token" is disabled', await page.isDisabled('#new-token'), true);
+  is('in flight: every Rotate and Revoke button is disabled',
+     await page.$$eval('#rows button[data-action]', (els) => els.length > 0 && els.every((b) => b.disabled)), true);
+  await page.keyboard.press('Escape');
+  await sleep(100);
+  check('in flight: Escape does not close the create dialog', await page.isVisible('#create-dialog'));
+  await page.keyboard.press('Escape');
+  await sleep(100);
+  check('in flight: nor a second Escape', await page.isVisible('#create-dialog'));
+  is('in flight: the dialog is still the create dialog of "slow"', await page.inputValue('#create-name'), 'slow');
+  await withTimeout(slowCreate, 20000, 'the slow create');
+  token = await readSecret(page, 'in flight create');
+  is('in flight: a double click sent one POST', posts.length, 1);
+  await closeSecret(page, 'in flight create');
+  is('in flight: "Generate new token" is enabled again', await page.isDisabled('#new-token'), false);
+  await page.unroute('**/v1/personal-access-tokens', slowly);
+  await page.route('**/rotate', slowly);
+  await row(page, 'slow').locator('button[data-action=rotate]').click();
+  await page.locator('#confirm-dialog').waitFor({ state: 'visible' });
+  const slowRotate = page.waitForResponse((x) => x.url().endsWith('/rotate'));
+  await page.click('#confirm-ok');
+  await sleep(200);
+  is('in flight: the confirm button is disabled', await page.isDisabled('#confirm-ok'), true);
+  is('in flight: the confirm dialog\'s Cancel is disabled', await page.isDisabled('#confirm-dialog .cancel'), true);
+  await page.keyboard.press('Escape');
+  await sleep(100);
+  check('in flight: Escape does not close the confirm dialog', await page.isVisible('#confirm-dialog'));
+  await withTimeout(slowRotate, 20000, 'the slow rotate');
+  const slowOld = token;
+  token = await readSecret(page, 'in flight rotate');
+  await closeSecret(page, 'in flight rotate');
+  await page.unroute('**/rotate', slowly);
+  is('in flight: the rotated token works', await callProtected(token), 200);
+  is('in flight: the one before is refused', await callProtected(slowOld), 401);
+  await page.waitForFunction(() => [...document.querySelectorAll('#rows .token-name')].filter((e) => e.textContent === 'slow').length === 2);
+  await row(page, 'slow').filter({ has: page.locator('.status-active') }).locator('button[data-action=revoke]').click();
+  await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'DELETE'),
+    page.click('#confirm-ok'),
+  ]);
+  await page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
+  // a second plaintext never overwrites the one shown: it waits
+  await evaluate(page, () => {
+    showSecret('pat_0000000000000000000000000000000first', 'first');
+    showSecret('pat_000000000000000000000000000000second', 'second');
+  });
+  await page.locator('#secret-dialog').waitFor({ state: 'visible' });
+  is('two plaintexts: the first is shown', await page.inputValue('#secret'), 'pat_0000000000000000000000000000000first');
+  await page.click('#secret-dialog button.cancel');
+  await page.waitForFunction(() => document.getElementById('secret-dialog').open
+    && document.getElementById('secret').value !== '', null, { timeout: 3000 }).catch(() => null);
+  is('two plaintexts: the second is shown once the first is closed', await page.inputValue('#secret'),
+     'pat_000000000000000000000000000000second');
+  if (await page.isVisible('#secret-dialog')) {
+    await page.click('#secret-dialog button.cancel');
+  }
+  await page.locator('#secret-dialog').waitFor({ state: 'hidden' });
+
   // ---- a Redis outage
   await need('redis-down');
   await page.click('.chip[data-status=active]');
@@ -559,7 +635,21 @@ async function main() {
   is('custom date: 201', custom.status(), 201);
   token = await readSecret(page, 'api=');
   is('api=: the token opens the protected location', await callProtected(token), 200);
+  await evaluate(page, () => {
+    navigator.clipboard.writeText = () => Promise.reject(new DOMException('refused', 'NotAllowedError'));
+  });
+  await page.click('#copy');
+  await page.waitForFunction(() => /refused/.test(document.getElementById('copy-status').textContent));
+  check('copy refused: the token is selected instead', await evaluate(page, () => {
+    const input = document.getElementById('secret');
+    return input.value.length > 0 && input.selectionStart === 0 && input.selectionEnd === input.value.length;
+  }));
   await closeSecret(page, 'api=');
+  is('copy refused: closing the dialog leaves nothing selected', await evaluate(page, () => {
+    const input = document.getElementById('secret');
+    const selection = getSelection();
+    return `${selection.rangeCount} ${selection.toString().length} ${input.selectionEnd}`;
+  }), '0 0 0');
   await page.click('#new-token');
   await page.fill('#create-name', 'forever');
   const [forever] = await Promise.all([
@@ -568,7 +658,14 @@ async function main() {
   ]);
   is('no expiration: expiresAt null', forever.request().postDataJSON().expiresAt, null);
   await readSecret(page, 'no expiration');
-  await closeSecret(page, 'no expiration');
+  await evaluate(page, () => window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true })));
+  await page.locator('#secret-dialog').waitFor({ state: 'hidden', timeout: 3000 }).catch(() => null);
+  is('pagehide: the plaintext is forgotten and its dialog closed',
+     [await page.inputValue('#secret'), await page.isVisible('#secret-dialog')], ['', false]);
+  if (await page.isVisible('#secret-dialog')) {
+    await page.click('#secret-dialog button.cancel');
+  }
+  await heapHasNoSecret(page, 'pagehide');
   await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 2);
   is('no expiration: the row says "never"',
      await row(page, 'forever').locator('td[data-label=Expires]').innerText(), 'never');
