@@ -601,6 +601,14 @@ async function submitCreate(event) {
 
 /* ---- the plaintext, shown once ---- */
 
+/* text, the name isolated (a right-to-left name or a format character does not reorder the rest), text */
+function withName(element, before, name, after) {
+  const bdi = document.createElement('bdi');
+  bdi.textContent = name;
+  element.replaceChildren(before, bdi, after);
+}
+
+/* An open secret dialog is never overwritten: a second plaintext waits for it to close. */
 function showSecret(plaintext, name, opener) {
   const dialog = $('secret-dialog');
   if (dialog.open) {
@@ -608,7 +616,7 @@ function showSecret(plaintext, name, opener) {
     return;
   }
   $('secret').value = plaintext;
-  $('secret-name').textContent = `“${name}”`;
+  withName($('secret-name'), '“', name, '”');
   $('copy-status').textContent = '';
   openDialog(dialog, opener);
 }
@@ -656,16 +664,26 @@ async function copySecret() {
 
 /* ---- revoke and rotate ---- */
 
+function fullTime(iso) {
+  return validTime(iso) ? fullFormat.format(new Date(iso)) : String(iso);
+}
+
 function confirmAction(kind, token) {
   if (busyDialog) {
     return;
   }
   pendingAction = { kind, id: token.id, name: token.name };
   const rotate = kind === 'rotate';
-  $('confirm-title').textContent = rotate ? `Rotate token “${token.name}”?` : `Revoke token “${token.name}”?`;
-  $('confirm-text').textContent = rotate
-    ? 'The current token stops working at once. A new token with the same name, scopes and lifetime replaces it, and is shown once.'
-    : 'The token stops working at once. Anything that uses it will be refused. This cannot be undone.';
+  withName($('confirm-title'), rotate ? 'Rotate token “' : 'Revoke token “', token.name, '”?');
+  /* which of two tokens of the same name: the prefix and the creation time */
+  const which = document.createElement('span');
+  which.className = 'confirm-which';
+  const prefix = document.createElement('code');
+  prefix.textContent = `${token.prefix}…`;
+  which.append('The token ', prefix, `, created ${fullTime(token.createdAt)}. `);
+  $('confirm-text').replaceChildren(which, rotate
+    ? 'It stops working at once. A new token with the same name, scopes and lifetime replaces it, and is shown once.'
+    : 'It stops working at once. Anything that uses it will be refused. This cannot be undone.');
   $('confirm-ok').textContent = rotate ? 'Rotate token' : 'Revoke token';
   openDialog($('confirm-dialog'));
 }

@@ -33,7 +33,7 @@ const print = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const check = (name, ok, got) => print({ check: name, ok: Boolean(ok), got: got ?? null });
 const is = (name, got, want) => print({ check: name, got, want });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const PLAN = 173;
+const PLAN = 175;
 
 // promise, or a rejection after ms: no wait of the driver is unbounded
 function withTimeout(promise, ms, what) {
@@ -331,8 +331,16 @@ async function main() {
   // ---- revoke
   await page.waitForFunction(() => [...document.querySelectorAll('#rows .token-name')]
     .filter((e) => e.textContent === 'laptop').length === 2);
-  await row(page, 'laptop').filter({ has: page.locator('.status-active') }).locator('button[data-action=revoke]').click();
+  const laptops = row(page, 'laptop');
+  const activePrefix = (await laptops.filter({ has: page.locator('.status-active') }).locator('code').innerText()).replace('…', '');
+  const revokedPrefix = (await laptops.filter({ has: page.locator('.status-revoked') }).locator('code').innerText()).replace('…', '');
+  await laptops.filter({ has: page.locator('.status-active') }).locator('button[data-action=revoke]').click();
   check('revoke: the confirmation names the token', /“laptop”/.test(await page.textContent('#confirm-title')));
+  const confirmText = await page.textContent('#confirm-text');
+  check('revoke: of two tokens "laptop", the confirmation names the prefix of the one revoked, and its creation time',
+        activePrefix !== revokedPrefix && confirmText.includes(`${activePrefix}…`) && !confirmText.includes(revokedPrefix)
+        && /created .*\d{4}/.test(confirmText), { activePrefix, revokedPrefix, confirmText });
+  is('revoke: the name in the title is isolated (<bdi>)', await page.textContent('#confirm-title bdi').catch(() => null), 'laptop');
   const [revoked] = await Promise.all([
     page.waitForResponse((x) => x.request().method() === 'DELETE'),
     page.click('#confirm-ok'),
