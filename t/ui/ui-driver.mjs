@@ -33,7 +33,7 @@ const print = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const check = (name, ok, got) => print({ check: name, ok: Boolean(ok), got: got ?? null });
 const is = (name, got, want) => print({ check: name, got, want });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const PLAN = 175;
+const PLAN = 184;
 
 // promise, or a rejection after ms: no wait of the driver is unbounded
 function withTimeout(promise, ms, what) {
@@ -678,6 +678,46 @@ async function main() {
   is('no expiration: the row says "never"',
      await row(page, 'forever').locator('td[data-label=Expires]').innerText(), 'never');
   await axeCheck(page, 'list of the second API');
+
+  // ---- 320 px: a 200-character name without a space, a 64-character scope
+  const longName = 'n'.repeat(200);
+  const longScope = 's'.repeat(64);
+  const long = await fetch(`${base}/v2/tokens`, {
+    method: 'POST',
+    headers: { Authorization: 'Basic ' + Buffer.from(`${user2}:${password}`).toString('base64'), 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: longName, scopes: [longScope] }),
+    signal: AbortSignal.timeout(10000),
+  });
+  const longToken = await long.json();
+  is('long name: created through the API', long.status, 201);
+  secrets.push(longToken.data.token);
+  await page.setViewportSize({ width: 320, height: 720 });
+  await waitList(page, () => page.reload());
+  const fits = () => evaluate(page, () => {
+    const bad = [];
+    if (document.documentElement.scrollWidth > 320) bad.push(`page ${document.documentElement.scrollWidth}`);
+    for (const d of document.querySelectorAll('dialog[open]')) {
+      if (d.scrollWidth > d.clientWidth || d.getBoundingClientRect().right > 320) {
+        bad.push(`${d.id} ${d.scrollWidth}/${d.clientWidth}`);
+      }
+    }
+    return bad;
+  });
+  is('320 px, a long name and scope: nothing scrolls sideways', await fits(), []);
+  await row(page, longName).locator('button[data-action=revoke]').click();
+  await page.locator('#confirm-dialog').waitFor({ state: 'visible' });
+  is('320 px, a long name: the confirm dialog fits', await fits(), []);
+  await page.screenshot({ path: join(out, 'narrow-320-confirm-long.png') });
+  await page.click('#confirm-dialog .cancel');
+  await page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
+  await page.click('#new-token');
+  await page.fill('#create-name', 'm'.repeat(200));
+  await page.click('#create-submit');
+  await readSecret(page, '320 px, a long name');
+  is('320 px, a long name: the secret dialog fits', await fits(), []);
+  await page.screenshot({ path: join(out, 'narrow-320-secret-long.png'), mask: [page.locator('#secret')] });
+  await closeSecret(page, '320 px, a long name');
+  await page.setViewportSize({ width: 1100, height: 760 });
 
   // ---- CSP
   is('CSP: no violation reported', cspViolations, []);
