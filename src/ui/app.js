@@ -4,9 +4,13 @@
  * through the admin API named by <html data-api>.
  *
  * A plaintext token lives only in the secret dialog's input while that
- * dialog is open: it is never put anywhere else in the DOM, in storage, in
- * the URL or on the console, and the input is emptied when the dialog
- * closes.
+ * dialog is open (and, should a second one ever arrive meanwhile, in a
+ * queue until the first is closed): it is never put anywhere else in the
+ * DOM, in storage, in the URL or on the console, and the input is emptied
+ * when the dialog closes or the page is left.
+ *
+ * One write (create, rotate, revoke) is in flight at a time for the whole
+ * page; while it is, its dialog cannot be closed and no other can start.
  */
 'use strict';
 
@@ -17,6 +21,8 @@ const DAY = 86400;
 const UNAVAILABLE = 'The token service is unavailable; try again.';
 const UNREACHABLE = 'The token service could not be reached; try again.';
 const SIGNED_OUT = 'You are signed out: sign in again (reload the page).';
+const UNEXPECTED = 'Unexpected answer from the token service; try again.';
+const MISCONFIGURED = 'This page is misconfigured: its API address (data-api) must be a path on this site, without "?" or "#". Nothing was sent.';
 
 const view = {
   page: 0,
@@ -29,6 +35,8 @@ const view = {
 let config = null;
 let listRequest = 0;
 let pendingAction = null;   /* {kind: 'revoke'|'rotate', id, name} */
+let busyDialog = null;      /* the dialog whose write is in flight */
+const secretQueue = [];     /* [plaintext, name, opener] waiting for the secret dialog */
 const openers = new WeakMap();
 
 const $ = (id) => document.getElementById(id);
@@ -42,7 +50,27 @@ class ApiError extends Error {
   }
 }
 
+/*
+ * The API's URL for path, or an ApiError if data-api names anything but a
+ * path on this origin: another origin, a query or fragment, or "/" alone.
+ */
+function apiUrl(path) {
+  let url = null;
+  if (API !== '' && !/[?#]/.test(API)) {
+    try {
+      url = new URL(API + path, location.href);
+    } catch {
+      url = null;
+    }
+  }
+  if (!url || url.origin !== location.origin) {
+    throw new ApiError(-1, MISCONFIGURED);
+  }
+  return url.href;
+}
+
 async function callApi(method, path, body) {
+  const url = apiUrl(path);
   const init = {
     method,
     credentials: 'same-origin',
@@ -55,7 +83,7 @@ async function callApi(method, path, body) {
   }
   let response;
   try {
-    response = await fetch(API + path, init);
+    response = await fetch(url, init);
   } catch {
     throw new ApiError(0, UNREACHABLE);
   }
@@ -66,27 +94,50 @@ async function callApi(method, path, body) {
     json = null;
   }
   if (response.ok) {
+    /* an SSO proxy's login page, say: not the API's answer */
+    if (json === null || typeof json !== 'object') {
+      throw new ApiError(response.status, UNEXPECTED);
+    }
     return json;
   }
   throw new ApiError(response.status, errorMessage(response.status, json));
+}
+
+function hasMessage(json) {
+  return json !== null && typeof json === 'object' && typeof json.message === 'string' && json.message !== '';
 }
 
 function errorMessage(status, json) {
   if (status === 503) {
     return UNAVAILABLE;
   }
-  if (status === 401) {
-    return SIGNED_OUT;
-  }
-  if (json && typeof json.message === 'string' && json.message) {
+  if (hasMessage(json)) {
     return json.message;
+  }
+  if (status === 401) {
+    /* not the API's JSON: auth_basic's own page, say */
+    return SIGNED_OUT;
   }
   return `The request failed (HTTP ${status}).`;
 }
 
+/* any error as a message for the page: never a raw JS exception */
+function asApiError(err) {
+  return err instanceof ApiError ? err : new ApiError(-2, UNEXPECTED);
+}
+
+/* the data of an answer {"data": {...}}, or an ApiError */
+function dataOf(answer) {
+  if (!answer || typeof answer.data !== 'object' || answer.data === null) {
+    throw new ApiError(-2, UNEXPECTED);
+  }
+  return answer.data;
+}
+
 /* ---- alerts and notices ---- */
 
-function showPageError(err) {
+function showPageError(error) {
+  const err = asApiError(error);
   $('alert-text').textContent = err.message;
   $('retry').hidden = !(err.status === 503 || err.status === 0);
   $('alert').hidden = false;
@@ -99,7 +150,7 @@ function clearPageError() {
 
 function showDialogError(dialog, err) {
   const box = dialog.querySelector('.alert');
-  box.textContent = err.message;
+  box.textContent = asApiError(err).message;
   box.hidden = false;
 }
 
@@ -120,7 +171,14 @@ function announce(text) {
 const relativeFormat = new Intl.RelativeTimeFormat('en', { numeric: 'always' });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'long' });
 
+function validTime(iso) {
+  return typeof iso === 'string' && Number.isFinite(Date.parse(iso));
+}
+
 function relativeTime(iso) {
+  if (!validTime(iso)) {
+    return String(iso);
+  }
   const seconds = (Date.parse(iso) - Date.now()) / 1000;
   const abs = Math.abs(seconds);
   if (abs < 60) {
@@ -138,6 +196,9 @@ function relativeTime(iso) {
 }
 
 function timeElement(iso, text) {
+  if (!validTime(iso)) {
+    return document.createTextNode(String(iso));
+  }
   const time = document.createElement('time');
   time.dateTime = iso;
   time.title = fullFormat.format(new Date(iso));
@@ -186,6 +247,9 @@ async function loadList() {
     const list = await callApi('GET', listQuery());
     if (request !== listRequest) {
       return;
+    }
+    if (!Array.isArray(list.items) || !Number.isFinite(list.totalCount)) {
+      throw new ApiError(-2, UNEXPECTED);
     }
     const lastPage = Math.max(0, Math.ceil(list.totalCount / PAGE_SIZE) - 1);
     if (list.items.length === 0 && view.page > lastPage) {
@@ -291,6 +355,7 @@ function actionButton(text, kind, token) {
   hidden.className = 'visually-hidden';
   hidden.textContent = ` token ${token.name}`;
   button.append(text, hidden);
+  button.disabled = busyDialog !== null;
   button.addEventListener('click', () => confirmAction(kind, token));
   return button;
 }
@@ -352,8 +417,38 @@ function returnFocus(dialog) {
   target.focus();
 }
 
+/*
+ * The write of dialog starts: its buttons and every button that starts
+ * another write are disabled, and the dialog cannot be closed (see wire()).
+ */
+function beginWrite(dialog) {
+  busyDialog = dialog;
+  setWriteButtons(dialog, true);
+}
+
+function endWrite(dialog) {
+  busyDialog = null;
+  setWriteButtons(dialog, false);
+}
+
+function setWriteButtons(dialog, disabled) {
+  for (const button of document.querySelectorAll('#new-token, #rows button[data-action]')) {
+    button.disabled = disabled;
+  }
+  for (const button of dialog.querySelectorAll('.actions button')) {
+    button.disabled = disabled;
+  }
+  if (!disabled && dialog.open && !dialog.contains(document.activeElement)) {
+    /* a disabled button loses the focus: give it back */
+    dialog.querySelector('.actions button:last-child').focus();
+  }
+}
+
 function closeDialogOf(button) {
   const dialog = button.closest('dialog');
+  if (busyDialog === dialog) {
+    return;
+  }
   if (dialog.id === 'secret-dialog') {
     forgetSecret();   /* now, not a task later when 'close' fires */
   }
@@ -374,7 +469,7 @@ async function loadConfig() {
 
 async function openCreate() {
   const opener = document.activeElement;
-  if (!config && !(await loadConfig())) {
+  if (busyDialog || (!config && !(await loadConfig())) || busyDialog) {
     return;
   }
   resetCreateForm();
@@ -478,41 +573,81 @@ function chosenScopes() {
 async function submitCreate(event) {
   event.preventDefault();
   const dialog = $('create-dialog');
-  const submit = $('create-submit');
+  if (busyDialog) {
+    return;
+  }
   clearDialogError(dialog);
-  submit.disabled = true;
+  beginWrite(dialog);
+  let created;
   try {
-    const answer = await callApi('POST', '', {
+    created = dataOf(await callApi('POST', '', {
       name: $('create-name').value.trim(),
       expiresAt: chosenExpiry(),
       scopes: chosenScopes(),
-    });
-    const opener = openers.get(dialog);
-    dialog.close();
-    showSecret(answer.data.token, answer.data.name, opener);
-    announce(`Token “${answer.data.name}” created.`);
-    view.page = 0;
-    loadList();
+    }));
   } catch (err) {
+    endWrite(dialog);
     showDialogError(dialog, err);
-  } finally {
-    submit.disabled = false;
+    return;
   }
+  endWrite(dialog);
+  const opener = openers.get(dialog);
+  dialog.close();
+  showSecret(created.token, created.name, opener);
+  announce(`Token “${created.name}” created.`);
+  view.page = 0;
+  loadList();
 }
 
 /* ---- the plaintext, shown once ---- */
 
+/* text, the name isolated (a right-to-left name or a format character does not reorder the rest), text */
+function withName(element, before, name, after) {
+  const bdi = document.createElement('bdi');
+  bdi.textContent = name;
+  element.replaceChildren(before, bdi, after);
+}
+
+/* An open secret dialog is never overwritten: a second plaintext waits for it to close. */
 function showSecret(plaintext, name, opener) {
+  const dialog = $('secret-dialog');
+  if (dialog.open) {
+    secretQueue.push([plaintext, name, opener]);
+    return;
+  }
   $('secret').value = plaintext;
-  $('secret-name').textContent = `“${name}”`;
+  withName($('secret-name'), '“', name, '”');
   $('copy-status').textContent = '';
-  openDialog($('secret-dialog'), opener);
+  openDialog(dialog, opener);
+}
+
+function showNextSecret() {
+  if (secretQueue.length > 0 && !$('secret-dialog').open) {
+    showSecret(...secretQueue.shift());
+  }
 }
 
 function forgetSecret() {
-  $('secret').value = '';
+  const input = $('secret');
+  input.setSelectionRange(0, 0);
+  input.value = '';
   $('secret-name').textContent = '';
   $('copy-status').textContent = '';
+  /* the fallback of copySecret selected it */
+  const selection = document.getSelection();
+  if (selection) {
+    selection.removeAllRanges();
+  }
+}
+
+/* leaving the page (or its going into the back-forward cache) forgets every plaintext */
+function forgetAllSecrets() {
+  secretQueue.length = 0;
+  forgetSecret();
+  const dialog = $('secret-dialog');
+  if (dialog.open) {
+    dialog.close();
+  }
 }
 
 async function copySecret() {
@@ -529,13 +664,26 @@ async function copySecret() {
 
 /* ---- revoke and rotate ---- */
 
+function fullTime(iso) {
+  return validTime(iso) ? fullFormat.format(new Date(iso)) : String(iso);
+}
+
 function confirmAction(kind, token) {
+  if (busyDialog) {
+    return;
+  }
   pendingAction = { kind, id: token.id, name: token.name };
   const rotate = kind === 'rotate';
-  $('confirm-title').textContent = rotate ? `Rotate token “${token.name}”?` : `Revoke token “${token.name}”?`;
-  $('confirm-text').textContent = rotate
-    ? 'The current token stops working at once. A new token with the same name, scopes and lifetime replaces it, and is shown once.'
-    : 'The token stops working at once. Anything that uses it will be refused. This cannot be undone.';
+  withName($('confirm-title'), rotate ? 'Rotate token “' : 'Revoke token “', token.name, '”?');
+  /* which of two tokens of the same name: the prefix and the creation time */
+  const which = document.createElement('span');
+  which.className = 'confirm-which';
+  const prefix = document.createElement('code');
+  prefix.textContent = `${token.prefix}…`;
+  which.append('The token ', prefix, `, created ${fullTime(token.createdAt)}. `);
+  $('confirm-text').replaceChildren(which, rotate
+    ? 'It stops working at once. A new token with the same name, scopes and lifetime replaces it, and is shown once.'
+    : 'It stops working at once. Anything that uses it will be refused. This cannot be undone.');
   $('confirm-ok').textContent = rotate ? 'Rotate token' : 'Revoke token';
   openDialog($('confirm-dialog'));
 }
@@ -544,32 +692,35 @@ async function runPendingAction() {
   const dialog = $('confirm-dialog');
   const button = $('confirm-ok');
   const action = pendingAction;
-  if (!action) {
+  if (!action || busyDialog) {
     return;
   }
   clearDialogError(dialog);
-  button.disabled = true;
+  beginWrite(dialog);
+  let rotated = null;
   try {
     const path = '/' + encodeURIComponent(action.id);
     if (action.kind === 'rotate') {
-      const answer = await callApi('POST', path + '/rotate', {});
-      const opener = openers.get(dialog);
-      pendingAction = null;
-      dialog.close();
-      showSecret(answer.data.token, answer.data.name, opener);
-      announce(`Token “${action.name}” rotated.`);
+      rotated = dataOf(await callApi('POST', path + '/rotate', {}));
     } else {
       await callApi('DELETE', path);
-      pendingAction = null;
-      dialog.close();
-      announce(`Token “${action.name}” revoked.`);
     }
-    loadList();
   } catch (err) {
+    endWrite(dialog);
     showDialogError(dialog, err);
-  } finally {
-    button.disabled = false;
+    return;
   }
+  endWrite(dialog);
+  const opener = openers.get(dialog);
+  pendingAction = null;
+  dialog.close();
+  if (rotated) {
+    showSecret(rotated.token, rotated.name, opener);
+    announce(`Token “${action.name}” rotated.`);
+  } else {
+    announce(`Token “${action.name}” revoked.`);
+  }
+  loadList();
 }
 
 /* ---- wiring ---- */
@@ -614,10 +765,31 @@ function wire() {
     button.addEventListener('click', () => closeDialogOf(button));
   }
   for (const dialog of document.querySelectorAll('dialog')) {
-    dialog.addEventListener('close', () => returnFocus(dialog));
+    /* while its write is in flight, Escape does not close it */
+    dialog.addEventListener('cancel', (e) => {
+      if (busyDialog === dialog) {
+        e.preventDefault();
+      }
+    });
+    dialog.addEventListener('close', () => {
+      if (busyDialog === dialog) {
+        dialog.showModal();   /* closed anyway (a browser may not let cancel be prevented twice) */
+        return;
+      }
+      returnFocus(dialog);
+    });
   }
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && busyDialog) {
+      e.preventDefault();
+    }
+  });
   $('secret-dialog').addEventListener('cancel', forgetSecret);
-  $('secret-dialog').addEventListener('close', forgetSecret);
+  $('secret-dialog').addEventListener('close', () => {
+    forgetSecret();
+    showNextSecret();
+  });
+  window.addEventListener('pagehide', forgetAllSecrets);
   $('confirm-dialog').addEventListener('close', () => {
     pendingAction = null;
   });

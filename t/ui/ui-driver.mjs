@@ -10,6 +10,8 @@
 //   {"check": name, "got": x, "want": y}          a comparison
 //   {"need": "redis-down" | "redis-up"}           the test then does it and
 //                                                 creates OUT/<need>
+//   {"plan": n}                                   first: the number of checks
+//                                                 that follow
 // A plaintext token is never printed.
 import { chromium } from 'playwright-core';
 import { readFileSync, existsSync } from 'node:fs';
@@ -31,6 +33,19 @@ const print = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const check = (name, ok, got) => print({ check: name, ok: Boolean(ok), got: got ?? null });
 const is = (name, got, want) => print({ check: name, got, want });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const PLAN = 184;
+
+// promise, or a rejection after ms: no wait of the driver is unbounded
+function withTimeout(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+const evaluate = (page, fn, arg, what = 'page.evaluate') => withTimeout(page.evaluate(fn, arg), 20000, what);
+const readClipboard = (page) => evaluate(page, () => navigator.clipboard.readText(), undefined, 'clipboard read');
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const consoleLines = [];
 const cspViolations = [];
@@ -48,15 +63,19 @@ async function need(step) {
 }
 
 async function callProtected(token) {
-  const r = await fetch(protectedUrl, { headers: { Authorization: `Bearer ${token}` } });
+  const r = await fetch(protectedUrl, {
+    headers: { Authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(10000),
+  });
   return r.status;
 }
 
 async function axeCheck(page, view) {
-  if (!(await page.evaluate(() => typeof window.axe === 'object'))) {
-    await page.evaluate(axeSource);
+  if (!(await evaluate(page, () => typeof window.axe === 'object'))) {
+    await withTimeout(page.evaluate(axeSource), 20000, 'loading axe');
   }
-  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const result = await withTimeout(page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] })),
+                                   60000, 'axe.run');
   const bad = result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
@@ -81,7 +100,7 @@ async function waitList(page, action) {
 }
 
 function row(page, name) {
-  return page.locator('#rows tr', { has: page.locator('.token-name', { hasText: new RegExp(`^${name}$`) }) });
+  return page.locator('#rows tr', { has: page.locator('.token-name', { hasText: new RegExp(`^${escapeRegExp(name)}$`) }) });
 }
 
 async function readSecret(page, how) {
@@ -101,6 +120,22 @@ async function closeSecret(page, how) {
   await page.click('#secret-dialog button.cancel');
   await page.locator('#secret-dialog').waitFor({ state: 'hidden' });
   is(`${how}: closing the dialog empties its input`, await page.inputValue('#secret'), '');
+  await heapHasNoSecret(page, how);
+}
+
+// The page's JS heap, after a garbage collection, holds no plaintext
+async function heapHasNoSecret(page, how) {
+  const cdp = await page.context().newCDPSession(page);
+  const chunks = [];
+  cdp.on('HeapProfiler.addHeapSnapshotChunk', (e) => chunks.push(e.chunk));
+  await withTimeout(cdp.send('HeapProfiler.enable'), 20000, 'HeapProfiler.enable');
+  await withTimeout(cdp.send('HeapProfiler.collectGarbage'), 60000, 'HeapProfiler.collectGarbage');
+  await withTimeout(cdp.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false }), 120000, 'HeapProfiler.takeHeapSnapshot');
+  await cdp.detach();
+  const heap = chunks.join('');
+  const inHeap = secrets.filter((s) => heap.includes(s)).length;
+  check(`${how}: after the dialog closed, no plaintext in the JS heap (a ${Math.round(heap.length / 1e6)} MB snapshot)`,
+        heap.length > 1000 && inHeap === 0, { inHeap, size: heap.length });
 }
 
 async function plaintextNowhere(page, what) {
@@ -111,11 +146,15 @@ async function plaintextNowhere(page, what) {
       localStorage: JSON.stringify(Object.entries(localStorage)),
       sessionStorage: JSON.stringify(Object.entries(sessionStorage)),
       url: location.href,
+      historyState: JSON.stringify(history.state),
+      title: document.title,
+      windowName: window.name,
+      cookie: document.cookie,
     };
     return Object.entries(places).filter(([, text]) => list.some((s) => text.includes(s))).map(([k]) => k);
   }, secrets);
   const inConsole = consoleLines.filter((l) => secrets.some((s) => l.includes(s))).length;
-  is(`${what}: no plaintext in the DOM, inputs, storage or URL`, found, []);
+  is(`${what}: no plaintext in the DOM, inputs, storage, URL, history state, title, window name or cookie`, found, []);
   is(`${what}: no plaintext in any console message`, inConsole, 0);
 }
 
@@ -142,6 +181,7 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.PAT_CHROMIUM || '/usr/bin/chromium',
     args: ['--no-sandbox'],
+    timeout: 60000,
   });
   let page = await signedInPage(browser, user);
 
@@ -256,7 +296,7 @@ async function main() {
   is('create: the focus is on Copy', await page.evaluate(() => document.activeElement.id), 'copy');
   await page.click('#copy');
   is('create: Copy puts the token on the clipboard',
-     (await page.evaluate(() => navigator.clipboard.readText())) === token, true);
+     (await readClipboard(page)) === token, true);
   is('create: the token opens the protected location', await callProtected(token), 200);
   await closeSecret(page, 'create');
   is('create: focus returns to the button that opened the dialog',
@@ -291,8 +331,16 @@ async function main() {
   // ---- revoke
   await page.waitForFunction(() => [...document.querySelectorAll('#rows .token-name')]
     .filter((e) => e.textContent === 'laptop').length === 2);
-  await row(page, 'laptop').filter({ has: page.locator('.status-active') }).locator('button[data-action=revoke]').click();
+  const laptops = row(page, 'laptop');
+  const activePrefix = (await laptops.filter({ has: page.locator('.status-active') }).locator('code').innerText()).replace('…', '');
+  const revokedPrefix = (await laptops.filter({ has: page.locator('.status-revoked') }).locator('code').innerText()).replace('…', '');
+  await laptops.filter({ has: page.locator('.status-active') }).locator('button[data-action=revoke]').click();
   check('revoke: the confirmation names the token', /“laptop”/.test(await page.textContent('#confirm-title')));
+  const confirmText = await page.textContent('#confirm-text');
+  check('revoke: of two tokens "laptop", the confirmation names the prefix of the one revoked, and its creation time',
+        activePrefix !== revokedPrefix && confirmText.includes(`${activePrefix}…`) && !confirmText.includes(revokedPrefix)
+        && /created .*\d{4}/.test(confirmText), { activePrefix, revokedPrefix, confirmText });
+  is('revoke: the name in the title is isolated (<bdi>)', await page.textContent('#confirm-title bdi').catch(() => null), 'laptop');
   const [revoked] = await Promise.all([
     page.waitForResponse((x) => x.request().method() === 'DELETE'),
     page.click('#confirm-ok'),
@@ -304,6 +352,82 @@ async function main() {
     .every((tr) => tr.querySelector('.status').textContent === 'revoked'));
   is('revoke: the list shows it revoked, and says so', await page.textContent('#notice'), 'Token “laptop” revoked.');
   is('revoke: focus does not fall to the body', await page.evaluate(() => document.activeElement !== document.body), true);
+
+  // ---- a write in flight: its dialog cannot be closed, and no other write starts
+  const posts = [];
+  const slowly = async (route) => {
+    if (route.request().method() === 'POST') {
+      posts.push(route.request().url());
+      await sleep(1500);
+    }
+    await route.continue();
+  };
+  await page.route('**/v1/personal-access-tokens', slowly);
+  await page.click('#new-token');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  await page.fill('#create-name', 'slow');
+  const slowCreate = page.waitForResponse((x) => x.request().method() === 'POST' && x.url().endsWith('/personal-access-tokens'));
+  await page.dblclick('#create-submit');
+  await sleep(200);
+  is('in flight: the submit button is disabled', await page.isDisabled('#create-submit'), true);
+  is('in flight: Cancel is disabled', await page.isDisabled('#create-dialog .cancel'), true);
+  is('in flight: "Generate new token" is disabled', await page.isDisabled('#new-token'), true);
+  is('in flight: every Rotate and Revoke button is disabled',
+     await page.$$eval('#rows button[data-action]', (els) => els.length > 0 && els.every((b) => b.disabled)), true);
+  await page.keyboard.press('Escape');
+  await sleep(100);
+  check('in flight: Escape does not close the create dialog', await page.isVisible('#create-dialog'));
+  await page.keyboard.press('Escape');
+  await sleep(100);
+  check('in flight: nor a second Escape', await page.isVisible('#create-dialog'));
+  is('in flight: the dialog is still the create dialog of "slow"', await page.inputValue('#create-name'), 'slow');
+  await withTimeout(slowCreate, 20000, 'the slow create');
+  token = await readSecret(page, 'in flight create');
+  is('in flight: a double click sent one POST', posts.length, 1);
+  await closeSecret(page, 'in flight create');
+  is('in flight: "Generate new token" is enabled again', await page.isDisabled('#new-token'), false);
+  await page.unroute('**/v1/personal-access-tokens', slowly);
+  await page.route('**/rotate', slowly);
+  await row(page, 'slow').locator('button[data-action=rotate]').click();
+  await page.locator('#confirm-dialog').waitFor({ state: 'visible' });
+  const slowRotate = page.waitForResponse((x) => x.url().endsWith('/rotate'));
+  await page.click('#confirm-ok');
+  await sleep(200);
+  is('in flight: the confirm button is disabled', await page.isDisabled('#confirm-ok'), true);
+  is('in flight: the confirm dialog\'s Cancel is disabled', await page.isDisabled('#confirm-dialog .cancel'), true);
+  await page.keyboard.press('Escape');
+  await sleep(100);
+  check('in flight: Escape does not close the confirm dialog', await page.isVisible('#confirm-dialog'));
+  await withTimeout(slowRotate, 20000, 'the slow rotate');
+  const slowOld = token;
+  token = await readSecret(page, 'in flight rotate');
+  await closeSecret(page, 'in flight rotate');
+  await page.unroute('**/rotate', slowly);
+  is('in flight: the rotated token works', await callProtected(token), 200);
+  is('in flight: the one before is refused', await callProtected(slowOld), 401);
+  await page.waitForFunction(() => [...document.querySelectorAll('#rows .token-name')].filter((e) => e.textContent === 'slow').length === 2);
+  await row(page, 'slow').filter({ has: page.locator('.status-active') }).locator('button[data-action=revoke]').click();
+  await Promise.all([
+    page.waitForResponse((x) => x.request().method() === 'DELETE'),
+    page.click('#confirm-ok'),
+  ]);
+  await page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
+  // a second plaintext never overwrites the one shown: it waits
+  await evaluate(page, () => {
+    showSecret('pat_0000000000000000000000000000000first', 'first');
+    showSecret('pat_000000000000000000000000000000second', 'second');
+  });
+  await page.locator('#secret-dialog').waitFor({ state: 'visible' });
+  is('two plaintexts: the first is shown', await page.inputValue('#secret'), 'pat_0000000000000000000000000000000first');
+  await page.click('#secret-dialog button.cancel');
+  await page.waitForFunction(() => document.getElementById('secret-dialog').open
+    && document.getElementById('secret').value !== '', null, { timeout: 3000 }).catch(() => null);
+  is('two plaintexts: the second is shown once the first is closed', await page.inputValue('#secret'),
+     'pat_000000000000000000000000000000second');
+  if (await page.isVisible('#secret-dialog')) {
+    await page.click('#secret-dialog button.cancel');
+  }
+  await page.locator('#secret-dialog').waitFor({ state: 'hidden' });
 
   // ---- a Redis outage
   await need('redis-down');
@@ -319,6 +443,7 @@ async function main() {
   is('outage: a create says so in the dialog', await page.textContent('#create-dialog .alert'),
      'The token service is unavailable; try again.');
   await page.keyboard.press('Escape');
+  await page.locator('#create-dialog').waitFor({ state: 'hidden' });
   await axeCheck(page, 'list with an error');
   await need('redis-up');
   let recovered = false;
@@ -359,7 +484,7 @@ async function main() {
   is('keyboard: focus is on Copy', await page.evaluate(() => document.activeElement.id), 'copy');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.getElementById('copy-status').textContent !== '');
-  is('keyboard: Enter on Copy copies', (await page.evaluate(() => navigator.clipboard.readText())) === token, true);
+  is('keyboard: Enter on Copy copies', (await readClipboard(page)) === token, true);
   await page.evaluate(() => navigator.clipboard.writeText(''));
   await page.keyboard.press('Escape');
   await page.locator('#secret-dialog').waitFor({ state: 'hidden' });
@@ -398,6 +523,7 @@ async function main() {
   is('320 px: the create dialog fits', await page.$eval('#create-dialog', (d) => d.getBoundingClientRect().right <= 320), true);
   await page.screenshot({ path: join(out, 'narrow-320-create.png') });
   await page.keyboard.press('Escape');
+  await page.locator('#create-dialog').waitFor({ state: 'hidden' });
   await axeCheck(page, 'list at 320 px');
   await page.evaluate(() => document.activeElement.blur());
   await page.setViewportSize({ width: 1024, height: 640 });
@@ -432,11 +558,51 @@ async function main() {
   }));
   await page.click('.chip[data-status=expired]');
   await page.locator('#alert').waitFor({ state: 'visible' });
-  check('401: the page says to sign in again', /sign in again/.test(await page.textContent('#alert-text')),
-        await page.textContent('#alert-text'));
+  is('401: the API\'s message is shown', await page.textContent('#alert-text'), 'a bearer token is required');
   await page.unroute('**/v1/personal-access-tokens?*');
   await waitList(page, () => page.click('.chip[data-status=""]'));
   check('401: gone once the API answers again', await page.isHidden('#alert'));
+  await page.route('**/v1/personal-access-tokens?*', (route) => route.fulfill({
+    status: 401,
+    contentType: 'text/html',
+    headers: { 'WWW-Authenticate': 'Basic realm="pat"' },
+    body: '<html><body><h1>401 Authorization Required</h1></body></html>',
+  }));
+  await page.click('.chip[data-status=expired]');
+  await page.locator('#alert').waitFor({ state: 'visible' });
+  check('401 not from the API (auth_basic\'s page): the page says to sign in again',
+        /sign in again/.test(await page.textContent('#alert-text')), await page.textContent('#alert-text'));
+  await page.unroute('**/v1/personal-access-tokens?*');
+  await waitList(page, () => page.click('.chip[data-status=""]'));
+
+  // ---- a 2xx that is not the API's JSON (an SSO proxy's login page), and times that are no times
+  await page.route('**/v1/personal-access-tokens?*', (route) => route.fulfill({
+    status: 200,
+    contentType: 'text/html',
+    body: '<html><body><form>Sign in</form></body></html>',
+  }));
+  await page.click('.chip[data-status=expired]');
+  await page.locator('#alert').waitFor({ state: 'visible' });
+  is('a 2xx not in JSON: a fixed message, no exception', await page.textContent('#alert-text'),
+     'Unexpected answer from the token service; try again.');
+  await page.unroute('**/v1/personal-access-tokens?*');
+  await page.route('**/v1/personal-access-tokens?*', (route) => route.fulfill({
+    status: 200,
+    contentType: 'application/json',
+    body: JSON.stringify({
+      items: [{ id: '00000000-0000-4000-8000-000000000000', name: 'odd', prefix: 'pat_odd0', scopes: [],
+                createdAt: 'not a time', expiresAt: '2026-13-45T99:00:00Z', lastUsedAt: null, revokedAt: null, status: 'active' }],
+      totalCount: 1,
+      facets: { status: { active: 1, expired: 0, revoked: 0 } },
+    }),
+  }));
+  await page.click('.chip[data-status=active]');
+  await page.waitForFunction(() => document.getElementById('tokens').getAttribute('aria-busy') === 'false');
+  is('a time that is no time: shown as it came',
+     await row(page, 'odd').locator('td[data-label=Created]').innerText({ timeout: 3000 }).catch(() => null), 'not a time');
+  is('a time that is no time: no error', await page.isHidden('#alert'), true);
+  await page.unroute('**/v1/personal-access-tokens?*');
+  await waitList(page, () => page.click('.chip[data-status=""]'));
 
   // ---- the page for another API (api=/v2/tokens): no scope list, no
   // lifetimes; as bob, whose list starts empty
@@ -477,7 +643,21 @@ async function main() {
   is('custom date: 201', custom.status(), 201);
   token = await readSecret(page, 'api=');
   is('api=: the token opens the protected location', await callProtected(token), 200);
+  await evaluate(page, () => {
+    navigator.clipboard.writeText = () => Promise.reject(new DOMException('refused', 'NotAllowedError'));
+  });
+  await page.click('#copy');
+  await page.waitForFunction(() => /refused/.test(document.getElementById('copy-status').textContent));
+  check('copy refused: the token is selected instead', await evaluate(page, () => {
+    const input = document.getElementById('secret');
+    return input.value.length > 0 && input.selectionStart === 0 && input.selectionEnd === input.value.length;
+  }));
   await closeSecret(page, 'api=');
+  is('copy refused: closing the dialog leaves nothing selected', await evaluate(page, () => {
+    const input = document.getElementById('secret');
+    const selection = getSelection();
+    return `${selection.rangeCount} ${selection.toString().length} ${input.selectionEnd}`;
+  }), '0 0 0');
   await page.click('#new-token');
   await page.fill('#create-name', 'forever');
   const [forever] = await Promise.all([
@@ -486,11 +666,58 @@ async function main() {
   ]);
   is('no expiration: expiresAt null', forever.request().postDataJSON().expiresAt, null);
   await readSecret(page, 'no expiration');
-  await closeSecret(page, 'no expiration');
+  await evaluate(page, () => window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true })));
+  await page.locator('#secret-dialog').waitFor({ state: 'hidden', timeout: 3000 }).catch(() => null);
+  is('pagehide: the plaintext is forgotten and its dialog closed',
+     [await page.inputValue('#secret'), await page.isVisible('#secret-dialog')], ['', false]);
+  if (await page.isVisible('#secret-dialog')) {
+    await page.click('#secret-dialog button.cancel');
+  }
+  await heapHasNoSecret(page, 'pagehide');
   await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 2);
   is('no expiration: the row says "never"',
      await row(page, 'forever').locator('td[data-label=Expires]').innerText(), 'never');
   await axeCheck(page, 'list of the second API');
+
+  // ---- 320 px: a 200-character name without a space, a 64-character scope
+  const longName = 'n'.repeat(200);
+  const longScope = 's'.repeat(64);
+  const long = await fetch(`${base}/v2/tokens`, {
+    method: 'POST',
+    headers: { Authorization: 'Basic ' + Buffer.from(`${user2}:${password}`).toString('base64'), 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: longName, scopes: [longScope] }),
+    signal: AbortSignal.timeout(10000),
+  });
+  const longToken = await long.json();
+  is('long name: created through the API', long.status, 201);
+  secrets.push(longToken.data.token);
+  await page.setViewportSize({ width: 320, height: 720 });
+  await waitList(page, () => page.reload());
+  const fits = () => evaluate(page, () => {
+    const bad = [];
+    if (document.documentElement.scrollWidth > 320) bad.push(`page ${document.documentElement.scrollWidth}`);
+    for (const d of document.querySelectorAll('dialog[open]')) {
+      if (d.scrollWidth > d.clientWidth || d.getBoundingClientRect().right > 320) {
+        bad.push(`${d.id} ${d.scrollWidth}/${d.clientWidth}`);
+      }
+    }
+    return bad;
+  });
+  is('320 px, a long name and scope: nothing scrolls sideways', await fits(), []);
+  await row(page, longName).locator('button[data-action=revoke]').click();
+  await page.locator('#confirm-dialog').waitFor({ state: 'visible' });
+  is('320 px, a long name: the confirm dialog fits', await fits(), []);
+  await page.screenshot({ path: join(out, 'narrow-320-confirm-long.png') });
+  await page.click('#confirm-dialog .cancel');
+  await page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
+  await page.click('#new-token');
+  await page.fill('#create-name', 'm'.repeat(200));
+  await page.click('#create-submit');
+  await readSecret(page, '320 px, a long name');
+  is('320 px, a long name: the secret dialog fits', await fits(), []);
+  await page.screenshot({ path: join(out, 'narrow-320-secret-long.png'), mask: [page.locator('#secret')] });
+  await closeSecret(page, '320 px, a long name');
+  await page.setViewportSize({ width: 1100, height: 760 });
 
   // ---- CSP
   is('CSP: no violation reported', cspViolations, []);
@@ -499,9 +726,45 @@ async function main() {
   is('no script error', consoleLines.filter((l) => l.startsWith('pageerror')), []);
   await plaintextNowhere(page, 'at the end');
 
+  // ---- a data-api that is not a path on this origin: nothing is sent
+  await page.context().close();
+  const misconfigured = await browser.newContext({ httpCredentials: { username: user, password } });
+  const bad = await misconfigured.newPage();
+  let api = '';
+  const offsite = [];
+  await misconfigured.route('**/*', async (route) => {
+    const request = route.request();
+    const url = new URL(request.url());
+    if (request.isNavigationRequest() && url.href === pageUrl) {
+      const answer = await route.fetch();
+      const attr = api.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+      return route.fulfill({ response: answer, body: (await answer.text()).replace(/data-api="[^"]*"/, `data-api="${attr}"`) });
+    }
+    if (url.origin === base && (url.pathname === `${pagePath}app.js` || url.pathname === `${pagePath}app.css`)) {
+      return route.continue();
+    }
+    offsite.push(url.href);
+    return route.abort();
+  });
+  for (const value of ['//elsewhere.example/v1/personal-access-tokens', 'http://elsewhere.example/v1',
+                       'https:/v1/personal-access-tokens', '/v1/personal-access-tokens?x=1',
+                       '/v1/personal-access-tokens#x', '/']) {
+    api = value;
+    offsite.length = 0;
+    await bad.goto(pageUrl);
+    await bad.locator('#alert').waitFor({ state: 'visible', timeout: 5000 }).catch(() => null);
+    await bad.click('#new-token');
+    await sleep(300);
+    const said = await bad.textContent('#alert-text');
+    check(`data-api="${value}": a configuration error, and nothing sent`,
+          /misconfigured/.test(said) && offsite.length === 0 && (await bad.isHidden('#create-dialog')), { said, offsite });
+  }
+  await misconfigured.close();
+
   await browser.close();
 }
 
+print({ plan: PLAN });
 try {
   await main();
 } catch (err) {
