@@ -23,6 +23,7 @@
 #include "ngx_http_auth_pat_module.h"
 #include "ngx_http_auth_pat_ui.h"
 #include "ngx_http_auth_pat_embedded.h"
+#include "ngx_http_auth_pat_json.h"
 
 
 #define NGX_HTTP_AUTH_PAT_UI_API_DEFAULT  "/v1/personal-access-tokens"
@@ -102,23 +103,13 @@ ngx_http_auth_pat_ui_file(ngx_http_request_t *r, ngx_str_t *location)
 }
 
 
+/* the JSON module's header helper: NGX_OK or NGX_ERROR */
+
 static ngx_int_t
 ngx_http_auth_pat_ui_header(ngx_http_request_t *r, const char *key,
     ngx_str_t *value)
 {
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value = *value;
-
-    return NGX_OK;
+    return ngx_http_auth_pat_push_header(r, key, value) ? NGX_OK : NGX_ERROR;
 }
 
 
